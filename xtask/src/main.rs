@@ -1,0 +1,231 @@
+//! The project's task runner: `cargo xtask ci | fuzz | bench`.
+//!
+//! Plain std on purpose: it must build in seconds on a fresh clone, before anything else works.
+
+mod packages;
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  ci                      what CI runs: system packages, fmt, clippy, every test, every fuzz target briefly
+  deps                    install the Debian packages the workspace needs (only those missing)
+  fuzz [TARGET] [--seconds N]
+                          run one or every fuzz target under libFuzzer over its seed corpus (default 60 s each)
+  bench NAME [ARGS..]     run a benchmark from benches/ with optimisations; it prints its figures
+";
+
+/// Fuzz targets and the seed corpus folder of each, under `testdata/fuzz/`.
+const FUZZ_TARGETS: &[&str] = &["signal_message", "input_event", "sdp"];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("deps") => packages::ensure_installed(),
+        Some("fuzz") => fuzz_command(&args[1..]),
+        Some("bench") => bench(&args[1..]),
+        Some("-h" | "--help" | "help") => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown task `{other}`\n\n{USAGE}")),
+        None => Err(USAGE.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Everything CI checks, in the order that fails fastest.
+fn ci() -> Result<(), String> {
+    let started = Instant::now();
+    packages::ensure_installed()?;
+    step("cargo fmt", cargo().args(["fmt", "--all", "--", "--check"]))?;
+    step(
+        "cargo clippy",
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    run_tests()?;
+    let fuzz_seconds = env::var("RTCDESK_CI_FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(15);
+    fuzz(FUZZ_TARGETS, fuzz_seconds)?;
+    println!(
+        "xtask ci: all checks passed in {:.0?}",
+        Duration::from_secs(started.elapsed().as_secs())
+    );
+    Ok(())
+}
+
+/// Runs the whole test suite: nextest when the machine has it (one process per test, so tests
+/// that own an X server or a port cannot disturb each other), `cargo test` otherwise.
+fn run_tests() -> Result<(), String> {
+    let has_nextest = cargo()
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if has_nextest {
+        step(
+            "cargo nextest",
+            cargo().args([
+                "nextest",
+                "run",
+                "--workspace",
+                "--no-fail-fast",
+                "--failure-output",
+                "final",
+            ]),
+        )
+    } else {
+        step(
+            "cargo test",
+            cargo().args(["test", "--workspace", "--no-fail-fast"]),
+        )
+    }
+}
+
+fn fuzz_command(args: &[String]) -> Result<(), String> {
+    let mut seconds = 60;
+    let mut targets: Vec<&str> = Vec::new();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        if arg == "--seconds" {
+            seconds = iter
+                .next()
+                .and_then(|s| s.parse().ok())
+                .ok_or("--seconds takes a whole number")?;
+        } else if let Some(target) = FUZZ_TARGETS.iter().find(|t| **t == arg.as_str()) {
+            targets.push(target);
+        } else {
+            return Err(format!(
+                "unknown fuzz target `{arg}`; targets: {}",
+                FUZZ_TARGETS.join(", ")
+            ));
+        }
+    }
+    if targets.is_empty() {
+        targets = FUZZ_TARGETS.to_vec();
+    }
+    fuzz(&targets, seconds)
+}
+
+/// Runs each target under libFuzzer for `seconds`, seeded from `testdata/fuzz/<target>`.
+/// New inputs go to the git-ignored `fuzz/corpus/<target>`, never into the seeds.
+fn fuzz(targets: &[&str], seconds: u64) -> Result<(), String> {
+    ensure_cargo_fuzz()?;
+    let root = workspace_root();
+    for target in targets {
+        let work_corpus = root.join("fuzz/corpus").join(target);
+        std::fs::create_dir_all(&work_corpus)
+            .map_err(|e| format!("creating {}: {e}", work_corpus.display()))?;
+        let seeds = root.join("testdata/fuzz").join(target);
+        let mut command = fuzz_cargo();
+        command
+            .current_dir(&root)
+            .args(["fuzz", "run", "--features", "libfuzzer", target])
+            .arg(&work_corpus)
+            .arg(&seeds)
+            .args([
+                "--",
+                &format!("-max_total_time={seconds}"),
+                "-rss_limit_mb=2048",
+                "-max_len=131072",
+                "-print_final_stats=1",
+            ]);
+        step(&format!("fuzz {target} for {seconds} s"), &mut command)?;
+    }
+    Ok(())
+}
+
+/// cargo-fuzz needs nightly compiler flags: the nightly toolchain when installed, otherwise the
+/// stable compiler with `RUSTC_BOOTSTRAP=1` (FACTS.md).
+fn fuzz_cargo() -> Command {
+    let has_nightly = Command::new("rustup")
+        .args(["run", "nightly", "rustc", "--version"])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if has_nightly {
+        let mut command = Command::new("rustup");
+        command.args(["run", "nightly", "cargo"]);
+        command
+    } else {
+        let mut command = cargo();
+        command.env("RUSTC_BOOTSTRAP", "1");
+        command
+    }
+}
+
+fn ensure_cargo_fuzz() -> Result<(), String> {
+    let installed = cargo()
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if installed {
+        return Ok(());
+    }
+    step(
+        "cargo install cargo-fuzz",
+        cargo().args(["install", "--locked", "cargo-fuzz", "--version", "0.13.2"]),
+    )
+}
+
+fn bench(args: &[String]) -> Result<(), String> {
+    let Some(name) = args.first() else {
+        return Err("bench needs a NAME: a binary in benches/src/bin/".into());
+    };
+    step(
+        &format!("bench {name}"),
+        cargo()
+            .current_dir(workspace_root())
+            .args(["run", "--profile", "bench", "-p", "rtcdesk-benches", "--bin"])
+            .arg(name)
+            .arg("--")
+            .args(&args[1..]),
+    )
+}
+
+/// Runs one step, echoing it and its duration; a non-zero exit is an error naming the step.
+fn step(name: &str, command: &mut Command) -> Result<(), String> {
+    println!("==> {name}");
+    let started = Instant::now();
+    let status = command
+        .status()
+        .map_err(|e| format!("{name}: could not start: {e}"))?;
+    println!("<== {name}: {:.1} s", started.elapsed().as_secs_f64());
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{name} failed ({status})"))
+    }
+}
+
+fn cargo() -> Command {
+    let mut command = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.current_dir(workspace_root());
+    command
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
