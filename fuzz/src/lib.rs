@@ -1,0 +1,64 @@
+//! The bodies of the fuzz targets, one function each, so that the same code runs under libFuzzer
+//! (`fuzz_targets/`, `cargo xtask fuzz`) and over the seed corpora as ordinary tests
+//! (`tests/corpus.rs`, part of every `cargo xtask ci`).
+//!
+//! Each body feeds bytes from the network to a parser exactly as the project uses it and checks
+//! what must hold for any input: no panic, and for our own formats, that whatever parses
+//! re-encodes canonically.
+#![forbid(unsafe_code)]
+
+use rtcdesk_proto::input::InputMessage;
+use rtcdesk_proto::signal::SignalMessage;
+
+/// The seed corpus folders under `testdata/fuzz/`, one per target.
+pub const TARGETS: &[&str] = &["signal_message", "input_event", "sdp"];
+
+/// Runs the named target's body; `false` if there is no such target.
+pub fn run(target: &str, data: &[u8]) -> bool {
+    match target {
+        "signal_message" => signal_message(data),
+        "input_event" => input_event(data),
+        "sdp" => sdp(data),
+        _ => return false,
+    }
+    true
+}
+
+/// A WebSocket text frame reaching the signaling server or a client.
+pub fn signal_message(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(message) = SignalMessage::parse(text) {
+        let canonical = message.encode();
+        let again = SignalMessage::parse(&canonical);
+        assert_eq!(again.as_ref(), Ok(&message), "canonical form must parse back");
+        assert_eq!(again.map(|m| m.encode()), Ok(canonical));
+    }
+    let _ = rtcdesk_proto::control::ControlMessage::parse(text);
+}
+
+/// A data-channel message reaching the puppet's injector.
+pub fn input_event(data: &[u8]) {
+    if let Ok(message) = InputMessage::decode(data) {
+        // The encoding is canonical: a message that decodes re-encodes to the same bytes.
+        assert_eq!(message.to_bytes(), data);
+    }
+}
+
+/// An SDP offer or answer relayed by signaling, as raw SDP text and as a browser's
+/// `{type, sdp}` JSON, and an ICE candidate line as trickled.
+pub fn sdp(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(offer) = str0m::change::SdpOffer::from_sdp_string(text) {
+            let _ = offer.to_sdp_string();
+        }
+        let _ = str0m::change::SdpAnswer::from_sdp_string(text);
+        for line in text.lines().take(64) {
+            let candidate = line.strip_prefix("a=").unwrap_or(line);
+            let _ = str0m::Candidate::from_sdp_string(candidate);
+        }
+    }
+    let _ = serde_json::from_slice::<str0m::change::SdpOffer>(data);
+    let _ = serde_json::from_slice::<str0m::change::SdpAnswer>(data);
+}

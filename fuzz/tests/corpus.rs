@@ -1,0 +1,70 @@
+//! Every fuzz target over its whole seed corpus, so CI checks the targets even without libFuzzer
+//! and a crash found once stays fixed (put the crashing input in the corpus).
+
+use std::path::Path;
+
+fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/fuzz")
+        .join(target);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.is_file())
+        .map(|path| (path.display().to_string(), std::fs::read(&path).unwrap()))
+        .collect();
+    files.sort();
+    files
+}
+
+fn run_corpus(target: &str, at_least: usize) {
+    let files = corpus(target);
+    assert!(
+        files.len() >= at_least,
+        "{target}: {} seeds, expected at least {at_least}",
+        files.len()
+    );
+    for (name, data) in files {
+        eprintln!("{target}: {name}");
+        assert!(rtcdesk_fuzz::run(target, &data));
+    }
+}
+
+#[test]
+fn signal_message_corpus() {
+    run_corpus("signal_message", 15);
+}
+
+#[test]
+fn input_event_corpus() {
+    run_corpus("input_event", 7);
+}
+
+#[test]
+fn sdp_corpus() {
+    run_corpus("sdp", 4);
+}
+
+#[test]
+fn browser_sdp_seeds_parse_as_the_peer_will_parse_them() {
+    for (name, data) in corpus("sdp") {
+        let text = String::from_utf8(data).unwrap();
+        if name.ends_with("-offer.sdp") {
+            str0m::change::SdpOffer::from_sdp_string(&text)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        } else if name.ends_with("-answer.sdp") {
+            str0m::change::SdpAnswer::from_sdp_string(&text)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        } else if name.ends_with("-offer.json") {
+            serde_json::from_str::<str0m::change::SdpOffer>(&text)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+}
+
+#[test]
+fn every_target_has_a_corpus() {
+    for target in rtcdesk_fuzz::TARGETS {
+        assert!(!corpus(target).is_empty(), "{target} has no seeds");
+    }
+}
