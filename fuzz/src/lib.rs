@@ -32,7 +32,11 @@ pub fn signal_message(data: &[u8]) {
     if let Ok(message) = SignalMessage::parse(text) {
         let canonical = message.encode();
         let again = SignalMessage::parse(&canonical);
-        assert_eq!(again.as_ref(), Ok(&message), "canonical form must parse back");
+        assert_eq!(
+            again.as_ref(),
+            Ok(&message),
+            "canonical form must parse back"
+        );
         assert_eq!(again.map(|m| m.encode()), Ok(canonical));
     }
     let _ = rtcdesk_proto::control::ControlMessage::parse(text);

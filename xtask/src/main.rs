@@ -62,7 +62,7 @@ fn ci() -> Result<(), String> {
             "warnings",
         ]),
     )?;
-    run_tests()?;
+    let test_summary = run_tests()?;
     let fuzz_seconds = env::var("RTCDESK_CI_FUZZ_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -72,34 +72,64 @@ fn ci() -> Result<(), String> {
         "xtask ci: all checks passed in {:.0?}",
         Duration::from_secs(started.elapsed().as_secs())
     );
+    // The test runner's summary, last, so whoever reads the end of the log sees it.
+    println!("{test_summary}");
     Ok(())
 }
 
 /// Runs the whole test suite: nextest when the machine has it (one process per test, so tests
-/// that own an X server or a port cannot disturb each other), `cargo test` otherwise.
-fn run_tests() -> Result<(), String> {
+/// that own an X server or a port cannot disturb each other), `cargo test` otherwise. Returns the
+/// runner's summary line; a failing test is an error carrying it.
+fn run_tests() -> Result<String, String> {
     let has_nextest = cargo()
         .args(["nextest", "--version"])
         .output()
         .is_ok_and(|out| out.status.success());
+    let mut command = cargo();
     if has_nextest {
-        step(
-            "cargo nextest",
-            cargo().args([
-                "nextest",
-                "run",
-                "--workspace",
-                "--no-fail-fast",
-                "--failure-output",
-                "final",
-            ]),
-        )
+        command.args([
+            "nextest",
+            "run",
+            "--workspace",
+            "--no-fail-fast",
+            "--failure-output",
+            "final",
+        ]);
     } else {
-        step(
-            "cargo test",
-            cargo().args(["test", "--workspace", "--no-fail-fast"]),
-        )
+        command.args(["test", "--workspace", "--no-fail-fast"]);
     }
+    let (status, lines) = step_streaming("tests", &mut command)?;
+    let summary = if has_nextest {
+        lines
+            .iter()
+            .rev()
+            .find(|line| line.trim_start().starts_with("Summary"))
+            .cloned()
+            .unwrap_or_else(|| "nextest printed no summary".to_string())
+    } else {
+        cargo_test_summary(&lines)
+    };
+    if status.success() {
+        Ok(summary)
+    } else {
+        Err(format!("tests failed ({status}): {summary}"))
+    }
+}
+
+/// Adds up the `test result:` lines of `cargo test` into one `N passed, N failed` line.
+fn cargo_test_summary(lines: &[String]) -> String {
+    let count = |line: &str, word: &str| -> u64 {
+        line.split(';')
+            .find_map(|part| part.trim().strip_suffix(word))
+            .and_then(|n| n.trim().rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let (mut passed, mut failed) = (0, 0);
+    for line in lines.iter().filter(|l| l.starts_with("test result:")) {
+        passed += count(line, "passed");
+        failed += count(line, "failed");
+    }
+    format!("{passed} passed, {failed} failed")
 }
 
 fn fuzz_command(args: &[String]) -> Result<(), String> {
@@ -224,6 +254,54 @@ fn step(name: &str, command: &mut Command) -> Result<(), String> {
     }
 }
 
+/// Like [`step`], but also keeps the lines the command printed (both streams, passed through
+/// as they come) so the caller can pick out a summary.
+fn step_streaming(
+    name: &str,
+    command: &mut Command,
+) -> Result<(std::process::ExitStatus, Vec<String>), String> {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    println!("==> {name}");
+    let started = Instant::now();
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{name}: could not start: {e}"))?;
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let mut readers = Vec::new();
+    if let Some(stdout) = child.stdout.take() {
+        let sender = sender.clone();
+        readers.push(std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                println!("{line}");
+                let _ = sender.send(line);
+            }
+        }));
+    }
+    if let Some(stderr) = child.stderr.take() {
+        let sender = sender.clone();
+        readers.push(std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                let _ = sender.send(line);
+            }
+        }));
+    }
+    drop(sender);
+    let lines: Vec<String> = receiver.iter().collect();
+    for reader in readers {
+        let _ = reader.join();
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("{name}: could not wait: {e}"))?;
+    println!("<== {name}: {:.1} s", started.elapsed().as_secs_f64());
+    Ok((status, lines))
+}
+
 fn cargo() -> Command {
     let mut command = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     command.current_dir(workspace_root());
@@ -235,4 +313,19 @@ fn workspace_root() -> PathBuf {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cargo_test_results_add_up_into_one_line() {
+        let lines = [
+            "running 3 tests".to_string(),
+            "test result: ok. 3 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.01s".to_string(),
+            "test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out".to_string(),
+        ];
+        assert_eq!(cargo_test_summary(&lines), "5 passed, 1 failed");
+    }
 }
