@@ -37,6 +37,7 @@ mod inject;
 pub mod keys;
 mod session;
 pub mod thread;
+pub mod window;
 
 pub use error::Error;
 pub use inject::{Injector, Recorder};
