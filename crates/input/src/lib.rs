@@ -32,13 +32,16 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod enigo_injector;
 mod error;
 mod inject;
 pub mod keys;
+pub mod observe;
 mod session;
 pub mod thread;
 pub mod window;
 
+pub use enigo_injector::EnigoInjector;
 pub use error::Error;
 pub use inject::{Injector, Recorder};
 pub use session::{
