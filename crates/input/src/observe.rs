@@ -6,6 +6,7 @@
 //! stamped with the moment it arrived. Key presses carry the keysym the server's keymap gave
 //! the keycode at that moment, so text typed through remapped keycodes can be checked too.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,6 +68,7 @@ pub struct X11Observer {
     window: Window,
     root: Window,
     events: Receiver<(Observed, Instant)>,
+    lookup_keysyms: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for X11Observer {
@@ -137,16 +139,26 @@ impl X11Observer {
         let connection = Arc::new(connection);
         let (sender, events) = mpsc::channel();
         let reader = Arc::clone(&connection);
+        let lookup_keysyms = Arc::new(AtomicBool::new(true));
+        let lookup = Arc::clone(&lookup_keysyms);
         std::thread::Builder::new()
             .name("x11-observer".into())
-            .spawn(move || read_events(&reader, &sender))
+            .spawn(move || read_events(&reader, &sender, &lookup))
             .map_err(|e| fail("spawn")(e.to_string()))?;
         Ok(Self {
             connection,
             window,
             root: screen.root,
             events,
+            lookup_keysyms,
         })
+    }
+
+    /// Whether key presses get their keysym looked up (a round trip to the server each, on by
+    /// default). A benchmark turns it off so the observer loads the server no more than any
+    /// client would; key presses then carry keysym 0.
+    pub fn set_keysym_lookup(&self, on: bool) {
+        self.lookup_keysyms.store(on, Ordering::Relaxed);
     }
 
     /// The next event, waiting at most `timeout`, with the moment it arrived.
@@ -192,6 +204,11 @@ impl X11Observer {
         Ok((reply.root_x, reply.root_y))
     }
 
+    /// The keysym the server's keymap gives `keycode` now (level 2 when `shifted`), 0 if none.
+    pub fn keysym_of(&self, keycode: u8, shifted: bool) -> u32 {
+        keysym(&self.connection, keycode, shifted)
+    }
+
     /// Which keycodes the server has down now.
     pub fn keys_down(&self) -> Result<Vec<u8>, ObserveError> {
         let reply = self
@@ -228,7 +245,11 @@ impl Drop for X11Observer {
     }
 }
 
-fn read_events(connection: &RustConnection, sender: &mpsc::Sender<(Observed, Instant)>) {
+fn read_events(
+    connection: &RustConnection,
+    sender: &mpsc::Sender<(Observed, Instant)>,
+    lookup_keysyms: &AtomicBool,
+) {
     while let Ok(event) = connection.wait_for_event() {
         let now = Instant::now();
         let observed = match event {
@@ -242,7 +263,11 @@ fn read_events(connection: &RustConnection, sender: &mpsc::Sender<(Observed, Ins
                 let state = u16::from(e.state);
                 Observed::KeyPress {
                     keycode: e.detail,
-                    keysym: keysym(connection, e.detail, state & 1 != 0),
+                    keysym: if lookup_keysyms.load(Ordering::Relaxed) {
+                        keysym(connection, e.detail, state & 1 != 0)
+                    } else {
+                        0
+                    },
                     state,
                 }
             }

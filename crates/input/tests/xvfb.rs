@@ -294,3 +294,100 @@ fn a_missing_display_is_a_connect_error() {
         "{result:?}"
     );
 }
+
+#[test]
+fn the_key_table_matches_the_x_servers_evdev_keymap() {
+    use rtcdesk_input::keys::x11_keycode;
+    let xvfb = Xvfb::start(64, 64).expect("Xvfb starts");
+    let observer = X11Observer::open(xvfb.display()).expect("observer");
+    let mut expected: Vec<(KeyCode, u32)> = Vec::new();
+    // Keysyms of xkeyboard-config's evdev keycodes with the "us" layout (Xvfb's default), from
+    // X11/keysymdef.h and XF86keysym.h. Letters and digits: their ASCII keysyms.
+    for letter in 'a'..='z' {
+        let name = format!("Key{}", letter.to_ascii_uppercase());
+        let code = KeyCode::from_w3c(&name).expect("letter key");
+        expected.push((code, u32::from(letter)));
+    }
+    for digit in 0..=9u8 {
+        let code = KeyCode::from_w3c(&format!("Digit{digit}")).expect("digit key");
+        expected.push((code, u32::from(b'0' + digit)));
+    }
+    expected.extend([
+        (KeyCode::Backquote, 0x60),
+        (KeyCode::Backslash, 0x5c),
+        (KeyCode::BracketLeft, 0x5b),
+        (KeyCode::BracketRight, 0x5d),
+        (KeyCode::Comma, 0x2c),
+        (KeyCode::Equal, 0x3d),
+        (KeyCode::Minus, 0x2d),
+        (KeyCode::Period, 0x2e),
+        (KeyCode::Quote, 0x27),
+        (KeyCode::Semicolon, 0x3b),
+        (KeyCode::Slash, 0x2f),
+        (KeyCode::Space, 0x20),
+        (KeyCode::AltLeft, 0xffe9),
+        (KeyCode::Backspace, 0xff08),
+        (KeyCode::CapsLock, 0xffe5),
+        (KeyCode::ContextMenu, 0xff67),
+        (KeyCode::ControlLeft, 0xffe3),
+        (KeyCode::ControlRight, 0xffe4),
+        (KeyCode::Enter, 0xff0d),
+        (KeyCode::MetaLeft, 0xffeb),
+        (KeyCode::MetaRight, 0xffec),
+        (KeyCode::ShiftLeft, 0xffe1),
+        (KeyCode::ShiftRight, 0xffe2),
+        (KeyCode::Tab, 0xff09),
+        (KeyCode::Delete, 0xffff),
+        (KeyCode::End, 0xff57),
+        (KeyCode::Home, 0xff50),
+        (KeyCode::Insert, 0xff63),
+        (KeyCode::PageDown, 0xff56),
+        (KeyCode::PageUp, 0xff55),
+        (KeyCode::ArrowLeft, 0xff51),
+        (KeyCode::ArrowUp, 0xff52),
+        (KeyCode::ArrowRight, 0xff53),
+        (KeyCode::ArrowDown, 0xff54),
+        (KeyCode::NumLock, 0xff7f),
+        (KeyCode::NumpadAdd, 0xffab),
+        (KeyCode::NumpadSubtract, 0xffad),
+        (KeyCode::NumpadMultiply, 0xffaa),
+        (KeyCode::NumpadDivide, 0xffaf),
+        (KeyCode::NumpadEnter, 0xff8d),
+        (KeyCode::Escape, 0xff1b),
+        (KeyCode::PrintScreen, 0xff61),
+        (KeyCode::ScrollLock, 0xff14),
+        (KeyCode::Pause, 0xff13),
+        (KeyCode::AudioVolumeMute, 0x1008_ff12),
+        (KeyCode::AudioVolumeDown, 0x1008_ff11),
+        (KeyCode::AudioVolumeUp, 0x1008_ff13),
+        (KeyCode::MediaPlayPause, 0x1008_ff14),
+        (KeyCode::MediaStop, 0x1008_ff15),
+        (KeyCode::MediaTrackPrevious, 0x1008_ff16),
+        (KeyCode::MediaTrackNext, 0x1008_ff17),
+        (KeyCode::BrowserHome, 0x1008_ff18),
+        (KeyCode::LaunchMail, 0x1008_ff19),
+        (KeyCode::BrowserSearch, 0x1008_ff1b),
+        (KeyCode::LaunchApp2, 0x1008_ff1d),
+        (KeyCode::BrowserBack, 0x1008_ff26),
+        (KeyCode::BrowserForward, 0x1008_ff27),
+        // xkeyboard-config names evdev KEY_REFRESH "XF86Reload".
+        (KeyCode::BrowserRefresh, 0x1008_ff73),
+    ]);
+    for f in 1..=12u32 {
+        let code = KeyCode::from_w3c(&format!("F{f}")).expect("function key");
+        expected.push((code, 0xffbe + f - 1));
+    }
+    let wrong: Vec<String> = expected
+        .iter()
+        .filter_map(|&(code, keysym)| {
+            let got = observer.keysym_of(x11_keycode(code), false);
+            (got != keysym).then(|| {
+                format!(
+                    "{code:?}: keycode {} has keysym {got:#x}, expected {keysym:#x}",
+                    x11_keycode(code)
+                )
+            })
+        })
+        .collect();
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
