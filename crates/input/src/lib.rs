@@ -3,7 +3,7 @@
 //!
 //! On the **puppet**, a decoded [`InputMessage`](rtcdesk_proto::InputMessage) enters a
 //! [`PuppetInput`]. Its policy core, [`InputSession`] (sans-IO, no clock, no threads), refuses
-//! everything in view-only sessions, drops pointer moves older than the newest event seen, maps
+//! everything in view-only sessions, drops pointer moves older than the newest positioned event seen, maps
 //! normalised coordinates onto the captured screen area, applies the [`KeyboardMode`], and
 //! remembers what it pressed. The decided [`Action`]s go through a bounded queue to an
 //! [`InjectorThread`], which hands them one by one to an [`Injector`]: [`EnigoInjector`] on a

@@ -1,10 +1,11 @@
 //! The puppet's injection policy, sans-IO: input messages in, [`Action`]s out.
 //!
 //! [`InputSession`] decides, for one controller's session, what the puppet's desktop should see:
-//! it drops everything for view-only sessions, drops pointer moves older than the newest event
-//! seen, maps normalised coordinates onto the captured screen area, applies the keyboard mode,
-//! turns wheel deltas into wheel notches, and remembers every key and button it pressed so that
-//! [`InputSession::end`] can release them all. It does no I/O and reads no clock; an
+//! it drops everything for view-only sessions, drops pointer moves older than the newest
+//! positioned event seen (move, button or wheel; sequence numbers wrap), maps normalised
+//! coordinates onto the captured screen area, applies the keyboard mode, turns wheel deltas into
+//! wheel notches, and remembers every key and button it pressed so that [`InputSession::end`]
+//! can release them all. It does no I/O and reads no clock; an
 //! [`crate::Injector`] carries the actions out.
 
 use std::collections::{BTreeSet, VecDeque};
@@ -155,7 +156,8 @@ pub struct SessionStats {
     pub received: u64,
     /// Messages dropped because the session is view-only or has ended.
     pub refused: u64,
-    /// Pointer moves dropped as older than the newest event seen.
+    /// Pointer moves dropped as older than the newest positioned event (move, button, wheel)
+    /// seen: pointer moves travel unordered, so an old one must not undo a newer position.
     pub stale_moves: u64,
     /// Pointer moves dropped because the pointer was already there.
     pub unmoved: u64,
@@ -177,7 +179,8 @@ struct WheelRemainder {
 #[derive(Debug)]
 pub struct InputSession {
     config: SessionConfig,
-    newest_seq: Option<u32>,
+    /// The newest sequence number of an event that placed the pointer (move, button, wheel).
+    newest_position_seq: Option<u32>,
     pointer: Option<(i32, i32)>,
     held_keys: BTreeSet<KeyCode>,
     held_buttons: [bool; 5],
@@ -185,6 +188,20 @@ pub struct InputSession {
     actions: VecDeque<Action>,
     stats: SessionStats,
     ended: bool,
+}
+
+/// Which events place the pointer.
+trait Positional {
+    fn has_position(&self) -> bool;
+}
+
+impl Positional for InputEvent {
+    fn has_position(&self) -> bool {
+        matches!(
+            self,
+            InputEvent::PointerMove { .. } | InputEvent::Button { .. } | InputEvent::Wheel { .. }
+        )
+    }
 }
 
 /// Whether sequence number `a` comes after `b`, with wrap-around (RFC 1982-style: within half
@@ -198,7 +215,7 @@ impl InputSession {
     pub fn new(config: SessionConfig) -> Self {
         Self {
             config,
-            newest_seq: None,
+            newest_position_seq: None,
             pointer: None,
             held_keys: BTreeSet::new(),
             held_buttons: [false; 5],
@@ -250,20 +267,20 @@ impl InputSession {
             self.stats.refused += 1;
             return;
         }
-        let is_newest = self
-            .newest_seq
-            .is_none_or(|newest| seq_is_newer(message.seq, newest));
-        if is_newest {
-            self.newest_seq = Some(message.seq);
+        if message.event.has_position() {
+            let is_newest = self
+                .newest_position_seq
+                .is_none_or(|newest| seq_is_newer(message.seq, newest));
+            if !is_newest && message.event.is_droppable() {
+                self.stats.stale_moves += 1;
+                return;
+            }
+            if is_newest {
+                self.newest_position_seq = Some(message.seq);
+            }
         }
         match &message.event {
-            InputEvent::PointerMove { x, y } => {
-                if is_newest {
-                    self.move_to(*x, *y);
-                } else {
-                    self.stats.stale_moves += 1;
-                }
-            }
+            InputEvent::PointerMove { x, y } => self.move_to(*x, *y),
             InputEvent::Button {
                 button,
                 pressed,
@@ -582,6 +599,10 @@ mod tests {
         let late = scenario.send_with_seq(11, InputEvent::PointerMove { x: 100, y: 100 });
         assert!(late.is_empty(), "{late:?}");
         assert_eq!(scenario.session.stats().stale_moves, 1);
+        // A key carries no position: a move sent before it but arriving after still counts.
+        scenario.send_with_seq(14, key(KeyCode::KeyA, true, Modifiers::NONE));
+        let before_key = scenario.send_with_seq(13, InputEvent::PointerMove { x: 100, y: 100 });
+        assert_eq!(before_key.len(), 1, "{before_key:?}");
     }
 
     #[test]
