@@ -27,6 +27,9 @@ pub enum Error {
         /// The queue's capacity.
         capacity: usize,
     },
+    /// Another injector (the synthetic desktop, an adapter) failed to carry out an action.
+    #[error("the injector failed: {0}")]
+    Injector(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The session was ended (overload, disconnect, or [`crate::PuppetInput::end`]) and takes no
     /// more events.
     #[error("the input session has ended")]

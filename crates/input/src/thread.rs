@@ -141,7 +141,22 @@ impl Drop for InjectorThread {
     }
 }
 
+/// Marks the queue stopped when the worker exits, also by a panic in an injector, so producers
+/// get `InjectorStopped` instead of filling a queue nobody reads.
+struct StopOnExit<'a>(&'a Shared);
+
+impl Drop for StopOnExit<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.stopped = true;
+        state.busy = false;
+        drop(state);
+        self.0.progress.notify_all();
+    }
+}
+
 fn run_worker<I: Injector>(shared: &Shared, mut injector: I) {
+    let _stop = StopOnExit(shared);
     loop {
         let action = {
             let mut state = shared.lock();
@@ -153,8 +168,6 @@ fn run_worker<I: Injector>(shared: &Shared, mut injector: I) {
                     break action;
                 }
                 if state.closed {
-                    state.stopped = true;
-                    shared.progress.notify_all();
                     return;
                 }
                 state = shared
@@ -249,7 +262,8 @@ impl InjectorHandle {
 
 /// One controller's input on the puppet: the session policy ([`InputSession`]) feeding an
 /// injector thread. Ending it, explicitly or by dropping it, releases every key and button the
-/// session left pressed.
+/// session left pressed; keep the [`InjectorThread`] alive longer than its sessions so those
+/// releases are carried out.
 #[derive(Debug)]
 pub struct PuppetInput {
     session: InputSession,
@@ -457,6 +471,24 @@ mod tests {
         let stats = handle.stats();
         assert!(stats.coalesced_moves >= 4990, "{stats:?}");
         assert_eq!(stats.overloads, 1);
+    }
+
+    #[test]
+    fn a_panicking_injector_stops_the_queue_instead_of_filling_it() {
+        struct Panics;
+        impl Injector for Panics {
+            fn apply(&mut self, _: &Action) -> Result<(), Error> {
+                panic!("injector bug");
+            }
+        }
+        let thread = InjectorThread::spawn(4, || Ok(Panics)).unwrap();
+        let handle = thread.handle();
+        handle.push(Action::Text("x".into())).unwrap();
+        assert!(handle.wait_idle(WAIT));
+        assert!(matches!(
+            handle.push(Action::Text("y".into())),
+            Err(Error::InjectorStopped)
+        ));
     }
 
     #[test]
