@@ -110,10 +110,11 @@ winit_table! {
     renamed: [MetaLeft <=> SuperLeft, MetaRight <=> SuperRight],
 }
 
-/// Whether a key types a character on an ordinary layout (the writing-system keys, Space and
-/// the numpad's digits and operators). In translate mode the puppet drops these keys, because
-/// the controller sends the character they typed as text; every other key (Enter, Backspace,
-/// arrows, F-keys, modifiers...) still goes by position.
+/// Whether a key types a character that depends on the keyboard layout: the writing-system keys
+/// and Space. In translate mode the controller sends what these keys type as text and the
+/// puppet drops the keys themselves; every other key (Enter, Backspace, arrows, F-keys,
+/// modifiers, and the numpad, whose keys are the same in every layout and double as arrows
+/// when Num Lock is off) goes by position, and the controller sends no text for it.
 pub fn types_text(code: KeyCode) -> bool {
     use KeyCode::*;
     matches!(
@@ -169,23 +170,6 @@ pub fn types_text(code: KeyCode) -> bool {
             | Semicolon
             | Slash
             | Space
-            | Numpad0
-            | Numpad1
-            | Numpad2
-            | Numpad3
-            | Numpad4
-            | Numpad5
-            | Numpad6
-            | Numpad7
-            | Numpad8
-            | Numpad9
-            | NumpadAdd
-            | NumpadComma
-            | NumpadDecimal
-            | NumpadDivide
-            | NumpadEqual
-            | NumpadMultiply
-            | NumpadSubtract
     )
 }
 
@@ -252,7 +236,7 @@ mod tests {
     fn text_keys_are_the_writing_keys_and_shortcuts_exclude_altgr() {
         assert!(types_text(KeyCode::KeyQ));
         assert!(types_text(KeyCode::Space));
-        assert!(types_text(KeyCode::Numpad5));
+        assert!(!types_text(KeyCode::Numpad5));
         assert!(!types_text(KeyCode::Enter));
         assert!(!types_text(KeyCode::NumpadEnter));
         assert!(!types_text(KeyCode::ShiftLeft));

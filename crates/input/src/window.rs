@@ -15,9 +15,11 @@
 //!   picture; signs follow DOM `deltaY` (positive scrolls down), the opposite of winit's.
 //! - **Keys.** By physical position (winit `KeyCode` → W3C `code`), with the modifier state after
 //!   the event. Autorepeats are not sent: the puppet repeats a held key itself.
-//! - **Text.** In [`KeyboardMode::Translate`] the text each key press types (repeats included) is
-//!   sent after the key, unless the key is a shortcut ([`keys::is_shortcut`]). In both modes the
-//!   text an input method commits is sent (enable IME on the window with `set_ime_allowed`).
+//! - **Text.** In [`KeyboardMode::Translate`] the text each layout-dependent key press types
+//!   ([`keys::types_text`], repeats included) is sent after the key, unless the key is part of a
+//!   shortcut ([`keys::is_shortcut`]); the puppet drops those keys and types the text. In both
+//!   modes the text an input method commits is sent (enable IME on the window with
+//!   `set_ime_allowed`).
 //! - **Focus.** When the window loses focus, every key and button it sent as pressed is sent as
 //!   released, so an Alt+Tab away leaves nothing stuck on the puppet.
 
@@ -334,8 +336,10 @@ impl WindowInput {
                 );
             }
         }
+        // The same rule the puppet applies: only layout-dependent keys, never shortcuts.
         let typed = key.text.filter(|text| {
-            !text.is_empty()
+            code.is_some_and(keys::types_text)
+                && !text.is_empty()
                 && !text.chars().any(char::is_control)
                 && !keys::is_shortcut(self.modifiers())
         });
@@ -774,6 +778,11 @@ mod tests {
             [&InputEvent::Text("a".into()), &InputEvent::Text("a".into())]
         );
         assert_eq!(events.len(), 6, "{events:?}");
+        // The numpad goes by position only: no text, whatever it typed.
+        input.key(key_input(W::ControlLeft, false, None), 6);
+        drain(&mut input);
+        input.key(key_input(W::Numpad4, true, Some("4")), 7);
+        assert_eq!(drain(&mut input).len(), 1, "the key, without text");
         // Map mode sends no key text, only IME commits.
         let mut input = WindowInput::new(KeyboardMode::Map);
         input.key(key_input(W::KeyQ, true, Some("a")), 1);
