@@ -391,3 +391,21 @@ fn the_key_table_matches_the_x_servers_evdev_keymap() {
         .collect();
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
+
+#[test]
+fn a_view_only_session_reaches_nothing_on_the_server() {
+    let rig = Rig::start(320, 240);
+    let mut config = SessionConfig::new(ScreenArea::at_origin(320, 240));
+    config.view_only = true;
+    let mut viewer = rig.session(config);
+    viewer.send(InputEvent::PointerMove { x: 0, y: 0 });
+    viewer.click(MouseButton::Left, 0, 0);
+    viewer.tap(KeyCode::KeyA, Modifiers::NONE);
+    viewer.send(InputEvent::Text("x".into()));
+    // A marker from a controlling session: it must be the first thing the client sees.
+    let mut controller = rig.session(SessionConfig::new(ScreenArea::at_origin(320, 240)));
+    controller.send(InputEvent::PointerMove { x: 65535, y: 65535 });
+    rig.settle();
+    assert_eq!(rig.next(), Observed::Motion { x: 319, y: 239 });
+    assert_eq!(rig.observer.keys_down().unwrap(), Vec::<u8>::new());
+}
