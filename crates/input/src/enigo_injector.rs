@@ -3,17 +3,21 @@
 use enigo::{Axis, Coordinate, Direction, Enigo, Keyboard, Mouse, Settings};
 use rtcdesk_proto::input::MouseButton;
 
+use crate::typist::Typist;
 use crate::{keys, Action, Error, Injector};
 
 /// Carries out actions on an X server through enigo's XTEST backend. Each call returns once the
 /// X server has processed the event (enigo syncs after every request).
 ///
 /// Keys go by X keycode (evdev + 8, see [`keys::x11_keycode`]), so the key at the same position
-/// is pressed whatever the puppet's layout; text goes through `enigo.text()`, which types each
-/// character, remapping a spare keycode for characters the layout lacks. Dropping the injector
-/// also makes enigo release any key it still holds.
+/// is pressed whatever the puppet's layout. Text is typed character by character on a second X
+/// connection of our own, as `enigo.text()` would but without the server-side delays enigo adds
+/// (which then also slowed every later key; see the `typist` module): a character on the
+/// keymap's first level with its key, any other through a spare keycode bound to it. Dropping
+/// the injector also makes enigo release any key it still holds.
 pub struct EnigoInjector {
     enigo: Enigo,
+    typist: Typist,
 }
 
 impl std::fmt::Debug for EnigoInjector {
@@ -34,7 +38,8 @@ impl EnigoInjector {
             ..Settings::default()
         };
         let enigo = Enigo::new(&settings).map_err(Error::Connect)?;
-        Ok(Self { enigo })
+        let typist = Typist::connect(display)?;
+        Ok(Self { enigo, typist })
     }
 }
 
@@ -88,7 +93,7 @@ impl Injector for EnigoInjector {
             Action::Key { code, pressed } => self
                 .enigo
                 .raw(u16::from(keys::x11_keycode(*code)), direction(*pressed)),
-            Action::Text(text) => self.enigo.text(text),
+            Action::Text(text) => return self.typist.type_text(text),
         }
         .map_err(Error::Inject)
     }

@@ -10,6 +10,14 @@ pub enum Error {
     /// The X server refused or lost one injected event; the next event may still work.
     #[error("injecting an event failed: {0}")]
     Inject(#[source] enigo::InputError),
+    /// An X request of our own (typing text through XTEST) failed.
+    #[error("X request {what} failed: {detail}")]
+    X11 {
+        /// The request.
+        what: &'static str,
+        /// What the X library said.
+        detail: String,
+    },
     /// A pointer position that X cannot address (X coordinates are non-negative i16 here); the
     /// screen area given to the session is wrong.
     #[error("pointer position ({x}, {y}) is outside the X screen's 16-bit coordinates")]

@@ -39,6 +39,7 @@ pub mod keys;
 pub mod observe;
 mod session;
 pub mod thread;
+mod typist;
 pub mod window;
 
 pub use enigo_injector::EnigoInjector;

@@ -222,22 +222,26 @@ fn translate_mode_types_text_and_keeps_editing_keys_and_shortcuts() {
     let mut config = SessionConfig::new(ScreenArea::at_origin(320, 240));
     config.keyboard = KeyboardMode::Translate;
     let mut session = rig.session(config);
-    // The controller typed "aZé!" (keys dropped, text typed), then Enter and Ctrl+C.
+    // The controller typed "aaZé!!€" (keys dropped, text typed: some characters are on the
+    // puppet's keymap, others need a spare keycode, some repeat), then Enter and Ctrl+C.
     session.tap(KeyCode::KeyA, Modifiers::NONE);
-    session.send(InputEvent::Text("aZé!".into()));
+    session.send(InputEvent::Text("aaZé!!€".into()));
     session.tap(KeyCode::Enter, Modifiers::NONE);
     session.key(KeyCode::ControlLeft, true, Modifiers::CONTROL);
     session.tap(KeyCode::KeyC, Modifiers::CONTROL);
     session.key(KeyCode::ControlLeft, false, Modifiers::NONE);
     rig.settle();
-    let keysyms: Vec<u32> = (0..7).map(|_| rig.next_key_press().1).collect();
+    let keysyms: Vec<u32> = (0..10).map(|_| rig.next_key_press().1).collect();
     assert_eq!(
         keysyms,
         [
             u32::from('a'),
+            u32::from('a'),
             u32::from('Z'),
             u32::from('é'),
             u32::from('!'),
+            u32::from('!'),
+            0x20ac, // EuroSign
             XK_RETURN,
             XK_CONTROL_L,
             u32::from('c'),
