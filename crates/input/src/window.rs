@@ -192,8 +192,9 @@ impl WindowInput {
         }
     }
 
-    /// Where the picture is now; call it on `Resized`, `ScaleFactorChanged` and when the video
-    /// size changes. `None` (minimised, no video) stops pointer events.
+    /// Where the picture is now; call it once the window exists (from `inner_size()`: winit
+    /// need not send an initial `Resized`), then on `Resized`, `ScaleFactorChanged` and when the
+    /// video size changes. `None` (minimised, no video) stops pointer events.
     pub fn set_picture(&mut self, picture: Option<PictureRect>) {
         self.picture = picture;
     }
