@@ -10,7 +10,7 @@ pub enum Error {
     /// The X server refused or lost one injected event; the next event may still work.
     #[error("injecting an event failed: {0}")]
     Inject(#[source] enigo::InputError),
-    /// An X request of our own (typing text through XTEST) failed.
+    /// An X request of our own (typing text through XTEST, or the observer's) failed.
     #[error("X request {what} failed: {detail}")]
     X11 {
         /// The request.

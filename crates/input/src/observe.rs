@@ -19,16 +19,13 @@ use x11rb::protocol::xproto::{
 use x11rb::protocol::Event;
 use x11rb::rust_connection::RustConnection;
 
+use crate::Error;
+
 /// The client-message type the observer sends itself to stop its reader thread.
 const STOP: u32 = 0x5254_4450; // "RTDP"
 
-/// Why the observer could not watch the display.
-#[derive(Debug, thiserror::Error)]
-#[error("X observer: {0}")]
-pub struct ObserveError(String);
-
-fn fail(context: &str) -> impl FnOnce(String) -> ObserveError + '_ {
-    move |detail| ObserveError(format!("{context}: {detail}"))
+fn fail(what: &'static str) -> impl FnOnce(String) -> Error {
+    move |detail| Error::X11 { what, detail }
 }
 
 /// One input event as the observer's window received it.
@@ -82,14 +79,14 @@ impl std::fmt::Debug for X11Observer {
 impl X11Observer {
     /// Connects to `display`, maps the recording window over the whole screen and focuses it.
     /// When this returns, the window receives every key and pointer event.
-    pub fn open(display: &str) -> Result<Self, ObserveError> {
+    pub fn open(display: &str) -> Result<Self, Error> {
         let (connection, screen_number) =
             x11rb::connect(Some(display)).map_err(|e| fail("connect")(e.to_string()))?;
         let screen = connection
             .setup()
             .roots
             .get(screen_number)
-            .ok_or_else(|| ObserveError("no such screen".into()))?
+            .ok_or_else(|| fail("connect")("no such screen".into()))?
             .clone();
         let window = connection
             .generate_id()
@@ -131,7 +128,7 @@ impl X11Observer {
             .reply()
             .map_err(|e| fail("get_input_focus")(e.to_string()))?;
         if focus.focus != window {
-            return Err(ObserveError(format!(
+            return Err(fail("SetInputFocus")(format!(
                 "focus went to {:#x}, not the observer {window:#x}",
                 focus.focus
             )));
@@ -194,7 +191,7 @@ impl X11Observer {
 
     /// Where the server says the pointer is (a round trip, so every earlier request of any
     /// client the server has already processed is reflected).
-    pub fn pointer(&self) -> Result<(i16, i16), ObserveError> {
+    pub fn pointer(&self) -> Result<(i16, i16), Error> {
         let reply = self
             .connection
             .query_pointer(self.root)
@@ -210,7 +207,7 @@ impl X11Observer {
     }
 
     /// Which keycodes the server has down now.
-    pub fn keys_down(&self) -> Result<Vec<u8>, ObserveError> {
+    pub fn keys_down(&self) -> Result<Vec<u8>, Error> {
         let reply = self
             .connection
             .query_keymap()
@@ -223,7 +220,7 @@ impl X11Observer {
     }
 
     /// The pointer buttons the server has down now, as the state mask (bit 8 = button 1).
-    pub fn buttons_down(&self) -> Result<u16, ObserveError> {
+    pub fn buttons_down(&self) -> Result<u16, Error> {
         let reply = self
             .connection
             .query_pointer(self.root)
