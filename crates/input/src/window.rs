@@ -79,6 +79,21 @@ impl PictureRect {
         })
     }
 
+    /// The picture exactly where a renderer drew it, from its clipping rectangle `(x, y, width,
+    /// height)` in physical pixels: pixels' `ScalingRenderer::clip_rect()` gives this (that
+    /// renderer scales by whole factors, so its picture can differ from [`Self::fit`]'s).
+    pub fn from_clip_rect(clip: (u32, u32, u32, u32), video_width: u32, video_height: u32) -> Self {
+        let (x, y, width, height) = clip;
+        Self {
+            x: f64::from(x),
+            y: f64::from(y),
+            width: f64::from(width),
+            height: f64::from(height),
+            video_width,
+            video_height,
+        }
+    }
+
     /// A picture placed in logical units (a layout done in points, such as a grid of puppets)
     /// converted to physical pixels with the window's scale factor.
     pub fn from_logical(logical: PictureRect, scale_factor: f64) -> Self {
@@ -549,6 +564,15 @@ mod tests {
         assert!(!picture.contains(399.0, 300.0));
         assert_eq!(picture.normalize(400.0, 0.0), (0, 0));
         assert_eq!(picture.normalize(1199.0, 599.0), (65535, 65535));
+    }
+
+    #[test]
+    fn a_renderers_clip_rect_places_the_picture() {
+        // A 640×360 video drawn at 2× in a 1400×800 window, centred: 60 and 40 pixel borders.
+        let picture = PictureRect::from_clip_rect((60, 40, 1280, 720), 640, 360);
+        assert!(!picture.contains(59.0, 100.0));
+        assert_eq!(picture.normalize(60.0, 40.0), (0, 0));
+        assert_eq!(picture.normalize(1339.0, 759.0), (65535, 65535));
     }
 
     #[test]
