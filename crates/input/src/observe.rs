@@ -219,6 +219,17 @@ impl X11Observer {
             .collect())
     }
 
+    /// The modifiers the server has on now, as the state mask (bit 0 Shift, 1 Lock, 2 Control).
+    pub fn modifiers_on(&self) -> Result<u16, Error> {
+        let reply = self
+            .connection
+            .query_pointer(self.root)
+            .map_err(|e| fail("query_pointer")(e.to_string()))?
+            .reply()
+            .map_err(|e| fail("query_pointer")(e.to_string()))?;
+        Ok(u16::from(reply.mask) & 0xff)
+    }
+
     /// The pointer buttons the server has down now, as the state mask (bit 8 = button 1).
     pub fn buttons_down(&self) -> Result<u16, Error> {
         let reply = self

@@ -8,6 +8,9 @@
 //! keycode first) on its own connection, with no delays, and enigo keeps its pending delay at
 //! zero because it is never asked to type text.
 //!
+//! When the puppet has Caps Lock on, the typist switches it off around the text (X would
+//! otherwise turn every letter upper case) and on again.
+//!
 //! Spare keycodes are used round robin, so a keycode is rebound only after all the others;
 //! a client that has not yet looked up a keycode's symbol by then could misread one character.
 //! Xvfb and a usual evdev keymap have dozens of spare keycodes.
@@ -15,13 +18,18 @@
 use std::collections::HashMap;
 
 use x11rb::connection::Connection;
-use x11rb::protocol::xproto::{ConnectionExt as _, Window, KEY_PRESS_EVENT, KEY_RELEASE_EVENT};
+use x11rb::protocol::xproto::{
+    ConnectionExt as _, KeyButMask, Window, KEY_PRESS_EVENT, KEY_RELEASE_EVENT,
+};
 use x11rb::protocol::xtest::ConnectionExt as _;
 use x11rb::rust_connection::RustConnection;
 use x11rb::wrapper::ConnectionExt as _;
 use xkeysym::Keysym;
 
 use crate::Error;
+
+/// The Caps_Lock keysym.
+const XK_CAPS_LOCK: u32 = 0xffe5;
 
 fn x11_error(what: &'static str) -> impl FnOnce(String) -> Error {
     move |detail| Error::X11 { what, detail }
@@ -87,6 +95,16 @@ impl Typist {
     pub(crate) fn type_text(&mut self, text: &str) -> Result<(), Error> {
         // Read the keymap afresh: the desktop may have switched layouts since the last text.
         let (per_keycode, keysyms) = self.keyboard_mapping()?;
+        // X applies Caps Lock to every letter keysym, bound ones included: switch it off while
+        // typing, and back on after.
+        let caps_lock = if self.caps_lock_on()? {
+            first_level_keycode(&keysyms, per_keycode, self.min_keycode, XK_CAPS_LOCK)
+        } else {
+            None
+        };
+        if let Some(keycode) = caps_lock {
+            self.tap(keycode)?;
+        }
         for character in text.chars() {
             let keysym = Keysym::from_char(character).raw();
             if keysym == 0 {
@@ -98,11 +116,10 @@ impl Typist {
                 Some(keycode) if !self.spare.contains(&keycode) => keycode,
                 _ => self.bind(keysym)?,
             };
-            for event in [KEY_PRESS_EVENT, KEY_RELEASE_EVENT] {
-                self.connection
-                    .xtest_fake_input(event, keycode, 0, self.root, 0, 0, 0)
-                    .map_err(|e| x11_error("XTestFakeInput")(e.to_string()))?;
-            }
+            self.tap(keycode)?;
+        }
+        if let Some(keycode) = caps_lock {
+            self.tap(keycode)?;
         }
         self.connection
             .sync()
@@ -111,6 +128,27 @@ impl Typist {
         // cannot pile up over a long session.
         while let Ok(Some(_)) = self.connection.poll_for_event() {}
         Ok(())
+    }
+
+    /// Queues a press and a release of `keycode`.
+    fn tap(&self, keycode: u8) -> Result<(), Error> {
+        for event in [KEY_PRESS_EVENT, KEY_RELEASE_EVENT] {
+            self.connection
+                .xtest_fake_input(event, keycode, 0, self.root, 0, 0, 0)
+                .map_err(|e| x11_error("XTestFakeInput")(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Whether the Lock modifier is on now.
+    fn caps_lock_on(&self) -> Result<bool, Error> {
+        let reply = self
+            .connection
+            .query_pointer(self.root)
+            .map_err(|e| x11_error("QueryPointer")(e.to_string()))?
+            .reply()
+            .map_err(|e| x11_error("QueryPointer")(e.to_string()))?;
+        Ok(u16::from(reply.mask) & u16::from(KeyButMask::LOCK) != 0)
     }
 
     /// The spare keycode bound to `keysym`, binding the next one round robin if needed.

@@ -413,3 +413,34 @@ fn a_view_only_session_reaches_nothing_on_the_server() {
     assert_eq!(rig.next(), Observed::Motion { x: 319, y: 239 });
     assert_eq!(rig.observer.keys_down().unwrap(), Vec::<u8>::new());
 }
+
+#[test]
+fn text_comes_out_as_sent_when_the_puppet_has_caps_lock_on() {
+    let rig = Rig::start(320, 240);
+    let mut session = rig.session(SessionConfig::new(ScreenArea::at_origin(320, 240)));
+    session.tap(KeyCode::CapsLock, Modifiers::CAPS_LOCK);
+    rig.settle();
+    assert_eq!(rig.observer.modifiers_on().unwrap() & 2, 2, "Caps Lock on");
+    rig.next_key_press();
+
+    session.send(InputEvent::Text("aé".into()));
+    rig.settle();
+    let caps = rtcdesk_input::keys::x11_keycode(KeyCode::CapsLock);
+    let (first, _, _) = rig.next_key_press();
+    assert_eq!(first, caps, "Caps Lock switched off first");
+    for expected in ['a', 'é'] {
+        let (_, keysym, state) = rig.next_key_press();
+        assert_eq!(
+            (keysym, state & 2),
+            (u32::from(expected), 0),
+            "{expected} without Lock"
+        );
+    }
+    let (last, _, _) = rig.next_key_press();
+    assert_eq!(last, caps, "and back on");
+    assert_eq!(
+        rig.observer.modifiers_on().unwrap() & 2,
+        2,
+        "Caps Lock on again"
+    );
+}
