@@ -28,9 +28,10 @@ pub enum Error {
         y: i32,
     },
     /// The injector is so far behind that a key, button, wheel or text event found the queue
-    /// full. Such events are never dropped silently, so the session has been ended (everything
-    /// released); the caller should close it.
-    #[error("the injector is {capacity} events behind; the input session was ended")]
+    /// full (`capacity` events, or [`crate::MAX_QUEUED_TEXT`] bytes of text). Such events are
+    /// never dropped silently, so the session has been ended (everything released); the caller
+    /// should close it.
+    #[error("the injector is too far behind (queue of {capacity} events or its text budget full); the input session was ended")]
     Overloaded {
         /// The queue's capacity.
         capacity: usize,

@@ -49,4 +49,7 @@ pub use session::{
     seq_is_newer, Action, InputSession, KeyboardMode, ScreenArea, SessionConfig, SessionStats,
     DEFAULT_MAX_NOTCHES, DEFAULT_PIXELS_PER_NOTCH,
 };
-pub use thread::{InjectorHandle, InjectorThread, PuppetInput, QueueStats, DEFAULT_QUEUE_CAPACITY};
+pub use thread::{
+    InjectorHandle, InjectorThread, PuppetInput, QueueStats, DEFAULT_QUEUE_CAPACITY,
+    MAX_QUEUED_TEXT,
+};

@@ -25,6 +25,10 @@ use crate::{Action, Error, Injector, InputSession, SessionConfig, SessionStats};
 /// a full queue is half a second behind, past which control is useless anyway.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 512;
 
+/// Bytes of text the queue holds at most: at the tens of thousands of characters per second the
+/// X typist manages, well under a second of typing. Longer pastes belong on the clipboard.
+pub const MAX_QUEUED_TEXT: usize = 16 * 1024;
+
 /// Counts kept by the injector thread and its queue.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QueueStats {
@@ -43,6 +47,8 @@ pub struct QueueStats {
 #[derive(Debug, Default)]
 struct QueueState {
     actions: VecDeque<Action>,
+    /// Bytes of text in `actions`.
+    text_bytes: usize,
     /// The worker is carrying out an action it has taken off the queue.
     busy: bool,
     closed: bool,
@@ -164,6 +170,9 @@ fn run_worker<I: Injector>(shared: &Shared, mut injector: I) {
             shared.progress.notify_all();
             loop {
                 if let Some(action) = state.actions.pop_front() {
+                    if let Action::Text(text) = &action {
+                        state.text_bytes = state.text_bytes.saturating_sub(text.len());
+                    }
                     state.busy = true;
                     break action;
                 }
@@ -205,10 +214,19 @@ impl InjectorHandle {
                 state.stats.dropped_moves += 1;
                 return Ok(());
             }
-        } else if state.actions.len() >= self.shared.capacity {
-            return Err(Error::Overloaded {
-                capacity: self.shared.capacity,
-            });
+        } else {
+            let text_len = match &action {
+                Action::Text(text) => text.len(),
+                _ => 0,
+            };
+            if state.actions.len() >= self.shared.capacity
+                || state.text_bytes + text_len > MAX_QUEUED_TEXT
+            {
+                return Err(Error::Overloaded {
+                    capacity: self.shared.capacity,
+                });
+            }
+            state.text_bytes += text_len;
         }
         state.actions.push_back(action);
         drop(state);
@@ -221,6 +239,7 @@ impl InjectorHandle {
     fn replace_with(&self, releases: Vec<Action>, overloaded: bool) {
         let mut state = self.shared.lock();
         state.actions.clear();
+        state.text_bytes = 0;
         state.actions.extend(releases);
         if overloaded {
             state.stats.overloads += 1;
@@ -471,6 +490,31 @@ mod tests {
         let stats = handle.stats();
         assert!(stats.coalesced_moves >= 4990, "{stats:?}");
         assert_eq!(stats.overloads, 1);
+    }
+
+    #[test]
+    fn queued_text_is_bounded_in_bytes_as_well_as_in_events() {
+        let gate = Gate::new(Recorder::new());
+        let thread = InjectorThread::spawn(1000, {
+            let gate = gate.clone();
+            move || Ok(gate)
+        })
+        .unwrap();
+        let handle = thread.handle();
+        let chunk = "x".repeat(rtcdesk_proto::input::MAX_TEXT);
+        let mut accepted = 0;
+        let outcome = loop {
+            match handle.push(Action::Text(chunk.clone())) {
+                Ok(()) => accepted += 1,
+                Err(error) => break error,
+            }
+        };
+        assert!(matches!(outcome, Error::Overloaded { .. }), "{outcome:?}");
+        // The worker may hold one chunk while the gate is shut; the queue holds the budget.
+        assert!((16..=17).contains(&accepted), "{accepted} chunks accepted");
+        gate.open();
+        assert!(handle.wait_idle(WAIT));
+        handle.push(Action::Text(chunk)).unwrap();
     }
 
     #[test]
