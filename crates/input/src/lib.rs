@@ -3,13 +3,14 @@
 //!
 //! On the **puppet**, a decoded [`InputMessage`](rtcdesk_proto::InputMessage) enters a
 //! [`PuppetInput`]. Its policy core, [`InputSession`] (sans-IO, no clock, no threads), refuses
-//! everything in view-only sessions, drops pointer moves older than the newest positioned event seen, maps
-//! normalised coordinates onto the captured screen area, applies the [`KeyboardMode`], and
-//! remembers what it pressed. The decided [`Action`]s go through a bounded queue to an
-//! [`InjectorThread`], which hands them one by one to an [`Injector`]: [`EnigoInjector`] on a
-//! real X server, [`Recorder`] in tests, or the synthetic desktop. Ending or dropping the session
-//! releases every key and button it left pressed; a flood coalesces pointer moves and, rather
-//! than lose a key, ends the session (see [`thread`]).
+//! everything in view-only sessions, drops pointer moves older than the newest positioned event
+//! seen, maps normalised coordinates onto the captured screen area, applies the
+//! [`KeyboardMode`], and remembers what it pressed. The decided [`Action`]s go through a bounded
+//! queue to an [`InjectorThread`], which hands them one by one to an [`Injector`]:
+//! [`EnigoInjector`] on a real X server (enigo for pointer, buttons, wheel and positional keys;
+//! its own XTEST typist for text), [`Recorder`] in tests, or the synthetic desktop. Ending or
+//! dropping the session releases every key and button it left pressed; a flood coalesces pointer
+//! moves and, rather than lose a key, ends the session (see [`thread`]).
 //!
 //! On the **controller**, [`window::WindowInput`] turns winit window events, and the geometry of
 //! the video picture in the window, into messages with sequence numbers and timestamps.
