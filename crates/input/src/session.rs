@@ -585,7 +585,7 @@ mod tests {
     }
 
     #[test]
-    fn a_pointer_move_older_than_the_newest_event_is_dropped() {
+    fn a_pointer_move_older_than_the_newest_positioned_event_is_dropped() {
         let mut scenario = Scenario::map();
         assert_eq!(
             scenario
