@@ -1,0 +1,764 @@
+//! The session core: `str0m::Rtc` plus the STUN client, liveness and frame bookkeeping, with no
+//! I/O of its own (str0m's shape: inputs and `now` in, transmits, events and a timeout out).
+//!
+//! Every mutation of the `Rtc` is followed by a full drain of `poll_output` (str0m's
+//! single-mutation invariant), so outputs wait in queues here until the driver takes them.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rtcdesk_stun::{Client as StunClient, Event as StunEvent, TransactionConfig};
+use str0m::bwe::{Bitrate, BweKind};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::channel::{ChannelConfig, ChannelId, Reliability};
+use str0m::format::Codec;
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+
+use crate::config::{Channel, PeerConfig, Role};
+use crate::gather::first_mid;
+use crate::video::{EncodedVideoFrame, ReceivedVideoFrame};
+use crate::Error;
+
+/// How often a keyframe request is repeated while the receiver still waits for one.
+const KEYFRAME_REPEAT: Duration = Duration::from_millis(300);
+/// When SCTP's buffered amount drops below this, str0m says so; the driver then retries.
+const CHANNEL_LOW_WATER: usize = 64 * 1024;
+
+/// What the session tells the application.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PeerEvent {
+    /// A local candidate to signal to the other side, as a browser's `candidate` attribute value
+    /// (`candidate:1 1 udp …`) with the media id it belongs to.
+    LocalCandidate {
+        /// The candidate attribute value.
+        candidate: String,
+        /// The media id (`sdpMid`) to signal with it.
+        mid: Option<String>,
+    },
+    /// All local candidates were announced: signal end-of-candidates (an empty candidate).
+    GatheringComplete,
+    /// ICE and DTLS are up: video and data can flow. Also sent when a silent peer is heard again.
+    Connected,
+    /// The peer has been silent for `silence_timeout` (or ICE lost it). It may come back.
+    Disconnected,
+    /// The session is over: closed by either side, or the peer stayed silent too long.
+    Closed,
+    /// A data channel opened; sending on it works from now on.
+    ChannelOpen(Channel),
+    /// A message arrived on a data channel.
+    Data(Channel, Vec<u8>),
+    /// The receiver lost video (PLI/FIR) or a frame was dropped before sending: the encoder
+    /// should make the next frame a keyframe.
+    KeyframeRequested,
+    /// Figures for the last stats interval (about one second).
+    Stats(PeerStats),
+}
+
+/// Transport and video figures, one snapshot per second.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PeerStats {
+    /// Round-trip time of the selected candidate pair (ICE) or from RTCP.
+    pub rtt: Option<Duration>,
+    /// Everything sent (media, data, control) over the last interval, bit/s.
+    pub send_bitrate_bps: u64,
+    /// Everything received over the last interval, bit/s.
+    pub receive_bitrate_bps: u64,
+    /// Fraction of our packets the peer reported lost (0.0..=1.0).
+    pub egress_loss: Option<f32>,
+    /// Fraction of the peer's packets we lost.
+    pub ingress_loss: Option<f32>,
+    /// Video frames handed to the network.
+    pub frames_sent: u64,
+    /// Video frames received whole and handed to the decoder.
+    pub frames_received: u64,
+    /// Video frames not sent: overwritten in the slot, before connecting, or while waiting for a
+    /// keyframe.
+    pub frames_skipped: u64,
+    /// The sender's bandwidth estimate (TWCC), when it has one.
+    pub bandwidth_estimate_bps: Option<u64>,
+    /// Bytes sent since the start.
+    pub bytes_sent: u64,
+    /// Bytes received since the start.
+    pub bytes_received: u64,
+}
+
+/// A datagram to send from a given local socket.
+#[derive(Debug)]
+pub(crate) struct Transmit {
+    pub source: SocketAddr,
+    pub destination: SocketAddr,
+    pub contents: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lifecycle {
+    New,
+    Connected,
+    Disconnected,
+    Closed,
+}
+
+struct StunProbe {
+    base: SocketAddr,
+    client: StunClient,
+}
+
+/// The sans-IO session; see the module docs.
+pub(crate) struct Session {
+    rtc: Rtc,
+    role: Role,
+    silence_timeout: Duration,
+    close_after_silence: Duration,
+    stun_servers: Vec<SocketAddr>,
+    probes: Vec<StunProbe>,
+    gathering_started: bool,
+    gathering_done: bool,
+    local_description: Option<Option<String>>,
+    unannounced_candidates: Vec<String>,
+    pending_offer: Option<SdpPendingOffer>,
+    video_mid: Option<Mid>,
+    channel_ids: HashMap<ChannelId, Channel>,
+    open_channels: [Option<ChannelId>; 3],
+    lifecycle: Lifecycle,
+    dtls_up: bool,
+    last_heard: Instant,
+    rtc_timeout: Instant,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<PeerEvent>,
+    received_frames: VecDeque<ReceivedVideoFrame>,
+    first_capture: Option<Instant>,
+    sender_needs_keyframe: bool,
+    receiver_needs_keyframe: Option<Instant>,
+    stats: PeerStats,
+    previous_totals: Option<(Instant, u64, u64)>,
+}
+
+impl Session {
+    /// A session whose host candidates are the given bound socket addresses.
+    pub(crate) fn new(config: &PeerConfig, bases: &[SocketAddr], now: Instant) -> Self {
+        let mut builder = Rtc::builder()
+            .clear_codecs()
+            .enable_av1(true)
+            .set_stats_interval(Some(Duration::from_secs(1)));
+        // ICE checks on the selected pair run at least this often, so silence means gone.
+        builder.set_max_stun_rto(config.keepalive_interval);
+        if config.role == Role::Offerer {
+            builder = builder.enable_bwe(Some(Bitrate::bps(config.initial_bitrate_bps)));
+        }
+        let mut rtc = builder.build(now);
+        if config.role == Role::Offerer {
+            rtc.bwe()
+                .set_desired_bitrate(Bitrate::bps(config.max_bitrate_bps));
+        }
+        let mut session = Self {
+            rtc,
+            role: config.role,
+            silence_timeout: config.silence_timeout,
+            close_after_silence: config.close_after_silence,
+            stun_servers: config.stun_servers.clone(),
+            probes: Vec::new(),
+            gathering_started: false,
+            gathering_done: false,
+            local_description: None,
+            unannounced_candidates: Vec::new(),
+            pending_offer: None,
+            video_mid: None,
+            channel_ids: HashMap::new(),
+            open_channels: [None; 3],
+            lifecycle: Lifecycle::New,
+            dtls_up: false,
+            last_heard: now,
+            rtc_timeout: now,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            received_frames: VecDeque::new(),
+            first_capture: None,
+            sender_needs_keyframe: true,
+            receiver_needs_keyframe: None,
+            stats: PeerStats::default(),
+            previous_totals: None,
+        };
+        for &base in bases {
+            match Candidate::host(base, "udp") {
+                Ok(candidate) => {
+                    if let Some(added) = session.rtc.add_local_candidate(candidate) {
+                        let line = added.to_sdp_string();
+                        session.announce(line);
+                    }
+                }
+                Err(e) => tracing::debug!(%base, "no host candidate: {e}"),
+            }
+            session.probes.push(StunProbe {
+                base,
+                client: StunClient::new(TransactionConfig::default()),
+            });
+        }
+        session.drain(now);
+        session
+    }
+
+    // ---- signaling ------------------------------------------------------------------------
+
+    /// The offer: AV1 video (send only) and the three data channels.
+    pub(crate) fn create_offer(&mut self, now: Instant) -> Result<String, Error> {
+        if self.role != Role::Offerer || self.local_description.is_some() {
+            return Err(Error::WrongState("create_offer"));
+        }
+        let mut change = self.rtc.sdp_api();
+        let mid = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+        for channel in Channel::ALL {
+            change.add_channel_with_config(channel_config(channel));
+        }
+        let (offer, pending) = change.apply().ok_or(Error::WrongState("create_offer"))?;
+        self.video_mid = Some(mid);
+        self.pending_offer = Some(pending);
+        let sdp = offer.to_sdp_string();
+        self.drain(now);
+        self.set_local_description(&sdp, now);
+        Ok(sdp)
+    }
+
+    /// Applies the remote answer to our offer.
+    pub(crate) fn accept_answer(&mut self, sdp: &str, now: Instant) -> Result<(), Error> {
+        let pending = self
+            .pending_offer
+            .take()
+            .ok_or(Error::WrongState("accept_answer"))?;
+        let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| Error::Sdp(e.to_string()))?;
+        let result = self.rtc.sdp_api().accept_answer(pending, answer);
+        self.drain(now);
+        result.map_err(|e| Error::Sdp(e.to_string()))
+    }
+
+    /// Answers a remote offer; returns the answer SDP.
+    pub(crate) fn accept_offer(&mut self, sdp: &str, now: Instant) -> Result<String, Error> {
+        if self.role != Role::Answerer || self.local_description.is_some() {
+            return Err(Error::WrongState("accept_offer"));
+        }
+        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| Error::Sdp(e.to_string()))?;
+        let result = self.rtc.sdp_api().accept_offer(offer);
+        self.drain(now);
+        let answer = result.map_err(|e| Error::Sdp(e.to_string()))?;
+        let answer_sdp = answer.to_sdp_string();
+        self.video_mid = video_mid(&answer_sdp);
+        self.set_local_description(&answer_sdp, now);
+        Ok(answer_sdp)
+    }
+
+    /// A remote candidate as signaled (`candidate:…`, with or without `a=`). Empty means
+    /// end-of-candidates, which str0m does not need; mDNS (`.local`) candidates are skipped
+    /// because str0m cannot resolve them (the peer-reflexive candidate covers that case).
+    pub(crate) fn add_remote_candidate(
+        &mut self,
+        candidate: &str,
+        now: Instant,
+    ) -> Result<(), Error> {
+        let line = candidate.trim();
+        let line = line.strip_prefix("a=").unwrap_or(line);
+        if line.is_empty() {
+            tracing::debug!("remote end-of-candidates");
+            return Ok(());
+        }
+        if line.split_whitespace().any(|part| part.ends_with(".local")) {
+            tracing::debug!(line, "skipping mDNS candidate");
+            return Ok(());
+        }
+        let parsed = Candidate::from_sdp_string(line).map_err(|e| Error::BadCandidate {
+            candidate: candidate.to_string(),
+            reason: e.to_string(),
+        })?;
+        self.rtc.add_remote_candidate(parsed);
+        self.drain(now);
+        Ok(())
+    }
+
+    fn set_local_description(&mut self, sdp: &str, now: Instant) {
+        self.local_description = Some(first_mid(sdp));
+        for candidate in std::mem::take(&mut self.unannounced_candidates) {
+            self.announce(candidate);
+        }
+        self.start_gathering(now);
+    }
+
+    fn start_gathering(&mut self, now: Instant) {
+        if self.gathering_started {
+            return;
+        }
+        self.gathering_started = true;
+        for probe in &mut self.probes {
+            for &server in &self.stun_servers {
+                if server.is_ipv4() == probe.base.is_ipv4() {
+                    if let Err(e) = probe.client.start_binding(now, server) {
+                        tracing::warn!(%server, "STUN query not started: {e}");
+                    }
+                }
+            }
+        }
+        self.collect_stun();
+    }
+
+    /// Signals a local candidate, or keeps it until there is a local description to go with.
+    fn announce(&mut self, candidate: String) {
+        match &self.local_description {
+            Some(mid) => self.events.push_back(PeerEvent::LocalCandidate {
+                candidate,
+                mid: mid.clone(),
+            }),
+            None => self.unannounced_candidates.push(candidate),
+        }
+    }
+
+    /// Moves STUN requests to the transmit queue and turns answers into srflx candidates.
+    fn collect_stun(&mut self) {
+        let mut found = Vec::new();
+        for probe in &mut self.probes {
+            while let Some(transmit) = probe.client.poll_transmit() {
+                self.transmits.push_back(Transmit {
+                    source: probe.base,
+                    destination: transmit.destination,
+                    contents: transmit.contents,
+                });
+            }
+            while let Some(event) = probe.client.poll_event() {
+                match event {
+                    StunEvent::Mapped { mapped, server, .. } => {
+                        tracing::debug!(%server, %mapped, base = %probe.base, "server-reflexive");
+                        found.push((mapped, probe.base));
+                    }
+                    StunEvent::Failed { server, error, .. } => {
+                        tracing::warn!(%server, ?error, "STUN server refused");
+                    }
+                    StunEvent::TimedOut { server, .. } => {
+                        tracing::warn!(%server, "STUN server did not answer");
+                    }
+                }
+            }
+        }
+        for (mapped, base) in found {
+            match Candidate::server_reflexive(mapped, base, "udp") {
+                Ok(candidate) => {
+                    if let Some(added) = self.rtc.add_local_candidate(candidate) {
+                        let line = added.to_sdp_string();
+                        self.announce(line);
+                    }
+                }
+                Err(e) => tracing::debug!(%mapped, "no srflx candidate: {e}"),
+            }
+        }
+        if self.gathering_started
+            && !self.gathering_done
+            && self.probes.iter().all(|p| p.client.is_idle())
+        {
+            self.gathering_done = true;
+            self.events.push_back(PeerEvent::GatheringComplete);
+        }
+    }
+
+    // ---- network and time -----------------------------------------------------------------
+
+    /// A datagram arrived on the socket bound to `destination`.
+    pub(crate) fn handle_receive(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        bytes: &[u8],
+    ) {
+        if rtcdesk_stun::looks_like_stun(bytes) {
+            if let Some(probe) = self.probes.iter_mut().find(|p| p.base == destination) {
+                if probe.client.handle_datagram(source, bytes) {
+                    self.collect_stun();
+                    self.drain(now);
+                    return;
+                }
+            }
+        }
+        let Ok(receive) = Receive::new(Protocol::Udp, source, destination, bytes) else {
+            return;
+        };
+        let input = Input::Receive(now, receive);
+        if !self.rtc.accepts(&input) {
+            return;
+        }
+        self.last_heard = now;
+        if let Err(e) = self.rtc.handle_input(input) {
+            tracing::warn!("str0m rejected a datagram: {e}");
+        }
+        self.drain(now);
+        self.check_liveness(now);
+    }
+
+    /// Time passed: retransmit, send keepalives and reports, notice silence.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        for probe in &mut self.probes {
+            probe.client.handle_timeout(now);
+        }
+        self.collect_stun();
+        if self.lifecycle != Lifecycle::Closed {
+            if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
+                tracing::warn!("str0m timeout handling failed: {e}");
+            }
+        }
+        self.drain(now);
+        self.check_liveness(now);
+        if let Some(asked) = self.receiver_needs_keyframe {
+            if now >= asked + KEYFRAME_REPEAT {
+                self.ask_for_keyframe(now);
+            }
+        }
+    }
+
+    /// When [`Session::handle_timeout`] must run next.
+    pub(crate) fn poll_timeout(&self) -> Instant {
+        let mut next = self.rtc_timeout;
+        for probe in &self.probes {
+            if let Some(at) = probe.client.poll_timeout() {
+                next = next.min(at);
+            }
+        }
+        match self.lifecycle {
+            Lifecycle::Connected => next = next.min(self.last_heard + self.silence_timeout),
+            Lifecycle::Disconnected => next = next.min(self.last_heard + self.close_after_silence),
+            Lifecycle::New | Lifecycle::Closed => {}
+        }
+        if let Some(asked) = self.receiver_needs_keyframe {
+            next = next.min(asked + KEYFRAME_REPEAT);
+        }
+        next
+    }
+
+    fn check_liveness(&mut self, now: Instant) {
+        let silence = now.saturating_duration_since(self.last_heard);
+        match self.lifecycle {
+            Lifecycle::Connected if silence >= self.silence_timeout => {
+                tracing::info!(?silence, "peer silent: disconnected");
+                self.lifecycle = Lifecycle::Disconnected;
+                self.events.push_back(PeerEvent::Disconnected);
+            }
+            Lifecycle::Disconnected if silence >= self.close_after_silence => {
+                tracing::info!(?silence, "peer gone: closing");
+                self.close(now);
+            }
+            Lifecycle::Disconnected if silence < self.silence_timeout && self.ice_up() => {
+                self.lifecycle = Lifecycle::Connected;
+                self.events.push_back(PeerEvent::Connected);
+            }
+            _ => {}
+        }
+    }
+
+    fn ice_up(&self) -> bool {
+        self.dtls_up && self.rtc.is_connected()
+    }
+
+    /// Closes the session: str0m sends its goodbyes (DTLS close_notify, SCTP shutdown), which
+    /// wait in the transmit queue.
+    pub(crate) fn close(&mut self, now: Instant) {
+        if self.lifecycle == Lifecycle::Closed {
+            return;
+        }
+        if let Err(e) = self.rtc.close() {
+            tracing::debug!("closing: {e}");
+        }
+        self.drain(now);
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        if self.lifecycle != Lifecycle::Closed {
+            self.lifecycle = Lifecycle::Closed;
+            self.events.push_back(PeerEvent::Closed);
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lifecycle == Lifecycle::Closed
+    }
+
+    // ---- media and data ---------------------------------------------------------------------
+
+    /// Sends one encoded frame. `overwritten` says an earlier frame never made it out, which
+    /// breaks the reference chain: until the next keyframe nothing more is sent.
+    pub(crate) fn send_video(&mut self, frame: EncodedVideoFrame, overwritten: bool, now: Instant) {
+        if overwritten {
+            self.stats.frames_skipped += 1;
+            self.want_keyframe_from_encoder();
+        }
+        let ready = self.lifecycle == Lifecycle::Connected && self.video_mid.is_some();
+        if !ready || (self.sender_needs_keyframe && !frame.keyframe) {
+            self.stats.frames_skipped += 1;
+            return;
+        }
+        let Some(mid) = self.video_mid else { return };
+        let Some(writer) = self.rtc.writer(mid) else {
+            self.stats.frames_skipped += 1;
+            return;
+        };
+        let Some(pt) = writer
+            .payload_params()
+            .find(|p| p.spec().codec == Codec::Av1)
+            .map(|p| p.pt())
+        else {
+            tracing::warn!("the peer did not accept AV1");
+            self.stats.frames_skipped += 1;
+            return;
+        };
+        let first = *self.first_capture.get_or_insert(frame.capture_time);
+        let since_first = frame.capture_time.saturating_duration_since(first);
+        let rtp_time = MediaTime::from_90khz((since_first.as_micros() * 9 / 100) as u64);
+        match writer.write(pt, frame.capture_time, rtp_time, frame.data) {
+            Ok(()) => {
+                self.stats.frames_sent += 1;
+                if frame.keyframe {
+                    self.sender_needs_keyframe = false;
+                }
+            }
+            Err(e) => {
+                tracing::warn!("video frame not written: {e}");
+                self.stats.frames_skipped += 1;
+                self.want_keyframe_from_encoder();
+            }
+        }
+        self.drain(now);
+    }
+
+    fn want_keyframe_from_encoder(&mut self) {
+        self.sender_needs_keyframe = true;
+        self.events.push_back(PeerEvent::KeyframeRequested);
+    }
+
+    /// Asks the sender for a keyframe (PLI), e.g. after the decoder failed.
+    pub(crate) fn request_keyframe(&mut self, now: Instant) {
+        self.ask_for_keyframe(now);
+    }
+
+    fn ask_for_keyframe(&mut self, now: Instant) {
+        self.receiver_needs_keyframe = Some(now);
+        let Some(mid) = self.video_mid else { return };
+        if let Some(mut writer) = self.rtc.writer(mid) {
+            if let Err(e) = writer.request_keyframe(None, KeyframeRequestKind::Pli) {
+                tracing::debug!("keyframe request not sent yet: {e}");
+            }
+        }
+        self.drain(now);
+    }
+
+    /// The decoder's queue was full: this frame is lost, so skip to the next keyframe.
+    pub(crate) fn received_frame_dropped(&mut self, now: Instant) {
+        self.stats.frames_received = self.stats.frames_received.saturating_sub(1);
+        self.ask_for_keyframe(now);
+    }
+
+    /// Writes one data-channel message. `Ok(false)`: not now (channel not open yet or SCTP's
+    /// buffer full); the caller keeps reliable messages and retries after the next input.
+    pub(crate) fn send_data(
+        &mut self,
+        channel: Channel,
+        bytes: &[u8],
+        now: Instant,
+    ) -> Result<bool, Error> {
+        if self.lifecycle == Lifecycle::Closed {
+            return Err(Error::Closed);
+        }
+        let Some(id) = self.open_channels[channel.index()] else {
+            return Ok(false);
+        };
+        let Some(mut handle) = self.rtc.channel(id) else {
+            return Ok(false);
+        };
+        let accepted = handle.write(true, bytes);
+        self.drain(now);
+        Ok(accepted?)
+    }
+
+    /// Whether a channel is open for sending.
+    pub(crate) fn is_open(&self, channel: Channel) -> bool {
+        self.open_channels[channel.index()].is_some()
+    }
+
+    // ---- outputs ----------------------------------------------------------------------------
+
+    pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub(crate) fn poll_event(&mut self) -> Option<PeerEvent> {
+        self.events.pop_front()
+    }
+
+    pub(crate) fn poll_video(&mut self) -> Option<ReceivedVideoFrame> {
+        self.received_frames.pop_front()
+    }
+
+    /// Drains str0m until it only has a timeout left (its single-mutation invariant).
+    fn drain(&mut self, now: Instant) {
+        while self.rtc.is_alive() {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(at)) => {
+                    self.rtc_timeout = at;
+                    return;
+                }
+                Ok(Output::Transmit(transmit)) => self.transmits.push_back(Transmit {
+                    source: transmit.source,
+                    destination: transmit.destination,
+                    contents: transmit.contents.into(),
+                }),
+                Ok(Output::Event(event)) => self.handle_rtc_event(event, now),
+                Err(e) => {
+                    tracing::warn!("str0m failed, closing the session: {e}");
+                    self.rtc.disconnect();
+                    self.finish();
+                    return;
+                }
+            }
+        }
+        // Not alive: closed by us or the peer, nothing more will come out.
+        self.rtc_timeout = now + Duration::from_secs(3600);
+        self.finish();
+    }
+
+    fn handle_rtc_event(&mut self, event: Event, now: Instant) {
+        match event {
+            Event::Connected => {
+                self.dtls_up = true;
+                self.last_heard = now;
+                if self.lifecycle != Lifecycle::Closed {
+                    self.lifecycle = Lifecycle::Connected;
+                    self.events.push_back(PeerEvent::Connected);
+                    // The first frame the receiver gets must be a keyframe.
+                    self.want_keyframe_from_encoder();
+                }
+            }
+            Event::IceConnectionStateChange(state) => {
+                tracing::debug!(?state, "ICE");
+                if state == IceConnectionState::Disconnected
+                    && self.lifecycle == Lifecycle::Connected
+                {
+                    self.lifecycle = Lifecycle::Disconnected;
+                    self.events.push_back(PeerEvent::Disconnected);
+                }
+            }
+            Event::MediaAdded(added)
+                if added.kind == MediaKind::Video && self.video_mid.is_none() =>
+            {
+                self.video_mid = Some(added.mid);
+            }
+            Event::MediaData(data) => self.handle_media_data(data, now),
+            Event::KeyframeRequest(_) => self.want_keyframe_from_encoder(),
+            Event::ChannelOpen(id, label) => {
+                let Some(channel) = Channel::from_label(&label) else {
+                    tracing::debug!(label, "ignoring an unknown data channel");
+                    return;
+                };
+                self.channel_ids.insert(id, channel);
+                self.open_channels[channel.index()] = Some(id);
+                if let Some(mut handle) = self.rtc.channel(id) {
+                    handle.set_buffered_amount_low_threshold(CHANNEL_LOW_WATER);
+                }
+                self.events.push_back(PeerEvent::ChannelOpen(channel));
+            }
+            Event::ChannelData(data) => {
+                if let Some(&channel) = self.channel_ids.get(&data.id) {
+                    self.events.push_back(PeerEvent::Data(channel, data.data));
+                }
+            }
+            Event::ChannelClose(id) => {
+                if let Some(channel) = self.channel_ids.remove(&id) {
+                    self.open_channels[channel.index()] = None;
+                }
+            }
+            Event::PeerStats(peer) => self.handle_peer_stats(peer),
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                self.stats.bandwidth_estimate_bps = Some(estimate.as_u64());
+            }
+            Event::Closed => {
+                tracing::info!("peer closed the session");
+                self.finish();
+            }
+            _ => {}
+        }
+    }
+
+    fn handle_media_data(&mut self, data: str0m::media::MediaData, now: Instant) {
+        let keyframe = data.is_keyframe();
+        if !data.contiguous && !keyframe {
+            // Packets were lost for good (NACK gave up): the decoder needs a fresh start.
+            self.ask_for_keyframe(now);
+            return;
+        }
+        if self.receiver_needs_keyframe.is_some() {
+            if !keyframe {
+                return;
+            }
+            self.receiver_needs_keyframe = None;
+        }
+        self.stats.frames_received += 1;
+        self.received_frames.push_back(ReceivedVideoFrame {
+            data: data.data,
+            rtp_time: data.time.numer(),
+            keyframe,
+            contiguous: data.contiguous,
+            received_at: data.network_time,
+        });
+    }
+
+    fn handle_peer_stats(&mut self, peer: str0m::stats::PeerStats) {
+        let (tx, rx) = (peer.peer_bytes_tx, peer.peer_bytes_rx);
+        if let Some((at, prev_tx, prev_rx)) = self.previous_totals {
+            let seconds = peer.timestamp.saturating_duration_since(at).as_secs_f64();
+            if seconds > 0.0 {
+                self.stats.send_bitrate_bps =
+                    (tx.saturating_sub(prev_tx) as f64 * 8.0 / seconds) as u64;
+                self.stats.receive_bitrate_bps =
+                    (rx.saturating_sub(prev_rx) as f64 * 8.0 / seconds) as u64;
+            }
+        }
+        self.previous_totals = Some((peer.timestamp, tx, rx));
+        self.stats.bytes_sent = tx;
+        self.stats.bytes_received = rx;
+        self.stats.rtt = peer.rtt.or_else(|| {
+            peer.selected_candidate_pair
+                .as_ref()
+                .and_then(|pair| pair.current_round_trip_time)
+        });
+        self.stats.egress_loss = peer.egress_loss_fraction;
+        self.stats.ingress_loss = peer.ingress_loss_fraction;
+        if let Some(bwe) = peer.bwe_tx {
+            self.stats.bandwidth_estimate_bps = Some(bwe.as_u64());
+        }
+        self.events.push_back(PeerEvent::Stats(self.stats.clone()));
+    }
+}
+
+fn channel_config(channel: Channel) -> ChannelConfig {
+    ChannelConfig {
+        label: channel.label().to_string(),
+        ordered: channel != Channel::Pointer,
+        reliability: if channel.is_reliable() {
+            Reliability::Reliable
+        } else {
+            Reliability::MaxRetransmits { retransmits: 0 }
+        },
+        negotiated: None,
+        protocol: String::new(),
+    }
+}
+
+/// The mid of the `m=video` section of an SDP.
+fn video_mid(sdp: &str) -> Option<Mid> {
+    let mut in_video = false;
+    for line in sdp.lines() {
+        let line = line.trim_end();
+        if line.starts_with("m=") {
+            in_video = line.starts_with("m=video");
+        } else if in_video {
+            if let Some(mid) = line.strip_prefix("a=mid:") {
+                return Some(Mid::from(mid));
+            }
+        }
+    }
+    None
+}
