@@ -110,7 +110,7 @@ async fn video_frames_arrive_whole_identical_in_order_with_their_timestamps() {
             keyframe
         }));
         // Lockstep: each frame is taken before the next is offered, so none is overwritten.
-        let received = tokio::time::timeout(PATIENCE, controller.video.recv())
+        let received = tokio::time::timeout(PATIENCE, controller.video().recv())
             .await
             .expect("frame in time")
             .expect("video stream open");
@@ -147,7 +147,7 @@ async fn a_keyframe_request_from_the_controller_reaches_the_encoder() {
         capture_time: Instant::now(),
         keyframe: true,
     });
-    tokio::time::timeout(PATIENCE, controller.video.recv())
+    tokio::time::timeout(PATIENCE, controller.video().recv())
         .await
         .unwrap()
         .unwrap();

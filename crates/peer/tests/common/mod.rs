@@ -22,10 +22,20 @@ pub struct Side {
     pub handle: PeerHandle,
     /// Every event except local candidates (those went to the other side).
     pub events: mpsc::UnboundedReceiver<PeerEvent>,
-    pub video: VideoReceiver,
+    video: Option<VideoReceiver>,
 }
 
 impl Side {
+    /// Received video frames.
+    pub fn video(&mut self) -> &mut VideoReceiver {
+        self.video.as_mut().expect("video receiver taken")
+    }
+
+    /// Takes the video receiver, e.g. into a decoder task.
+    pub fn take_video(&mut self) -> VideoReceiver {
+        self.video.take().expect("video receiver taken")
+    }
+
     /// Waits for the first event `pick` accepts, skipping others (stats and the like).
     pub async fn wait_for<T>(
         &mut self,
@@ -93,12 +103,12 @@ pub async fn connect(puppet: Peer, controller: Peer, rewrites: Rewrites) -> (Sid
     let mut puppet = Side {
         handle: puppet.handle,
         events: puppet_events,
-        video: puppet.video,
+        video: Some(puppet.video),
     };
     let mut controller = Side {
         handle: controller.handle,
         events: controller_events,
-        video: controller.video,
+        video: Some(controller.video),
     };
     puppet.wait_for_event(PeerEvent::Connected).await;
     controller.wait_for_event(PeerEvent::Connected).await;
