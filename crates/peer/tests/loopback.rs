@@ -170,3 +170,108 @@ async fn close_is_seen_on_both_sides() {
     puppet.wait_for_event(PeerEvent::Closed).await;
     controller.wait_for_event(PeerEvent::Closed).await;
 }
+
+/// An "encoder" task at ~200 fps that obeys keyframe requests; returns what it sent.
+fn spawn_encoder(
+    sender: rtcdesk_peer::VideoSender,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<Vec<Vec<u8>>> {
+    tokio::spawn(async move {
+        let mut sent = Vec::new();
+        let start = Instant::now();
+        let mut ticker = tokio::time::interval(Duration::from_millis(5));
+        for index in 0..20_000u32 {
+            ticker.tick().await;
+            if *stop.borrow() {
+                break;
+            }
+            let keyframe = sender.take_keyframe_request();
+            let data = av1_frame(index, 1_500, keyframe);
+            sent.push(data.clone());
+            let capture_time = start + Duration::from_millis(5 * u64::from(index));
+            sender.send(EncodedVideoFrame {
+                data,
+                capture_time,
+                keyframe,
+            });
+        }
+        sent
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decoder_that_falls_behind_gets_a_keyframe_and_resumes() {
+    let mut controller_config = loopback_config(Role::Answerer);
+    controller_config.video_receive_queue = 4;
+    let (puppet, controller) = start_pair(loopback_config(Role::Offerer), controller_config).await;
+    let (mut puppet, mut controller) = connect(puppet, controller, Rewrites::default()).await;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let encoder = spawn_encoder(puppet.handle.video_sender(), stop_rx);
+
+    // Nobody reads the controller's video: its queue fills, a frame is dropped, and the
+    // controller sends PLI, which reaches the encoder as a keyframe request.
+    puppet.wait_for_event(PeerEvent::KeyframeRequested).await; // the first, on Connected
+    puppet.wait_for_event(PeerEvent::KeyframeRequested).await; // the PLI
+
+    // The decoder catches up: after the queued frames comes a keyframe, then frames in order.
+    let mut last_index = None;
+    let mut resumed_after_keyframe = 0;
+    while resumed_after_keyframe < 20 {
+        let frame = tokio::time::timeout(PATIENCE, controller.video().recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let index = frame_index(&frame.data);
+        assert!(last_index.is_none_or(|last| index > last));
+        let skipped = last_index.is_some_and(|last| index > last + 1);
+        if skipped {
+            assert!(
+                frame.keyframe,
+                "after a gap the decoder gets a keyframe first"
+            );
+        }
+        if resumed_after_keyframe > 0 || (skipped && frame.keyframe) {
+            resumed_after_keyframe += 1;
+        }
+        last_index = Some(index);
+    }
+    stop_tx.send(true).unwrap();
+    encoder.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_report_rtt_bitrates_frames_and_bandwidth_estimate() {
+    let (puppet, controller) = start_pair(
+        loopback_config(Role::Offerer),
+        loopback_config(Role::Answerer),
+    )
+    .await;
+    let (mut puppet, mut controller) = connect(puppet, controller, Rewrites::default()).await;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let encoder = spawn_encoder(puppet.handle.video_sender(), stop_rx);
+    let mut video = controller.take_video();
+    let decoder = tokio::spawn(async move { while video.recv().await.is_some() {} });
+
+    let sender_stats = puppet
+        .wait_for("sender stats with frames", |e| match e {
+            PeerEvent::Stats(s) if s.frames_sent > 0 && s.send_bitrate_bps > 0 => Some(s),
+            _ => None,
+        })
+        .await;
+    assert!(sender_stats.rtt.is_some(), "{sender_stats:?}");
+    assert!(
+        sender_stats.bandwidth_estimate_bps.is_some(),
+        "{sender_stats:?}"
+    );
+    let receiver_stats = controller
+        .wait_for("receiver stats with frames", |e| match e {
+            PeerEvent::Stats(s) if s.frames_received > 0 && s.receive_bitrate_bps > 0 => Some(s),
+            _ => None,
+        })
+        .await;
+    assert!(receiver_stats.rtt.is_some(), "{receiver_stats:?}");
+    stop_tx.send(true).unwrap();
+    encoder.await.unwrap();
+    puppet.handle.close().await;
+    decoder.await.unwrap();
+}
