@@ -21,8 +21,10 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 pub struct Side {
     pub handle: PeerHandle,
     /// Every event except local candidates (those went to the other side).
+    /// GatheringComplete is both applied to the other side and passed on.
     pub events: mpsc::UnboundedReceiver<PeerEvent>,
     video: Option<VideoReceiver>,
+    backlog: std::collections::VecDeque<PeerEvent>,
 }
 
 impl Side {
@@ -36,20 +38,30 @@ impl Side {
         self.video.take().expect("video receiver taken")
     }
 
-    /// Waits for the first event `pick` accepts, skipping others (stats and the like).
+    /// Waits for the first event `pick` accepts. Events it does not want are kept, in order,
+    /// for later waits (so waiting for `Connected` does not lose an earlier `ChannelOpen`).
     pub async fn wait_for<T>(
         &mut self,
         what: &str,
         mut pick: impl FnMut(PeerEvent) -> Option<T>,
     ) -> T {
+        for position in 0..self.backlog.len() {
+            if let Some(value) = pick(self.backlog[position].clone()) {
+                self.backlog.remove(position);
+                return value;
+            }
+        }
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             let event = tokio::time::timeout_at(deadline, self.events.recv())
                 .await
                 .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
                 .unwrap_or_else(|| panic!("events ended while waiting for {what}"));
-            if let Some(value) = pick(event) {
+            if let Some(value) = pick(event.clone()) {
                 return value;
+            }
+            if !matches!(event, PeerEvent::Stats(_)) {
+                self.backlog.push_back(event);
             }
         }
     }
@@ -104,11 +116,13 @@ pub async fn connect(puppet: Peer, controller: Peer, rewrites: Rewrites) -> (Sid
         handle: puppet.handle,
         events: puppet_events,
         video: Some(puppet.video),
+        backlog: Default::default(),
     };
     let mut controller = Side {
         handle: controller.handle,
         events: controller_events,
         video: Some(controller.video),
+        backlog: Default::default(),
     };
     puppet.wait_for_event(PeerEvent::Connected).await;
     controller.wait_for_event(PeerEvent::Connected).await;
@@ -131,6 +145,7 @@ fn forward(
                 }
                 PeerEvent::GatheringComplete => {
                     let _ = other.add_remote_candidate(String::new()).await;
+                    let _ = tx.send(PeerEvent::GatheringComplete);
                 }
                 other_event => {
                     let _ = tx.send(other_event);
