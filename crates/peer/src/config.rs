@@ -72,6 +72,9 @@ pub struct PeerConfig {
     pub close_after_silence: Duration,
     /// How often ICE checks the selected pair (str0m's max STUN RTO); also keeps NATs open.
     pub keepalive_interval: Duration,
+    /// Whether the video sender estimates bandwidth (TWCC) and paces to it. On by default;
+    /// off sends every frame at once (only sensible on a LAN, or to measure raw capacity).
+    pub bandwidth_estimation: bool,
     /// The bandwidth estimator's start value for the video sender.
     pub initial_bitrate_bps: u64,
     /// The most the bandwidth estimator should probe for.
@@ -83,6 +86,9 @@ pub struct PeerConfig {
     pub video_receive_queue: usize,
     /// How many events may wait for the application before the network loop waits on it.
     pub event_queue: usize,
+    /// Kernel send and receive buffer asked for each UDP socket, so a burst of video packets
+    /// is not lost while the loop is busy (the kernel caps it at net.core.[rw]mem_max).
+    pub socket_buffer_bytes: usize,
 }
 
 impl PeerConfig {
@@ -95,11 +101,13 @@ impl PeerConfig {
             silence_timeout: Duration::from_secs(3),
             close_after_silence: Duration::from_secs(15),
             keepalive_interval: Duration::from_millis(500),
+            bandwidth_estimation: true,
             initial_bitrate_bps: 2_000_000,
             max_bitrate_bps: 50_000_000,
             data_queue: 1024,
             video_receive_queue: 8,
             event_queue: 4096,
+            socket_buffer_bytes: 4 << 20,
         }
     }
 }

@@ -66,6 +66,7 @@ impl Peer {
                 }
                 Err(e) => return Err(e.into()),
             };
+            set_buffer_sizes(&std_socket, config.socket_buffer_bytes);
             std_socket.set_nonblocking(true)?;
             let local = std_socket.local_addr()?;
             sockets.push((local, UdpSocket::from_std(std_socket)?));
@@ -356,6 +357,17 @@ impl Driver {
                 return;
             }
         }
+    }
+}
+
+/// Best effort: a smaller buffer than asked (the kernel's cap) still works, just drops sooner.
+fn set_buffer_sizes(socket: &std::net::UdpSocket, bytes: usize) {
+    let socket = socket2::SockRef::from(socket);
+    if let Err(e) = socket.set_recv_buffer_size(bytes) {
+        tracing::debug!("receive buffer not enlarged: {e}");
+    }
+    if let Err(e) = socket.set_send_buffer_size(bytes) {
+        tracing::debug!("send buffer not enlarged: {e}");
     }
 }
 

@@ -145,11 +145,12 @@ impl Session {
             .set_stats_interval(Some(Duration::from_secs(1)));
         // ICE checks on the selected pair run at least this often, so silence means gone.
         builder.set_max_stun_rto(config.keepalive_interval);
-        if config.role == Role::Offerer {
+        let bwe = config.role == Role::Offerer && config.bandwidth_estimation;
+        if bwe {
             builder = builder.enable_bwe(Some(Bitrate::bps(config.initial_bitrate_bps)));
         }
         let mut rtc = builder.build(now);
-        if config.role == Role::Offerer {
+        if bwe {
             rtc.bwe()
                 .set_desired_bitrate(Bitrate::bps(config.max_bitrate_bps));
         }
