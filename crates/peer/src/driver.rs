@@ -337,7 +337,7 @@ impl Driver {
             while let Some(frame) = self.session.poll_video() {
                 moved = true;
                 match self.video.try_send(frame) {
-                    Ok(()) => {}
+                    Ok(()) => self.session.received_frame_delivered(),
                     Err(mpsc::error::TrySendError::Full(_)) => {
                         tracing::debug!("decoder behind: frame dropped, asking for a keyframe");
                         self.session.received_frame_dropped(Instant::now());

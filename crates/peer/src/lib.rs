@@ -9,8 +9,8 @@
 //! never holds up the encoder) and come out of a [`VideoReceiver`] (bounded; when the decoder
 //! falls behind, frames are dropped and a keyframe is requested).
 //!
-//! Inside, a sans-IO [`Session`](session) wraps `str0m::Rtc` and the STUN client; a tokio task
-//! owns the UDP sockets and only moves datagrams, timers and messages.
+//! Inside, a sans-IO session core wraps `str0m::Rtc` and the STUN client; a tokio task owns the
+//! UDP sockets (one per interface address) and only moves datagrams, timers and messages.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), rtcdesk_peer::Error> {
@@ -24,7 +24,7 @@
 //! let mut events = puppet.events;
 //! while let Some(event) = events.recv().await {
 //!     match event {
-//!         PeerEvent::LocalCandidate { candidate, mid } => { /* signal it */ }
+//!         PeerEvent::LocalCandidate { .. } => { /* signal it */ }
 //!         PeerEvent::Connected => puppet.handle.send_data(Channel::Control, b"hello".to_vec()).await?,
 //!         PeerEvent::Data(Channel::Input, bytes) => { /* inject */ }
 //!         PeerEvent::Closed => break,
@@ -34,6 +34,7 @@
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 mod config;
 mod driver;

@@ -72,7 +72,7 @@ pub struct PeerStats {
     pub ingress_loss: Option<f32>,
     /// Video frames handed to the network.
     pub frames_sent: u64,
-    /// Video frames received whole and handed to the decoder.
+    /// Video frames received whole and handed to the decoder's queue.
     pub frames_received: u64,
     /// Video frames not sent: overwritten in the slot, before connecting, or while waiting for a
     /// keyframe.
@@ -547,9 +547,13 @@ impl Session {
         self.drain(now);
     }
 
+    /// The decoder took a frame.
+    pub(crate) fn received_frame_delivered(&mut self) {
+        self.stats.frames_received += 1;
+    }
+
     /// The decoder's queue was full: this frame is lost, so skip to the next keyframe.
     pub(crate) fn received_frame_dropped(&mut self, now: Instant) {
-        self.stats.frames_received = self.stats.frames_received.saturating_sub(1);
         self.ask_for_keyframe(now);
     }
 
@@ -696,7 +700,6 @@ impl Session {
             }
             self.receiver_needs_keyframe = None;
         }
-        self.stats.frames_received += 1;
         self.received_frames.push_back(ReceivedVideoFrame {
             data: data.data,
             rtp_time: data.time.numer(),

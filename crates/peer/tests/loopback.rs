@@ -60,6 +60,19 @@ async fn data_flows_on_all_three_channels_both_ways() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_bound_to_every_interface_connect() {
+    // No bind address: one socket per usable interface address, all offered as host candidates.
+    let (puppet, controller) = start_pair(
+        rtcdesk_peer::PeerConfig::new(Role::Offerer),
+        rtcdesk_peer::PeerConfig::new(Role::Answerer),
+    )
+    .await;
+    assert!(!puppet.handle.local_addresses().is_empty());
+    let (_puppet, mut controller) = connect(puppet, controller, Rewrites::default()).await;
+    wait_all_channels_open(&mut controller).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_sent_before_the_channel_opens_still_arrive_in_order() {
     let (puppet, controller) = start_pair(
         loopback_config(Role::Offerer),
