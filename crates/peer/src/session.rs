@@ -766,3 +766,263 @@ fn video_mid(sdp: &str) -> Option<Mid> {
     }
     None
 }
+
+/// Two sessions wired together by a simulated link, on a virtual clock (quinn-proto's `Pair`):
+/// no sockets, no sleeps; seconds of protocol time pass in milliseconds.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Pair {
+        now: Instant,
+        sessions: [Session; 2],
+        addresses: [SocketAddr; 2],
+        in_flight: Vec<(Instant, usize, Transmit)>,
+        latency: Duration,
+        loss: f64,
+        cut: bool,
+        rng: u64,
+        events: [Vec<(Instant, PeerEvent)>; 2],
+        frames: [Vec<ReceivedVideoFrame>; 2],
+    }
+
+    impl Pair {
+        fn new(loss: f64, seed: u64) -> Pair {
+            crate::install_crypto_provider();
+            let now = Instant::now();
+            let addresses: [SocketAddr; 2] = [
+                "10.0.0.1:1000".parse().unwrap(),
+                "10.0.0.2:2000".parse().unwrap(),
+            ];
+            let puppet = Session::new(&PeerConfig::new(Role::Offerer), &addresses[..1], now);
+            let controller = Session::new(&PeerConfig::new(Role::Answerer), &addresses[1..], now);
+            let mut pair = Pair {
+                now,
+                sessions: [puppet, controller],
+                addresses,
+                in_flight: Vec::new(),
+                latency: Duration::from_millis(10),
+                loss,
+                cut: false,
+                rng: seed | 1,
+                events: [Vec::new(), Vec::new()],
+                frames: [Vec::new(), Vec::new()],
+            };
+            let offer = pair.sessions[0].create_offer(now).unwrap();
+            let answer = pair.sessions[1].accept_offer(&offer, now).unwrap();
+            pair.sessions[0].accept_answer(&answer, now).unwrap();
+            pair
+        }
+
+        fn random(&mut self) -> f64 {
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 7;
+            self.rng ^= self.rng << 17;
+            (self.rng >> 11) as f64 / (1u64 << 53) as f64
+        }
+
+        /// Moves outputs onto the link (and candidates to the other side), then advances the
+        /// clock to the next delivery or timeout and handles it.
+        fn step(&mut self) {
+            for side in 0..2 {
+                while let Some(transmit) = self.sessions[side].poll_transmit() {
+                    let lost = self.cut || self.random() < self.loss;
+                    if !lost {
+                        self.in_flight
+                            .push((self.now + self.latency, 1 - side, transmit));
+                    }
+                }
+                while let Some(frame) = self.sessions[side].poll_video() {
+                    self.sessions[side].received_frame_delivered();
+                    self.frames[side].push(frame);
+                }
+                while let Some(event) = self.sessions[side].poll_event() {
+                    if let PeerEvent::LocalCandidate { candidate, .. } = &event {
+                        let now = self.now;
+                        self.sessions[1 - side]
+                            .add_remote_candidate(candidate, now)
+                            .unwrap();
+                    }
+                    self.events[side].push((self.now, event));
+                }
+            }
+            let next_delivery = self.in_flight.iter().map(|(at, _, _)| *at).min();
+            let next_timeout = self.sessions[0]
+                .poll_timeout()
+                .min(self.sessions[1].poll_timeout());
+            let next = next_delivery.map_or(next_timeout, |d| d.min(next_timeout));
+            self.now = self.now.max(next);
+            let now = self.now;
+            let (due, later): (Vec<_>, Vec<_>) =
+                self.in_flight.drain(..).partition(|(at, _, _)| *at <= now);
+            self.in_flight = later;
+            for (_, to, transmit) in due {
+                let destination = self.addresses[to];
+                self.sessions[to].handle_receive(
+                    now,
+                    self.addresses[1 - to],
+                    destination,
+                    &transmit.contents,
+                );
+            }
+            for session in &mut self.sessions {
+                if session.poll_timeout() <= now {
+                    session.handle_timeout(now);
+                }
+            }
+        }
+
+        /// Steps until `done` holds; panics after `limit` of virtual time.
+        fn drive_until(&mut self, limit: Duration, mut done: impl FnMut(&Pair) -> bool) {
+            let give_up = self.now + limit;
+            while !done(self) {
+                assert!(
+                    self.now < give_up,
+                    "not done after {limit:?} of virtual time"
+                );
+                self.step();
+            }
+        }
+
+        fn saw(&self, side: usize, wanted: &PeerEvent) -> Option<Instant> {
+            self.events[side]
+                .iter()
+                .find(|(_, event)| event == wanted)
+                .map(|(at, _)| *at)
+        }
+
+        fn data(&self, side: usize, channel: Channel) -> Vec<Vec<u8>> {
+            self.events[side]
+                .iter()
+                .filter_map(|(_, event)| match event {
+                    PeerEvent::Data(c, bytes) if *c == channel => Some(bytes.clone()),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        fn connect(&mut self) {
+            let all_open = |p: &Pair, side: usize| {
+                Channel::ALL
+                    .iter()
+                    .all(|c| p.saw(side, &PeerEvent::ChannelOpen(*c)).is_some())
+            };
+            self.drive_until(Duration::from_secs(60), |p| {
+                all_open(p, 0) && all_open(p, 1)
+            });
+        }
+    }
+
+    #[test]
+    fn a_pair_connects_and_talks_on_a_virtual_clock() {
+        let mut pair = Pair::new(0.0, 1);
+        pair.connect();
+        let now = pair.now;
+        assert!(pair.sessions[0]
+            .send_data(Channel::Input, b"key", now)
+            .unwrap());
+        assert!(pair.sessions[1]
+            .send_data(Channel::Control, b"chat", now)
+            .unwrap());
+        pair.drive_until(Duration::from_secs(1), |p| {
+            !p.data(1, Channel::Input).is_empty() && !p.data(0, Channel::Control).is_empty()
+        });
+        assert_eq!(pair.data(1, Channel::Input), [b"key".to_vec()]);
+        assert_eq!(pair.data(0, Channel::Control), [b"chat".to_vec()]);
+    }
+
+    #[test]
+    fn silence_is_reported_at_the_silence_timeout_then_the_session_closes() {
+        let mut pair = Pair::new(0.0, 2);
+        pair.connect();
+        pair.cut = true;
+        let cut_at = pair.now;
+        pair.drive_until(Duration::from_secs(30), |p| {
+            p.saw(0, &PeerEvent::Closed).is_some()
+        });
+        let disconnected = pair.saw(0, &PeerEvent::Disconnected).unwrap() - cut_at;
+        let closed = pair.saw(0, &PeerEvent::Closed).unwrap() - cut_at;
+        let config = PeerConfig::new(Role::Offerer);
+        // Silence counts from the last datagram heard, at most one keepalive before the cut.
+        assert!(disconnected <= config.silence_timeout, "{disconnected:?}");
+        assert!(disconnected + config.keepalive_interval + pair.latency >= config.silence_timeout);
+        assert!(closed <= config.close_after_silence, "{closed:?}");
+        assert!(pair.saw(1, &PeerEvent::Disconnected).is_some());
+    }
+
+    #[test]
+    fn reliable_data_survives_ten_percent_loss_in_order() {
+        // The handshake runs lossless: OpenSSL's DTLS retransmission timer reads the real clock,
+        // so a lost flight would wait for real seconds. SCTP and SRTP run on the virtual clock.
+        let mut pair = Pair::new(0.0, 0xfeed);
+        pair.connect();
+        pair.loss = 0.10;
+        let total = 200u32;
+        let mut next = 0u32;
+        let give_up = pair.now + Duration::from_secs(60);
+        while pair.data(1, Channel::Input).len() < total as usize {
+            assert!(pair.now < give_up, "not delivered in 60 s of virtual time");
+            // Feed the sender as fast as SCTP takes messages, as the driver does.
+            while next < total {
+                let now = pair.now;
+                if !pair.sessions[0]
+                    .send_data(Channel::Input, &next.to_be_bytes(), now)
+                    .unwrap()
+                {
+                    break;
+                }
+                next += 1;
+            }
+            pair.step();
+        }
+        let expected: Vec<Vec<u8>> = (0..total).map(|i| i.to_be_bytes().to_vec()).collect();
+        assert_eq!(pair.data(1, Channel::Input), expected);
+    }
+
+    #[test]
+    fn video_over_a_lossy_link_arrives_whole_in_order() {
+        let mut pair = Pair::new(0.0, 0xbeef);
+        pair.connect();
+        pair.loss = 0.05;
+        let start = pair.now;
+        let mut sent = Vec::new();
+        for index in 0..100u32 {
+            let keyframe = index == 0 || pair.sessions[0].sender_needs_keyframe;
+            let mut data = vec![(6 << 3) | 0b10, 0x90, 0x03]; // frame OBU, 400-byte payload
+            data.extend((0..400u32).map(|i| (i.wrapping_mul(31) ^ index) as u8));
+            if keyframe {
+                let mut with_header = vec![(1 << 3) | 0b10, 2, 0, 0];
+                with_header.extend_from_slice(&data);
+                data = with_header;
+            }
+            sent.push(data.clone());
+            let frame = EncodedVideoFrame {
+                data,
+                capture_time: start + Duration::from_millis(33 * u64::from(index)),
+                keyframe,
+            };
+            let now = pair.now;
+            pair.sessions[0].send_video(frame, false, now);
+            let until = pair.now + Duration::from_millis(33);
+            pair.drive_until(Duration::from_secs(1), |p| p.now >= until);
+        }
+        pair.drive_until(Duration::from_secs(5), |p| {
+            p.frames[1]
+                .last()
+                .is_some_and(|f| f.data[..] == sent[sent.len() - 1][..])
+        });
+        let mut position = 0;
+        for frame in &pair.frames[1] {
+            let found = sent[position..]
+                .iter()
+                .position(|s| s[..] == frame.data[..])
+                .expect("every frame whole and in order");
+            position += found + 1;
+        }
+        assert!(
+            pair.frames[1].len() >= 50,
+            "{} frames",
+            pair.frames[1].len()
+        );
+    }
+}
