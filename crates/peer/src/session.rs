@@ -914,6 +914,66 @@ mod tests {
     }
 
     #[test]
+    fn the_offer_is_plain_sdp_with_av1_send_only_nack_rtx_and_data_channels() {
+        crate::install_crypto_provider();
+        let now = Instant::now();
+        let bases = ["10.0.0.1:1000".parse().unwrap()];
+        let mut puppet = Session::new(&PeerConfig::new(Role::Offerer), &bases, now);
+        let offer = puppet.create_offer(now).unwrap();
+        assert!(offer.starts_with("v=0\r\n"), "{offer}");
+        assert!(offer.contains("m=video "), "{offer}");
+        assert!(offer.contains("AV1/90000"), "{offer}");
+        assert!(offer.contains("a=sendonly"), "{offer}");
+        assert!(
+            offer.contains(" nack\r\n") && offer.contains(" nack pli\r\n"),
+            "{offer}"
+        );
+        assert!(offer.contains("rtx/90000"), "{offer}");
+        assert!(
+            offer.contains("m=application ") && offer.contains("webrtc-datachannel"),
+            "{offer}"
+        );
+        assert!(offer.contains("a=candidate:"), "{offer}");
+        // The answerer cannot offer, the offerer cannot offer twice.
+        assert!(puppet.create_offer(now).is_err());
+        let mut controller = Session::new(&PeerConfig::new(Role::Answerer), &bases, now);
+        assert!(controller.create_offer(now).is_err());
+        let answer = controller.accept_offer(&offer, now).unwrap();
+        assert!(answer.contains("a=recvonly"), "{answer}");
+    }
+
+    #[test]
+    fn bad_remote_input_is_an_error_not_a_panic() {
+        crate::install_crypto_provider();
+        let now = Instant::now();
+        let bases = ["10.0.0.2:2000".parse().unwrap()];
+        let mut controller = Session::new(&PeerConfig::new(Role::Answerer), &bases, now);
+        assert!(matches!(
+            controller.add_remote_candidate("candidate:garbage", now),
+            Err(Error::BadCandidate { .. })
+        ));
+        // End-of-candidates and mDNS candidates (which str0m cannot resolve) are accepted.
+        controller.add_remote_candidate("", now).unwrap();
+        controller
+            .add_remote_candidate(
+                "candidate:1 1 udp 2122260223 0c4a7e5b-1a2b.local 54321 typ host",
+                now,
+            )
+            .unwrap();
+        controller
+            .add_remote_candidate("a=candidate:1 1 udp 2122260223 10.0.0.1 1000 typ host", now)
+            .unwrap();
+        assert!(matches!(
+            controller.accept_offer("not sdp", now),
+            Err(Error::Sdp(_))
+        ));
+        assert!(matches!(
+            controller.accept_answer("v=0", now),
+            Err(Error::WrongState(_))
+        ));
+    }
+
+    #[test]
     fn a_pair_connects_and_talks_on_a_virtual_clock() {
         let mut pair = Pair::new(0.0, 1);
         pair.connect();
