@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant;
 
-use tokio::io::ReadBuf;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
@@ -210,6 +209,12 @@ struct Driver {
 }
 
 impl Driver {
+    /// The loop: do everything that is ready without waiting, in priority order (application,
+    /// data, due timers, datagrams, video), and only when nothing was ready, wait for anything.
+    ///
+    /// Due timers are handled here rather than through a tokio sleep: str0m's pacer asks for an
+    /// immediate timeout after every paced packet, and tokio's timer wheel has 1 ms granularity,
+    /// which would cap video at one packet per millisecond (~10 Mbit/s).
     async fn run(mut self) {
         let mut buf = vec![0u8; 65536];
         loop {
@@ -217,64 +222,99 @@ impl Driver {
             if self.session.is_closed() {
                 break;
             }
-            if self.pending_data.is_some() {
-                self.retry_pending_data();
-                self.flush().await;
+            let mut progressed = self.take_commands();
+            progressed |= self.feed_data();
+            if self.session.poll_timeout() <= Instant::now() {
+                self.session.handle_timeout(Instant::now());
+                progressed = true;
+            }
+            progressed |= self.receive_waiting(&mut buf);
+            if let Some((frame, overwritten)) = self.slot.take() {
+                self.session.send_video(frame, overwritten, Instant::now());
+                progressed = true;
+            }
+            if progressed {
+                continue;
             }
             let deadline = tokio::time::Instant::from_std(self.session.poll_timeout());
             let sockets = &self.sockets;
             tokio::select! {
-                biased;
                 command = self.commands.recv() => match command {
                     Some(command) => self.handle_command(command),
                     // Every handle is gone: nobody can use the session any more.
                     None => self.session.close(Instant::now()),
                 },
                 message = self.data.recv(), if self.pending_data.is_none() => {
-                    if let Some((channel, bytes)) = message {
-                        self.pending_data = Some((channel, bytes));
-                        self.retry_pending_data();
+                    if let Some(message) = message {
+                        self.pending_data = Some(message);
                     }
                 }
-                () = tokio::time::sleep_until(deadline) => {
-                    self.session.handle_timeout(Instant::now());
-                }
-                received = recv_any(sockets, &mut buf) => {
-                    match received {
-                        Ok((index, len, source)) => {
-                            let local = self.sockets[index].0;
-                            self.session.handle_receive(Instant::now(), source, local, &buf[..len]);
-                            self.receive_more(&mut buf);
-                        }
-                        Err(e) => tracing::debug!("receive: {e}"),
+                () = tokio::time::sleep_until(deadline) => {}
+                ready = recv_ready_any(sockets) => {
+                    if let Err(e) = ready {
+                        tracing::debug!("receive: {e}");
                     }
                 }
-                () = self.slot.wait() => {
-                    if let Some((frame, overwritten)) = self.slot.take() {
-                        self.session.send_video(frame, overwritten, Instant::now());
-                    }
-                }
+                () = self.slot.wait() => {}
             }
         }
         self.slot.close();
         tracing::debug!("session task ends");
     }
 
-    /// Reads what else is already waiting, without waiting, so a burst costs one wake-up.
-    fn receive_more(&mut self, buf: &mut [u8]) {
+    /// Handles the application's commands that are waiting. True if there were any.
+    fn take_commands(&mut self) -> bool {
+        let mut any = false;
+        loop {
+            match self.commands.try_recv() {
+                Ok(command) => self.handle_command(command),
+                Err(mpsc::error::TryRecvError::Empty) => return any,
+                // Every handle is gone: nobody can use the session any more.
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    self.session.close(Instant::now());
+                    return true;
+                }
+            }
+            any = true;
+        }
+    }
+
+    /// Writes queued data messages while SCTP takes them. True if any went out.
+    fn feed_data(&mut self) -> bool {
+        let mut any = false;
+        loop {
+            if self.pending_data.is_none() {
+                match self.data.try_recv() {
+                    Ok(message) => self.pending_data = Some(message),
+                    Err(_) => return any,
+                }
+            }
+            self.retry_pending_data();
+            if self.pending_data.is_some() {
+                return any;
+            }
+            any = true;
+        }
+    }
+
+    /// Reads the datagrams already waiting, up to a batch. True if there were any.
+    fn receive_waiting(&mut self, buf: &mut [u8]) -> bool {
+        let mut any = false;
         for _ in 0..RECEIVE_BATCH {
-            let mut got_any = false;
+            let mut got_one = false;
             for (local, socket) in &self.sockets {
                 if let Ok((len, source)) = socket.try_recv_from(buf) {
                     self.session
                         .handle_receive(Instant::now(), source, *local, &buf[..len]);
-                    got_any = true;
+                    got_one = true;
                 }
             }
-            if !got_any {
+            if !got_one {
                 break;
             }
+            any = true;
         }
+        any
     }
 
     fn retry_pending_data(&mut self) {
@@ -371,16 +411,12 @@ fn set_buffer_sizes(socket: &std::net::UdpSocket, bytes: usize) {
     }
 }
 
-/// Waits for a datagram on any of the sockets: (socket index, length, source).
-async fn recv_any(
-    sockets: &[(SocketAddr, UdpSocket)],
-    buf: &mut [u8],
-) -> std::io::Result<(usize, usize, SocketAddr)> {
+/// Waits until any of the sockets has a datagram to read (without reading it).
+async fn recv_ready_any(sockets: &[(SocketAddr, UdpSocket)]) -> std::io::Result<()> {
     poll_fn(|cx| {
-        for (index, (_, socket)) in sockets.iter().enumerate() {
-            let mut read = ReadBuf::new(buf);
-            if let Poll::Ready(result) = socket.poll_recv_from(cx, &mut read) {
-                return Poll::Ready(result.map(|source| (index, read.filled().len(), source)));
+        for (_, socket) in sockets {
+            if let Poll::Ready(result) = socket.poll_recv_ready(cx) {
+                return Poll::Ready(result);
             }
         }
         Poll::Pending
