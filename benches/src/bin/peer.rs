@@ -1,0 +1,409 @@
+//! `cargo xtask bench peer`: what one rtcdesk-peer session does on loopback.
+//!
+//! 1. Data-channel round trip: the puppet sends a 64-byte message on `input`, the controller
+//!    echoes it back on `input`; one message in flight; p50/p99/max over many round trips.
+//! 2. Video throughput: synthetic AV1 frames at 60 fps in rising bitrate steps; for each step
+//!    the bitrate that arrived whole, the frames delivered, and the CPU both peers (one process)
+//!    spent per second of wall time. "Carried" means ≥ 99 % of the frames arrived.
+//!
+//! Options: `--round-trips N` (default 5000), `--step-seconds S` (default 3).
+
+use std::time::{Duration, Instant};
+
+use rtcdesk_peer::{Channel, EncodedVideoFrame, Peer, PeerConfig, PeerEvent, PeerHandle, Role};
+use tokio::sync::mpsc;
+
+const COMMAND: &str =
+    "cargo xtask bench peer  (= cargo run --profile bench -p rtcdesk-benches --bin peer)";
+const FPS: u64 = 60;
+const STEPS_MBPS: &[u64] = &[5, 10, 20, 40, 80, 160, 320, 640];
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let mut round_trips = 5000usize;
+    let mut step_seconds = 3u64;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let value = args.next().and_then(|v| v.parse().ok());
+        match (arg.as_str(), value) {
+            ("--round-trips", Some(v)) => round_trips = v as usize,
+            ("--step-seconds", Some(v)) => step_seconds = v,
+            _ => {
+                eprintln!("usage: peer [--round-trips N] [--step-seconds S]");
+                std::process::exit(2);
+            }
+        }
+    }
+    print_machine();
+    data_round_trip(round_trips).await;
+    video_throughput(Duration::from_secs(step_seconds), false).await;
+    video_throughput(Duration::from_secs(step_seconds), true).await;
+}
+
+fn print_machine() {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+            })
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    println!("# rtcdesk-peer benchmark");
+    println!("machine: {cpu}, {cores} cores, Linux {kernel}");
+    println!("command: {COMMAND}");
+    println!(
+        "setup:   two peers in one process (tokio, 2 worker threads), 127.0.0.1 UDP, no relay"
+    );
+    println!();
+}
+
+struct Side {
+    handle: PeerHandle,
+    events: mpsc::UnboundedReceiver<PeerEvent>,
+    video: rtcdesk_peer::VideoReceiver,
+}
+
+/// Offer/answer and candidates straight through channels; returns once both are connected.
+async fn connect(initial_bitrate_bps: u64, max_bitrate_bps: u64) -> (Side, Side) {
+    connect_with(true, initial_bitrate_bps, max_bitrate_bps).await
+}
+
+async fn connect_with(bwe: bool, initial_bitrate_bps: u64, max_bitrate_bps: u64) -> (Side, Side) {
+    let mut puppet_config = PeerConfig::new(Role::Offerer);
+    puppet_config.bandwidth_estimation = bwe;
+    puppet_config.bind = Some("127.0.0.1:0".parse().expect("address"));
+    puppet_config.max_bitrate_bps = max_bitrate_bps;
+    puppet_config.initial_bitrate_bps = initial_bitrate_bps;
+    let mut controller_config = PeerConfig::new(Role::Answerer);
+    controller_config.bind = puppet_config.bind;
+    controller_config.video_receive_queue = 64;
+    let puppet = Peer::start(puppet_config).expect("puppet starts");
+    let controller = Peer::start(controller_config).expect("controller starts");
+    let offer = puppet.handle.create_offer().await.expect("offer");
+    let answer = controller.handle.accept_offer(offer).await.expect("answer");
+    puppet
+        .handle
+        .accept_answer(answer)
+        .await
+        .expect("answer applies");
+    let mut puppet_side = Side {
+        events: forward(puppet.events, controller.handle.clone()),
+        handle: puppet.handle,
+        video: puppet.video,
+    };
+    let mut controller_side = Side {
+        events: forward(controller.events, puppet_side.handle.clone()),
+        handle: controller.handle,
+        video: controller.video,
+    };
+    for side in [&mut puppet_side, &mut controller_side] {
+        let mut open = 0;
+        while open < 3 {
+            match side.events.recv().await.expect("session runs") {
+                PeerEvent::ChannelOpen(_) => open += 1,
+                PeerEvent::Closed => panic!("closed while connecting"),
+                _ => {}
+            }
+        }
+    }
+    (puppet_side, controller_side)
+}
+
+fn forward(
+    mut events: mpsc::Receiver<PeerEvent>,
+    other: PeerHandle,
+) -> mpsc::UnboundedReceiver<PeerEvent> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            match event {
+                PeerEvent::LocalCandidate { candidate, .. } => {
+                    let _ = other.add_remote_candidate(candidate).await;
+                }
+                PeerEvent::GatheringComplete => {
+                    let _ = other.add_remote_candidate(String::new()).await;
+                }
+                event => {
+                    let _ = tx.send(event);
+                }
+            }
+        }
+    });
+    rx
+}
+
+async fn data_round_trip(round_trips: usize) {
+    println!("## data channel round trip (input, reliable+ordered, 64 B, one in flight)");
+    println!("| load | round trips | p50 µs | p99 µs | max µs |");
+    println!("|---|---|---|---|---|");
+    for video_mbps in [0u64, 20] {
+        let (mut puppet, controller) = connect(25_000_000, 100_000_000).await;
+        start_echo(controller.handle.clone(), controller.events);
+        let mut video = controller.video;
+        tokio::spawn(async move { while video.recv().await.is_some() {} });
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        if video_mbps > 0 {
+            tokio::spawn(run_encoder(puppet.handle.clone(), video_mbps, stop_rx));
+        }
+        let mut samples = measure_round_trips(&mut puppet, round_trips).await;
+        let _ = stop_tx.send(true);
+        samples.sort();
+        let pick = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+        let load = if video_mbps == 0 {
+            "idle".to_string()
+        } else {
+            format!("while sending {video_mbps} Mbit/s of video")
+        };
+        println!(
+            "| {load} | {} | {:.1} | {:.1} | {:.1} |",
+            samples.len(),
+            micros(pick(0.50)),
+            micros(pick(0.99)),
+            micros(pick(1.0)),
+        );
+        puppet.handle.close().await;
+    }
+    println!();
+}
+
+fn start_echo(handle: PeerHandle, mut events: mpsc::UnboundedReceiver<PeerEvent>) {
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            if let PeerEvent::Data(Channel::Input, bytes) = event {
+                if handle.send_data(Channel::Input, bytes).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+}
+
+async fn measure_round_trips(puppet: &mut Side, round_trips: usize) -> Vec<Duration> {
+    let warm_up = 200;
+    let mut samples = Vec::with_capacity(round_trips);
+    for i in 0..warm_up + round_trips {
+        let mut message = vec![0u8; 64];
+        message[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        let sent_at = Instant::now();
+        puppet
+            .handle
+            .send_data(Channel::Input, message.clone())
+            .await
+            .expect("send");
+        loop {
+            match puppet.events.recv().await.expect("session runs") {
+                PeerEvent::Data(Channel::Input, bytes) if bytes == message => break,
+                _ => {}
+            }
+        }
+        if i >= warm_up {
+            samples.push(sent_at.elapsed());
+        }
+    }
+    samples
+}
+
+/// Sends synthetic frames at `FPS` and `mbps` until told to stop, obeying keyframe requests.
+async fn run_encoder(handle: PeerHandle, mbps: u64, stop: tokio::sync::watch::Receiver<bool>) {
+    let frame_len = (mbps * 1_000_000 / 8 / FPS) as usize;
+    let delta_template = synthetic_frame(frame_len, false);
+    let key_template = synthetic_frame(frame_len, true);
+    let sender = handle.video_sender();
+    let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / FPS));
+    let start = Instant::now();
+    let mut index = 0u64;
+    while !*stop.borrow() {
+        ticker.tick().await;
+        let keyframe = index == 0 || sender.take_keyframe_request();
+        let mut data = if keyframe {
+            key_template.clone()
+        } else {
+            delta_template.clone()
+        };
+        let end = data.len();
+        data[end - 8..].copy_from_slice(&index.to_be_bytes());
+        let capture_time = start + Duration::from_micros(index * 1_000_000 / FPS);
+        if !sender.send(EncodedVideoFrame {
+            data,
+            capture_time,
+            keyframe,
+        }) {
+            return;
+        }
+        index += 1;
+    }
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// User + system CPU time of this process so far (both peers), from /proc/self/stat.
+fn cpu_time() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return Duration::ZERO;
+    };
+    // Fields after the ")" that closes the command name; utime and stime are fields 14 and 15.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return Duration::ZERO;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    // USER_HZ is 100 on Linux.
+    Duration::from_millis(ticks * 10)
+}
+
+async fn video_throughput(step: Duration, bwe: bool) {
+    if bwe {
+        println!("## video throughput, BWE on ({FPS} fps synthetic AV1 frames; estimate starts at 1.25 x the offered rate, str0m paces to it)");
+    } else {
+        println!("## video throughput, BWE off ({FPS} fps synthetic AV1 frames; no pacing: the session's raw capacity)");
+    }
+    println!(
+        "| offered Mbit/s | frame KiB | delivered Mbit/s | frames delivered | CPU (both peers) |"
+    );
+    println!("|---|---|---|---|---|");
+    let mut best_carried = 0u64;
+    for &mbps in STEPS_MBPS {
+        // A fresh session per step, so one overloaded step does not slow the next.
+        // BWE starts at the offered rate: the figure is what the session carries, not how fast
+        // the estimator ramps up from a cold start.
+        let (mut puppet, controller) =
+            connect_with(bwe, mbps * 1_250_000, 4 * mbps * 1_000_000).await;
+        let frame_len = (mbps * 1_000_000 / 8 / FPS) as usize;
+        let mut video = controller.video;
+        let window_start = Instant::now() + Duration::from_millis(500);
+        let window_end = window_start + step;
+        // (frame index, length) of every whole frame the controller got.
+        let arrived = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let arrived_writer = arrived.clone();
+        tokio::spawn(async move {
+            while let Some(frame) = video.recv().await {
+                let data = &frame.data;
+                let mut index = [0u8; 8];
+                index.copy_from_slice(&data[data.len() - 8..]);
+                if let Ok(mut arrived) = arrived_writer.lock() {
+                    arrived.push((u64::from_be_bytes(index), data.len()));
+                }
+            }
+        });
+        let sender = puppet.handle.video_sender();
+        let delta_template = synthetic_frame(frame_len, false);
+        let key_template = synthetic_frame(frame_len, true);
+        let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / FPS));
+        let mut window_indices: Option<(u64, u64)> = None;
+        let mut cpu_at_start = None;
+        let start = Instant::now();
+        let mut index = 0u64;
+        loop {
+            ticker.tick().await;
+            let now = Instant::now();
+            if now >= window_end + Duration::from_millis(200) {
+                break;
+            }
+            if now >= window_start && cpu_at_start.is_none() {
+                cpu_at_start = Some((cpu_time(), now));
+            }
+            let keyframe = index == 0 || sender.take_keyframe_request();
+            let mut data = if keyframe {
+                key_template.clone()
+            } else {
+                delta_template.clone()
+            };
+            let end = data.len();
+            data[end - 8..].copy_from_slice(&index.to_be_bytes());
+            sender.send(EncodedVideoFrame {
+                data,
+                capture_time: start + Duration::from_micros(index * 1_000_000 / FPS),
+                keyframe,
+            });
+            if now >= window_start && now < window_end {
+                let first = window_indices.map_or(index, |(first, _)| first);
+                window_indices = Some((first, index));
+            }
+            index += 1;
+        }
+        let (cpu_start, wall_start) = cpu_at_start.unwrap_or((cpu_time(), Instant::now()));
+        let cpu_share = (cpu_time() - cpu_start).as_secs_f64() / wall_start.elapsed().as_secs_f64();
+        // Frames still in flight land within a few round trips on loopback.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (first, last) = window_indices.unwrap_or((1, 0));
+        let sent_in_window = last + 1 - first;
+        let (frames, bytes) = arrived.lock().map_or((0, 0), |arrived| {
+            arrived
+                .iter()
+                .filter(|(index, _)| (first..=last).contains(index))
+                .fold((0u64, 0u64), |(n, b), (_, len)| (n + 1, b + *len as u64))
+        });
+        let delivered_mbps = bytes as f64 * 8.0 / step.as_secs_f64() / 1e6;
+        let share = frames as f64 / sent_in_window.max(1) as f64;
+        println!(
+            "| {mbps} | {:.0} | {delivered_mbps:.1} | {frames}/{sent_in_window} ({:.0} %) | {:.0} % of one core |",
+            frame_len as f64 / 1024.0,
+            share * 100.0,
+            cpu_share * 100.0,
+        );
+        if share >= 0.99 {
+            best_carried = best_carried.max(mbps);
+        }
+        let mut last_stats = None;
+        while let Ok(event) = puppet.events.try_recv() {
+            if let PeerEvent::Stats(stats) = event {
+                last_stats = Some(stats);
+            }
+        }
+        if let Some(stats) = last_stats {
+            println!(
+                "|   | sender at the end: BWE {:.1} Mbit/s, egress loss {:?}, frames skipped {} | | | |",
+                stats.bandwidth_estimate_bps.unwrap_or(0) as f64 / 1e6,
+                stats.egress_loss,
+                stats.frames_skipped
+            );
+        }
+        puppet.handle.close().await;
+    }
+    println!();
+    println!("highest step carried (≥ 99 % of frames whole): {best_carried} Mbit/s");
+    println!();
+}
+
+/// A frame the AV1 packetizer accepts: a frame OBU (with size field) of about `len` bytes,
+/// preceded on keyframes by a sequence header OBU (which marks the RTP packet as a keyframe).
+fn synthetic_frame(len: usize, keyframe: bool) -> Vec<u8> {
+    let payload_len = len.saturating_sub(8).max(16);
+    let mut out = Vec::with_capacity(payload_len + 16);
+    if keyframe {
+        push_obu_header(&mut out, 1, 6);
+        out.extend_from_slice(&[0, 0, 0, 0x0a, 0x0b, 0x0c]);
+    }
+    push_obu_header(&mut out, 6, payload_len);
+    let mut state = 0x1234_5678u32;
+    for _ in 0..payload_len {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        out.push(state as u8);
+    }
+    out
+}
+
+fn push_obu_header(out: &mut Vec<u8>, obu_type: u8, payload_len: usize) {
+    out.push((obu_type << 3) | 0b10);
+    let mut size = payload_len;
+    loop {
+        let byte = (size & 0x7f) as u8;
+        size >>= 7;
+        if size == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}

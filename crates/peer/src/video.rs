@@ -1,0 +1,132 @@
+//! The two hand-over points between the network loop and the codecs, which run elsewhere.
+//!
+//! Outgoing: a one-frame slot. The encoder overwrites it (latest wins); the loop takes from it.
+//! A frame overwritten before it was sent breaks the reference chain, so the slot remembers it
+//! and the session then waits for a keyframe and asks the encoder for one.
+//!
+//! Incoming: a bounded queue. When the decoder is behind, the newest frame is dropped, frames up
+//! to the next keyframe are skipped, and a keyframe is requested from the sender.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::sync::{mpsc, Notify};
+
+/// One encoded AV1 frame (a temporal unit), as the encoder produced it.
+#[derive(Debug, Clone)]
+pub struct EncodedVideoFrame {
+    /// The OBUs, exactly as the encoder wrote them (no container).
+    pub data: Vec<u8>,
+    /// When the picture was captured; the RTP timestamp is derived from it (90 kHz, relative to
+    /// the first frame), so the receiver sees real frame spacing.
+    pub capture_time: Instant,
+    /// Whether the frame is a keyframe; after a dropped frame only a keyframe is sent.
+    pub keyframe: bool,
+}
+
+/// One whole frame received from the peer, ready for the decoder.
+#[derive(Debug, Clone)]
+pub struct ReceivedVideoFrame {
+    /// The depacketized OBUs.
+    pub data: Arc<[u8]>,
+    /// The RTP timestamp, 90 kHz, extended to 64 bits.
+    pub rtp_time: u64,
+    /// Whether the depacketizer saw a keyframe.
+    pub keyframe: bool,
+    /// False when packets before this frame were lost for good: the decoder may need a keyframe.
+    pub contiguous: bool,
+    /// When the first packet of the frame arrived.
+    pub received_at: Instant,
+}
+
+#[derive(Debug, Default)]
+struct SlotState {
+    frame: Option<EncodedVideoFrame>,
+    overwritten: bool,
+    closed: bool,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct VideoSlot {
+    state: Mutex<SlotState>,
+    notify: Notify,
+    keyframe_wanted: AtomicBool,
+}
+
+impl VideoSlot {
+    /// Takes the waiting frame, and whether an earlier one was overwritten unsent.
+    pub(crate) fn take(&self) -> Option<(EncodedVideoFrame, bool)> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let frame = state.frame.take()?;
+        let overwritten = std::mem::take(&mut state.overwritten);
+        Some((frame, overwritten))
+    }
+
+    pub(crate) async fn wait(&self) {
+        self.notify.notified().await;
+    }
+
+    pub(crate) fn request_keyframe(&self) {
+        self.keyframe_wanted.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn close(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
+    }
+}
+
+/// Hands encoded frames to the session; cheap to clone, usable from any thread.
+#[derive(Debug, Clone)]
+pub struct VideoSender {
+    pub(crate) slot: Arc<VideoSlot>,
+}
+
+impl VideoSender {
+    /// Puts a frame in the slot, replacing one the network has not taken yet. Never blocks.
+    /// Returns `false` once the session has closed.
+    pub fn send(&self, frame: EncodedVideoFrame) -> bool {
+        {
+            let mut state = self.slot.state.lock().unwrap_or_else(|e| e.into_inner());
+            if state.closed {
+                return false;
+            }
+            if state.frame.replace(frame).is_some() {
+                state.overwritten = true;
+            }
+        }
+        self.slot.notify.notify_one();
+        true
+    }
+
+    /// Whether the receiver (or a dropped frame) asked for a keyframe since the last call.
+    /// The encoder polls this before each frame; [`PeerEvent::KeyframeRequested`] says the same.
+    ///
+    /// [`PeerEvent::KeyframeRequested`]: crate::PeerEvent::KeyframeRequested
+    pub fn take_keyframe_request(&self) -> bool {
+        self.slot.keyframe_wanted.swap(false, Ordering::AcqRel)
+    }
+}
+
+/// Where received frames come out, for a decoder running in its own task or thread.
+#[derive(Debug)]
+pub struct VideoReceiver {
+    pub(crate) frames: mpsc::Receiver<ReceivedVideoFrame>,
+}
+
+impl VideoReceiver {
+    /// The next frame; `None` once the session has ended.
+    pub async fn recv(&mut self) -> Option<ReceivedVideoFrame> {
+        self.frames.recv().await
+    }
+
+    /// The next frame from a plain thread (e.g. a decoder thread); `None` once the session ended.
+    pub fn blocking_recv(&mut self) -> Option<ReceivedVideoFrame> {
+        self.frames.blocking_recv()
+    }
+
+    /// A frame if one is waiting, without waiting.
+    pub fn try_recv(&mut self) -> Option<ReceivedVideoFrame> {
+        self.frames.try_recv().ok()
+    }
+}

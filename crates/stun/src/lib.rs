@@ -1,0 +1,125 @@
+//! A hand-written STUN client (RFC 8489, which obsoletes RFC 5389): it asks a STUN server how
+//! this host's UDP socket looks from outside (the server-reflexive address ICE needs).
+//!
+//! The core is sans-IO and std only, in the shape of str0m: [`parse`] turns one datagram into a
+//! [`Message`] (a total parser: every input gives a value or an [`Error`]), [`Message::encode`]
+//! turns one back, and [`Client`] runs Binding transactions driven by the caller's clock:
+//! datagrams and `now` go in, [`Transmit`]s, timeouts and [`Event`]s come out. With the `tokio`
+//! feature, [`net::query_mapped_address`] drives a [`Client`] over a tokio UDP socket, and the
+//! `rtcdesk-stun` binary prints this host's mapped address.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use rtcdesk_stun::{Client, Event, TransactionConfig};
+//!
+//! let mut client = Client::new(TransactionConfig::default());
+//! let now = Instant::now();
+//! let server = "192.0.2.1:3478".parse().unwrap();
+//! client.start_binding(now, server).unwrap();
+//! while let Some(transmit) = client.poll_transmit() {
+//!     // socket.send_to(&transmit.contents, transmit.destination)
+//!     # let _ = transmit;
+//! }
+//! // For each datagram received: client.handle_datagram(source, &bytes) says whether it was ours.
+//! // At client.poll_timeout(): client.handle_timeout(now) retransmits or gives up.
+//! client.handle_timeout(now + Duration::from_secs(60));
+//! # while client.poll_timeout().is_some() { let t = client.poll_timeout().unwrap(); client.handle_timeout(t); }
+//! while let Some(event) = client.poll_event() {
+//!     match event {
+//!         Event::Mapped { mapped, .. } => println!("we are {mapped}"),
+//!         Event::Failed { error, .. } => println!("server said {error:?}"),
+//!         Event::TimedOut { server, .. } => println!("{server} never answered"),
+//!     }
+//! }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod checksum;
+mod message;
+#[cfg(feature = "tokio")]
+pub mod net;
+mod transaction;
+
+pub use message::{
+    attr, looks_like_stun, parse, verify_message_integrity, Attribute, Class, ErrorCode, Message,
+    TransactionId, HEADER_LEN, MAGIC_COOKIE, METHOD_BINDING,
+};
+pub use transaction::{Client, Event, TransactionConfig, Transmit};
+
+/// Everything that can go wrong in this crate: a malformed message (so a caller can log exactly
+/// what a server sent), or a transaction that did not produce an address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// Fewer bytes than the 20-byte header.
+    #[error("message too short: {len} bytes, the header alone is 20")]
+    TooShort {
+        /// The datagram's length.
+        len: usize,
+    },
+    /// The two top bits are not zero: another protocol (RTP, DTLS) sharing the port.
+    #[error("not a STUN message: the two top bits are set")]
+    NotStun,
+    /// The magic cookie is missing: an RFC 3489 message or not STUN at all.
+    #[error("bad magic cookie {0:#010x}")]
+    BadMagicCookie(u32),
+    /// The header's length is not a multiple of 4.
+    #[error("message length {0} is not a multiple of 4")]
+    UnalignedLength(usize),
+    /// The header's length disagrees with the datagram.
+    #[error("header says {header} bytes of attributes, datagram has {actual}")]
+    LengthMismatch {
+        /// Length from the header.
+        header: usize,
+        /// Bytes after the header.
+        actual: usize,
+    },
+    /// An attribute runs past the end of the message.
+    #[error("attribute at offset {offset} runs past the end")]
+    TruncatedAttribute {
+        /// Byte offset of the attribute header.
+        offset: usize,
+    },
+    /// A known attribute with an impossible value.
+    #[error("attribute {kind:#06x} is malformed: {reason}")]
+    BadAttribute {
+        /// The attribute type.
+        kind: u16,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Comprehension-required attributes this crate does not know (RFC 8489 §14).
+    #[error("unknown comprehension-required attributes {0:04x?}")]
+    UnknownRequiredAttributes(Vec<u16>),
+    /// FINGERPRINT is not the last attribute.
+    #[error("attributes follow FINGERPRINT")]
+    AttributeAfterFingerprint,
+    /// FINGERPRINT does not match the message.
+    #[error("FINGERPRINT {actual:#010x} does not match the message ({expected:#010x})")]
+    FingerprintMismatch {
+        /// The CRC computed over the message.
+        expected: u32,
+        /// The value in the attribute.
+        actual: u32,
+    },
+    /// MESSAGE-INTEGRITY was asked to be checked but is absent.
+    #[error("message has no MESSAGE-INTEGRITY")]
+    NoMessageIntegrity,
+    /// The OS random source failed, so no safe transaction id could be made.
+    #[error("no randomness for a transaction id: {0}")]
+    Random(String),
+    /// A socket operation failed (tokio helper only).
+    #[error("socket error: {0}")]
+    Io(String),
+    /// The server gave an error response, or a success without any mapped address.
+    #[error("server {server} refused: {error:?}")]
+    Refused {
+        /// The server.
+        server: std::net::SocketAddr,
+        /// Its ERROR-CODE, if any.
+        error: Option<ErrorCode>,
+    },
+    /// No response after every retransmission.
+    #[error("no response from {0}")]
+    TimedOut(std::net::SocketAddr),
+}
