@@ -11,7 +11,7 @@ use rtcdesk_proto::input::InputMessage;
 use rtcdesk_proto::signal::SignalMessage;
 
 /// The seed corpus folders under `testdata/fuzz/`, one per target.
-pub const TARGETS: &[&str] = &["signal_message", "input_event", "sdp"];
+pub const TARGETS: &[&str] = &["signal_message", "input_event", "sdp", "stun_message"];
 
 /// Runs the named target's body; `false` if there is no such target.
 pub fn run(target: &str, data: &[u8]) -> bool {
@@ -19,6 +19,7 @@ pub fn run(target: &str, data: &[u8]) -> bool {
         "signal_message" => signal_message(data),
         "input_event" => input_event(data),
         "sdp" => sdp(data),
+        "stun_message" => stun_message(data),
         _ => return false,
     }
     true
@@ -65,4 +66,18 @@ pub fn sdp(data: &[u8]) {
     }
     let _ = serde_json::from_slice::<str0m::change::SdpOffer>(data);
     let _ = serde_json::from_slice::<str0m::change::SdpAnswer>(data);
+}
+
+/// A UDP datagram reaching the STUN client (a server's answer, or anything else on its socket).
+pub fn stun_message(data: &[u8]) {
+    let looks_like_stun = rtcdesk_stun::looks_like_stun(data);
+    if let Ok(message) = rtcdesk_stun::parse(data) {
+        assert!(
+            looks_like_stun,
+            "a parsed message must pass the demultiplexing check"
+        );
+        let _ = message.mapped_address();
+        let _ = message.error_code();
+        let _ = message.software();
+    }
 }

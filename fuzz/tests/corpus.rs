@@ -46,6 +46,22 @@ fn sdp_corpus() {
 }
 
 #[test]
+fn stun_message_corpus() {
+    run_corpus("stun_message", 6);
+}
+
+#[test]
+fn stun_seeds_parse_and_rfc5769_responses_carry_the_vector_address() {
+    for (name, data) in corpus("stun_message") {
+        let message = rtcdesk_stun::parse(&data).unwrap_or_else(|e| panic!("{name}: {e}"));
+        if name.contains("rfc5769-2.2") || name.contains("rfc5769-2.3") {
+            let mapped = message.mapped_address().expect("mapped address");
+            assert_eq!(mapped.port(), 32853, "{name}");
+        }
+    }
+}
+
+#[test]
 fn browser_sdp_seeds_parse_as_the_peer_will_parse_them() {
     for (name, data) in corpus("sdp") {
         let text = String::from_utf8(data).unwrap();
