@@ -87,6 +87,12 @@ pub enum ControlMessage {
         /// The text.
         text: String,
     },
+    /// Controller → puppet: how to replay key events. Sent when the input channel opens and
+    /// whenever the controller's user switches; until then the puppet uses [`KeyboardMode::Map`].
+    Keyboard {
+        /// The mode the controller's window now works in.
+        mode: KeyboardMode,
+    },
     /// How the session is doing, as seen by the sender, for the other side's display.
     Stats {
         /// Frames per second delivered.
@@ -98,6 +104,17 @@ pub enum ControlMessage {
         /// Fraction of packets lost, 0.0..=1.0.
         loss: f64,
     },
+}
+
+/// How the puppet replays the controller's keyboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyboardMode {
+    /// By position: the key at the same place is pressed (shortcuts, games).
+    #[default]
+    Map,
+    /// By character: what the controller's user typed appears, whatever the layouts.
+    Translate,
 }
 
 /// Why text is not a control message.
@@ -275,6 +292,19 @@ mod tests {
             chunk.encode(),
             r#"{"type":"file_chunk","id":1,"offset":0,"data":"YWJj"}"#
         );
+    }
+
+    #[test]
+    fn keyboard_mode_has_its_wire_shape() {
+        let message = ControlMessage::Keyboard {
+            mode: KeyboardMode::Translate,
+        };
+        assert_eq!(
+            message.encode(),
+            r#"{"type":"keyboard","mode":"translate"}"#
+        );
+        assert_eq!(ControlMessage::parse(&message.encode()), Ok(message));
+        assert!(ControlMessage::parse(r#"{"type":"keyboard","mode":"qwerty"}"#).is_err());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! decoders are total over arbitrary input.
 
 use proptest::prelude::*;
-use rtcdesk_proto::control::{Bytes, ControlMessage, Sha256, MAX_FILE_CHUNK};
+use rtcdesk_proto::control::{Bytes, ControlMessage, KeyboardMode, Sha256, MAX_FILE_CHUNK};
 use rtcdesk_proto::input::{
     InputEvent, InputMessage, KeyCode, Modifiers, MouseButton, WheelUnit, MAX_TEXT,
 };
@@ -142,6 +142,8 @@ fn control_message() -> impl Strategy<Value = ControlMessage> {
         (any::<u32>(), text()).prop_map(|(id, reason)| ControlMessage::FileCancel { id, reason }),
         any::<u32>().prop_map(|id| ControlMessage::FileDone { id }),
         text().prop_map(|text| ControlMessage::Clipboard { text }),
+        prop_oneof![Just(KeyboardMode::Map), Just(KeyboardMode::Translate)]
+            .prop_map(|mode| ControlMessage::Keyboard { mode }),
         (finite(), finite(), finite(), 0.0f64..=1.0).prop_map(
             |(fps, rtt_ms, bitrate_kbps, loss)| {
                 ControlMessage::Stats {
