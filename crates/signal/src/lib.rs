@@ -16,7 +16,25 @@
 //! - [`client::SignalClient`] is what the puppet and the controller use to talk to a server:
 //!   typed [`SignalMessage`](rtcdesk_proto::signal::SignalMessage)s over `ws://` or `wss://`.
 //!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use rtcdesk_proto::signal::{Register, SignalMessage};
+//! use rtcdesk_signal::{client::SignalClient, server::{Server, ServerConfig}, tls::TlsOptions};
+//!
+//! let server = Server::bind(ServerConfig::new("127.0.0.1:0".parse()?)).await?;
+//! let mut puppet = SignalClient::connect(&server.url(), &TlsOptions::default()).await?;
+//! puppet.send(&Register { name: "front desk".into() }.into()).await?;
+//! if let Some(SignalMessage::Registered(registered)) = puppet.recv().await? {
+//!     println!("tell the controller: {}", registered.code); // "123 456 789"
+//! }
+//! puppet.close().await?;
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod router;
+pub mod server;
+pub mod tls;
