@@ -299,4 +299,23 @@ mod tests {
             .client_config()
             .unwrap();
     }
+
+    #[test]
+    fn pem_files_load_and_a_missing_key_is_named() {
+        let rcgen::CertifiedKey { cert, signing_key } =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let dir = std::env::temp_dir().join(format!("rtcdesk-signal-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(&key_path, signing_key.serialize_pem()).unwrap();
+        let tls = ServerTls::from_pem_files(&cert_path, &key_path).unwrap();
+        assert_eq!(tls.fingerprint(), fingerprint(cert.der()));
+        let missing = dir.join("missing.pem");
+        match ServerTls::from_pem_files(&cert_path, &missing) {
+            Err(TlsError::Pem { path, .. }) => assert_eq!(path, missing),
+            other => panic!("{other:?}"),
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
