@@ -90,7 +90,10 @@ fn print_header(nofile: u64, seconds: u64) {
         kernel.trim()
     );
     println!("server: child process, tokio multi-thread runtime, ws:// on 127.0.0.1; clients: SignalClient in this process (same cores)");
-    println!("pairing load: {seconds} s per connection count, all pairs looping the full dance");
+    println!(
+        "pairing load: all pairs loop the full dance; counted for {seconds} s after a {} s warm-up",
+        WARM_UP.as_secs()
+    );
     println!();
 }
 
@@ -165,7 +168,10 @@ impl Drop for ServerProcess {
 }
 
 async fn run(count: usize, duration: Duration) -> anyhow::Result<()> {
-    println!("## {count} concurrent connections");
+    println!(
+        "## {count} concurrent connections (load average before: {})",
+        load_average()
+    );
     let server = ServerProcess::spawn()?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let rss_before = server.rss_kib()?;
@@ -186,17 +192,39 @@ async fn run(count: usize, duration: Duration) -> anyhow::Result<()> {
     );
 
     // Full-speed pairing dance on every pair.
-    let (pairings, latencies) = pairing_load(clients, duration).await?;
+    let (pairings, latencies, clients) = pairing_load(clients, duration).await?;
     let rate = pairings as f64 / duration.as_secs_f64();
     println!(
         "pairings: {pairings} completed in {:.1} s = {rate:.0} pairings/s ({} pairs looping)",
         duration.as_secs_f64(),
         count / 2
     );
-    print_latency("relay latency under pairing load", latencies);
-    println!("server RSS after load: {} KiB", server.rss_kib()?);
+    print_latency(
+        "relay latency under full pairing load (CPU saturated)",
+        latencies,
+    );
+
+    // Light steady load: every pair in an accepted session, the puppets together relaying
+    // STEADY_RATE candidates per second, phases spread evenly.
+    let latencies = steady_relay(clients, duration).await?;
+    print_latency(
+        &format!("relay latency at a steady {STEADY_RATE:.0} relays/s over all pairs"),
+        latencies,
+    );
+    println!(
+        "server RSS after load: {} KiB; load average after: {}",
+        server.rss_kib()?,
+        load_average()
+    );
     println!();
     Ok(())
+}
+
+/// The 1/5/15-minute load averages: other work on the machine skews every figure here.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 async fn open_clients(url: &str, count: usize) -> anyhow::Result<Vec<SignalClient>> {
@@ -229,10 +257,58 @@ async fn open_clients(url: &str, count: usize) -> anyhow::Result<Vec<SignalClien
     Ok(clients)
 }
 
+/// Relays per second, over all pairs together, in the steady-load phase.
+const STEADY_RATE: f64 = 2000.0;
+/// Pairing load runs this long before pairings are counted.
+const WARM_UP: Duration = Duration::from_secs(2);
+
+async fn steady_relay(
+    clients: Vec<SignalClient>,
+    duration: Duration,
+) -> anyhow::Result<Vec<Duration>> {
+    let pairs = clients.len() / 2;
+    let period = Duration::from_secs_f64(pairs as f64 / STEADY_RATE);
+    let mut tasks = Vec::new();
+    let mut clients = clients.into_iter();
+    let start = tokio::time::Instant::now() + Duration::from_millis(500);
+    let mut index = 0u32;
+    while let (Some(puppet), Some(controller)) = (clients.next(), clients.next()) {
+        let phase = period.mul_f64(f64::from(index) / pairs as f64);
+        index += 1;
+        tasks.push(tokio::spawn(async move {
+            let mut pair = Pair {
+                puppet,
+                controller,
+                latencies: Vec::new(),
+            };
+            let session = pair.establish().await?;
+            pair.latencies.clear();
+            let mut ticks = tokio::time::interval_at(start + phase, period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let end = start + duration;
+            let mut i = 0;
+            loop {
+                let tick = ticks.tick().await;
+                if tick >= end {
+                    break;
+                }
+                pair.relay(true, candidate(&session, i)).await?;
+                i += 1;
+            }
+            Ok::<_, anyhow::Error>(pair.latencies)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    Ok(latencies)
+}
+
 async fn pairing_load(
     clients: Vec<SignalClient>,
     duration: Duration,
-) -> anyhow::Result<(u64, Vec<Duration>)> {
+) -> anyhow::Result<(u64, Vec<Duration>, Vec<SignalClient>)> {
     let completed = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
@@ -250,18 +326,24 @@ async fn pairing_load(
                 pair.dance().await?;
                 completed.fetch_add(1, Ordering::Relaxed);
             }
-            Ok::<_, anyhow::Error>(pair.latencies)
+            Ok::<_, anyhow::Error>(pair)
         }));
     }
+    // Every pair starts at once; let the first wave pass before counting.
+    tokio::time::sleep(WARM_UP).await;
     let start_count = completed.load(Ordering::Relaxed);
     tokio::time::sleep(duration).await;
     let total = completed.load(Ordering::Relaxed) - start_count;
     stop.store(true, Ordering::Relaxed);
     let mut latencies = Vec::new();
+    let mut clients = Vec::new();
     for task in tasks {
-        latencies.extend(task.await??);
+        let pair = task.await??;
+        latencies.extend(pair.latencies);
+        clients.push(pair.puppet);
+        clients.push(pair.controller);
     }
-    Ok((total, latencies))
+    Ok((total, latencies, clients))
 }
 
 struct Pair {
@@ -272,6 +354,37 @@ struct Pair {
 
 impl Pair {
     async fn dance(&mut self) -> anyhow::Result<()> {
+        let session = self.establish().await?;
+        let offer = Offer {
+            session: session.clone(),
+            sdp: SDP.into(),
+        };
+        self.relay(true, offer.into()).await?;
+        let answer = Answer {
+            session: session.clone(),
+            sdp: SDP.into(),
+        };
+        self.relay(false, answer.into()).await?;
+        for i in 0..4 {
+            self.relay(true, candidate(&session, i)).await?;
+            self.relay(false, candidate(&session, i + 4)).await?;
+        }
+        self.controller
+            .send(
+                &Leave {
+                    session: session.clone(),
+                }
+                .into(),
+            )
+            .await?;
+        match next(&mut self.puppet).await? {
+            SignalMessage::Left(_) => Ok(()),
+            other => bail!("expected left, got {other:?}"),
+        }
+    }
+
+    /// register → connect → incoming/ringing → accept → accepted; returns the session.
+    async fn establish(&mut self) -> anyhow::Result<SessionId> {
         self.puppet
             .send(
                 &Register {
@@ -310,34 +423,8 @@ impl Pair {
             )
             .await?;
         match next(&mut self.controller).await? {
-            SignalMessage::Accepted(_) => {}
+            SignalMessage::Accepted(_) => Ok(session),
             other => bail!("expected accepted, got {other:?}"),
-        }
-        let offer = Offer {
-            session: session.clone(),
-            sdp: SDP.into(),
-        };
-        self.relay(true, offer.into()).await?;
-        let answer = Answer {
-            session: session.clone(),
-            sdp: SDP.into(),
-        };
-        self.relay(false, answer.into()).await?;
-        for i in 0..4 {
-            self.relay(true, candidate(&session, i)).await?;
-            self.relay(false, candidate(&session, i + 4)).await?;
-        }
-        self.controller
-            .send(
-                &Leave {
-                    session: session.clone(),
-                }
-                .into(),
-            )
-            .await?;
-        match next(&mut self.puppet).await? {
-            SignalMessage::Left(_) => Ok(()),
-            other => bail!("expected left, got {other:?}"),
         }
     }
 

@@ -124,7 +124,7 @@ impl SignalClient {
             Box::new(tcp)
         };
         let config = WebSocketConfig::default()
-            .read_buffer_size(4096)
+            .read_buffer_size(1024)
             .write_buffer_size(0)
             .max_message_size(Some(MAX_SIGNAL_MESSAGE))
             .max_frame_size(Some(MAX_SIGNAL_MESSAGE));

@@ -39,7 +39,8 @@
 //!   [`RouterConfig::max_sessions_per_connection`] gets `busy`.
 //! - **Liveness:** every [`RouterConfig::ping_interval`] the router pings connections idle that
 //!   long and closes those silent for [`RouterConfig::dead_timeout`] (1001), so a dead end is
-//!   noticed within `dead_timeout + ping_interval` of its last frame.
+//!   noticed within `dead_timeout + ping_interval` of its last frame (the checks are spread
+//!   over the interval in slices, so pings to many connections do not leave in one burst).
 //! - Messages only the server sends (`registered`, `incoming`, …, `error`) are `not_allowed` from
 //!   clients.
 
@@ -62,6 +63,9 @@ pub const CLOSE_POLICY: u16 = 1008;
 pub const CLOSE_TOO_BIG: u16 = 1009;
 /// WebSocket close code 1013, "try again later": too many connections from one address.
 pub const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
+
+/// Liveness checks are spread over this many slices of each ping interval.
+pub const LIVENESS_SLICES: u64 = 16;
 
 /// Identifies one WebSocket connection. The shell chooses them; each must be unique while open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -229,7 +233,10 @@ pub struct Router {
     puppets: HashMap<ControlCode, Puppet>,
     sessions: HashMap<SessionId, Session>,
     failed_connects: HashMap<IpAddr, FailedConnects>,
-    next_round: Instant,
+    /// When the next liveness slice is due.
+    next_tick: Instant,
+    /// Which slice of the connections (by `ConnId % LIVENESS_SLICES`) is checked next.
+    next_slice: u64,
     outputs: VecDeque<Output>,
 }
 
@@ -251,7 +258,7 @@ impl Router {
 
     /// A router with the given randomness (tests pass a seeded one).
     pub fn with_entropy(config: RouterConfig, entropy: Box<dyn Entropy>, now: Instant) -> Self {
-        let next_round = now + config.ping_interval;
+        let tick = (config.ping_interval / LIVENESS_SLICES as u32).max(Duration::from_millis(1));
         Self {
             config,
             entropy,
@@ -260,7 +267,8 @@ impl Router {
             puppets: HashMap::new(),
             sessions: HashMap::new(),
             failed_connects: HashMap::new(),
-            next_round,
+            next_tick: now + tick,
+            next_slice: 0,
             outputs: VecDeque::new(),
         }
     }
@@ -360,13 +368,39 @@ impl Router {
 
     /// Time passed: ping idle connections, drop dead ones, purge expired codes and rate-limit
     /// windows. Cheap to call early; it does nothing before [`poll_timeout`](Self::poll_timeout).
+    ///
+    /// Liveness is checked in [`LIVENESS_SLICES`] slices of the connections, one slice per
+    /// `ping_interval / LIVENESS_SLICES`, so each connection is still checked once per
+    /// `ping_interval` but 10,000 pings never leave in one burst.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if now < self.next_round {
-            return;
+        let tick = self.tick();
+        let mut slices = 0;
+        while self.next_tick <= now && slices < LIVENESS_SLICES {
+            self.check_liveness(self.next_slice, now);
+            self.next_slice = (self.next_slice + 1) % LIVENESS_SLICES;
+            if self.next_slice == 0 {
+                self.purge(now);
+            }
+            self.next_tick += tick;
+            slices += 1;
         }
-        self.next_round = now + self.config.ping_interval;
+        if self.next_tick <= now {
+            // The caller was late by a whole round or more: every slice was just checked.
+            self.next_tick = now + tick;
+        }
+    }
+
+    fn tick(&self) -> Duration {
+        (self.config.ping_interval / LIVENESS_SLICES as u32).max(Duration::from_millis(1))
+    }
+
+    /// Pings the idle and drops the dead among the connections of one slice.
+    fn check_liveness(&mut self, slice: u64, now: Instant) {
         let mut dead = Vec::new();
         for (&conn, connection) in &self.connections {
+            if conn.0 % LIVENESS_SLICES != slice {
+                continue;
+            }
             let idle = now.saturating_duration_since(connection.last_seen);
             if idle >= self.config.dead_timeout {
                 dead.push(conn);
@@ -378,6 +412,10 @@ impl Router {
             tracing::debug!(%conn, "dropping a connection that stopped answering pings");
             self.close(conn, CLOSE_GOING_AWAY, "no answer to pings");
         }
+    }
+
+    /// Forgets expired codes and rate-limit windows that have ended.
+    fn purge(&mut self, now: Instant) {
         self.puppets.retain(|_, puppet| puppet.expires_at > now);
         for connection in self.connections.values_mut() {
             if let Some(code) = connection.code {
@@ -398,7 +436,7 @@ impl Router {
 
     /// When [`handle_timeout`](Self::handle_timeout) should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        Some(self.next_round)
+        Some(self.next_tick)
     }
 
     /// Liveness, size and flood checks common to every frame. Returns whether to go on.
@@ -1663,5 +1701,32 @@ mod tests {
         assert!(left_at - died_at <= Duration::from_secs(10));
         assert_eq!(h.router.connection_count(), 1, "the live controller stays");
         assert!(h.router.poll_timeout().unwrap() > h.now);
+    }
+
+    #[test]
+    fn pings_to_many_connections_are_spread_over_the_interval() {
+        let mut h = Harness::new();
+        for _ in 0..160 {
+            h.open();
+        }
+        let tick = h.router.config().ping_interval / LIVENESS_SLICES as u32;
+        let mut pinged = std::collections::HashSet::new();
+        let mut most_in_one_tick = 0;
+        // From the start until just before the dead timeout, one handle_timeout per tick.
+        for _ in 0..(2 * LIVENESS_SLICES - 1) {
+            let out = h.advance(tick);
+            let pings: Vec<ConnId> = out
+                .iter()
+                .filter_map(|o| match o {
+                    Output::Ping { conn } => Some(*conn),
+                    _ => None,
+                })
+                .collect();
+            most_in_one_tick = most_in_one_tick.max(pings.len());
+            pinged.extend(pings);
+            assert!(closes(&out).is_empty());
+        }
+        assert_eq!(pinged.len(), 160, "every idle connection was pinged");
+        assert_eq!(most_in_one_tick, 160 / LIVENESS_SLICES as usize);
     }
 }

@@ -69,7 +69,7 @@ impl ServerConfig {
     pub fn websocket_config(&self) -> WebSocketConfig {
         let max = self.router.max_message_size;
         WebSocketConfig::default()
-            .read_buffer_size(4096)
+            .read_buffer_size(1024)
             .write_buffer_size(0)
             .max_write_buffer_size(max * 4)
             .max_message_size(Some(max))
@@ -218,11 +218,14 @@ async fn accept_loop(
         next_conn += 1;
         let conn = ConnId(next_conn);
         let events = events.clone();
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            match tls {
-                None => serve_upgrade(stream, conn, peer, websocket, events).await,
-                Some(acceptor) => {
+        // Two spawns, not one future with two branches: a plain connection's task then does not
+        // carry room for the (larger) TLS stream state.
+        match tls.clone() {
+            None => {
+                tokio::spawn(serve_upgrade(stream, conn, peer, websocket, events));
+            }
+            Some(acceptor) => {
+                tokio::spawn(async move {
                     let handshake =
                         tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
                     match handshake {
@@ -234,9 +237,9 @@ async fn accept_loop(
                         }
                         Err(_) => tracing::debug!(%conn, %peer, "TLS handshake timed out"),
                     }
-                }
+                });
             }
-        });
+        }
     }
 }
 
