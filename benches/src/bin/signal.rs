@@ -110,6 +110,8 @@ fn serve() -> anyhow::Result<()> {
             // The bench drives pairs as fast as they go; a real client sends far less.
             flood_rate: 100_000,
             flood_burst: 100_000,
+            ping_interval: Duration::from_millis(env_ms("RTCDESK_BENCH_PING_MS", 3000)),
+            dead_timeout: Duration::from_millis(env_ms("RTCDESK_BENCH_DEAD_MS", 6000)),
             ..RouterConfig::default()
         };
         let server = Server::bind(config).await?;
@@ -124,6 +126,14 @@ fn serve() -> anyhow::Result<()> {
         .await?;
         Ok(())
     })
+}
+
+/// A duration in milliseconds from the environment, for experiments with the server's timers.
+fn env_ms(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// The server child; killed when dropped.

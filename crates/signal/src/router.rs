@@ -521,7 +521,7 @@ impl Router {
             return;
         };
         if let Some(old_code) = old_code {
-            self.puppets.remove(&old_code);
+            self.retire_code(conn, old_code);
         }
         let code = self.fresh_code(now);
         let expires_at = now + self.config.code_lifetime;
@@ -796,6 +796,13 @@ impl Router {
         self.send(other, Left { session }.into());
     }
 
+    /// Forgets `conn`'s code, unless it expired and has since been given to another puppet.
+    fn retire_code(&mut self, conn: ConnId, code: ControlCode) {
+        if self.puppets.get(&code).is_some_and(|p| p.conn == conn) {
+            self.puppets.remove(&code);
+        }
+    }
+
     /// Removes a session and its entries in both ends' lists.
     fn end_session(&mut self, session: &SessionId) -> Option<Session> {
         let removed = self.sessions.remove(session)?;
@@ -827,7 +834,7 @@ impl Router {
             }
         }
         if let Some(code) = connection.code {
-            self.puppets.remove(&code);
+            self.retire_code(conn, code);
         }
         for session in connection.sessions {
             if let Some(removed) = self.end_session(&session) {
@@ -1728,5 +1735,28 @@ mod tests {
         }
         assert_eq!(pinged.len(), 160, "every idle connection was pinged");
         assert_eq!(most_in_one_tick, 160 / LIVENESS_SLICES as usize);
+    }
+
+    #[test]
+    fn an_expired_code_given_to_a_new_puppet_is_not_retired_by_its_old_owner() {
+        let mut h = Harness::with_config(RouterConfig {
+            ping_interval: Duration::from_secs(1000),
+            dead_timeout: Duration::from_secs(2000),
+            ..RouterConfig::default()
+        });
+        h.router = Router::with_entropy(
+            h.router.config().clone(),
+            Box::new(StuckEntropy { calls: 0 }),
+            h.now,
+        );
+        let (old_owner, new_owner, controller) = (h.open(), h.open(), h.open());
+        let code = h.register(old_owner);
+        // The code expires but is not purged yet; the same digits come up for another puppet.
+        h.now += Duration::from_secs(601);
+        assert_eq!(h.register(new_owner), code);
+        // The old owner re-registering, then leaving, must not take the code from the new one.
+        assert_ne!(h.register(old_owner), code);
+        h.router.handle_close(old_owner, h.now);
+        h.ring(controller, new_owner, code);
     }
 }
