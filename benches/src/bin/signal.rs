@@ -59,6 +59,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    core_only(Duration::from_secs(seconds))?;
     for count in counts {
         if count < 2 || count % 2 != 0 {
             bail!("connection counts must be even and at least 2");
@@ -126,6 +127,85 @@ fn serve() -> anyhow::Result<()> {
         .await?;
         Ok(())
     })
+}
+
+/// The router core alone, driven directly on this thread (no sockets, no tasks): the ceiling
+/// that the I/O shell works under. 500 pairs loop the same dance as over sockets; only the
+/// messages a client would need to read (`registered`, `ringing`) are parsed.
+fn core_only(duration: Duration) -> anyhow::Result<()> {
+    use rtcdesk_signal::router::{ConnId, Output, Router};
+    let now = Instant::now();
+    let config = RouterConfig {
+        max_connections_per_address: usize::MAX,
+        flood_rate: u32::MAX / 1000,
+        flood_burst: u32::MAX / 1000,
+        ..RouterConfig::default()
+    };
+    let mut router = Router::new(config, now);
+    let pairs = 500u64;
+    for conn in 0..2 * pairs {
+        router.handle_open(ConnId(conn), "127.0.0.1:1".parse()?, now);
+    }
+    // Sends one message; returns the texts the router sends in answer.
+    let step = |router: &mut Router, conn: u64, message: SignalMessage| {
+        router.handle_text(ConnId(conn), &message.encode(), Instant::now());
+        let mut texts = Vec::new();
+        while let Some(output) = router.poll_output() {
+            if let Output::Send { text, .. } = output {
+                texts.push(text);
+            }
+        }
+        texts
+    };
+    let started = Instant::now();
+    let mut completed = 0u64;
+    while started.elapsed() < duration {
+        for pair in 0..pairs {
+            let (puppet, controller) = (2 * pair, 2 * pair + 1);
+            let texts = step(&mut router, puppet, Register { name: "b".into() }.into());
+            let SignalMessage::Registered(registered) = SignalMessage::parse(&texts[0])? else {
+                bail!("expected registered");
+            };
+            let connect = Connect {
+                code: registered.code,
+                name: "b".into(),
+            };
+            // The first output goes to the puppet (incoming), the second to the controller.
+            let texts = step(&mut router, controller, connect.into());
+            let SignalMessage::Ringing(ringing) = SignalMessage::parse(&texts[1])? else {
+                bail!("expected ringing");
+            };
+            let session = ringing.session;
+            let accept = Accept {
+                session: session.clone(),
+            };
+            step(&mut router, puppet, accept.into());
+            let offer = Offer {
+                session: session.clone(),
+                sdp: SDP.into(),
+            };
+            step(&mut router, puppet, offer.into());
+            let answer = Answer {
+                session: session.clone(),
+                sdp: SDP.into(),
+            };
+            step(&mut router, controller, answer.into());
+            for i in 0..4 {
+                step(&mut router, puppet, candidate(&session, i));
+                step(&mut router, controller, candidate(&session, i + 4));
+            }
+            step(&mut router, controller, Leave { session }.into());
+            completed += 1;
+        }
+    }
+    let rate = completed as f64 / started.elapsed().as_secs_f64();
+    println!("## router core alone (one thread, no sockets)");
+    println!(
+        "pairings: {rate:.0} pairings/s ({completed} in {:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
+    println!();
+    Ok(())
 }
 
 /// A duration in milliseconds from the environment, for experiments with the server's timers.
