@@ -240,6 +240,20 @@ impl ServerProcess {
         Ok(Self { child, url })
     }
 
+    /// CPU time the server has used so far (user + system), from `/proc/<pid>/stat`.
+    fn cpu_seconds(&self) -> anyhow::Result<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+        let after_name = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest)
+            .ok_or_else(|| anyhow!("odd /proc stat"))?;
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+        // Linux reports these in USER_HZ, 100 on every mainstream configuration.
+        Ok(ticks as f64 / 100.0)
+    }
+
     fn rss_kib(&self) -> anyhow::Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
         status
@@ -282,12 +296,19 @@ async fn run(count: usize, duration: Duration) -> anyhow::Result<()> {
     );
 
     // Full-speed pairing dance on every pair.
-    let (pairings, latencies, clients) = pairing_load(clients, duration).await?;
+    let (pairings, latencies, clients, server_cpu) =
+        pairing_load(clients, duration, &server).await?;
     let rate = pairings as f64 / duration.as_secs_f64();
     println!(
         "pairings: {pairings} completed in {:.1} s = {rate:.0} pairings/s ({} pairs looping)",
         duration.as_secs_f64(),
         count / 2
+    );
+    println!(
+        "server CPU during the count: {:.2} s = {:.0}% of one core, {:.0} µs per pairing (29 frames)",
+        server_cpu,
+        100.0 * server_cpu / duration.as_secs_f64(),
+        1e6 * server_cpu / pairings.max(1) as f64
     );
     print_latency(
         "relay latency under full pairing load (CPU saturated)",
@@ -398,7 +419,8 @@ async fn steady_relay(
 async fn pairing_load(
     clients: Vec<SignalClient>,
     duration: Duration,
-) -> anyhow::Result<(u64, Vec<Duration>, Vec<SignalClient>)> {
+    server: &ServerProcess,
+) -> anyhow::Result<(u64, Vec<Duration>, Vec<SignalClient>, f64)> {
     let completed = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
@@ -422,8 +444,10 @@ async fn pairing_load(
     // Every pair starts at once; let the first wave pass before counting.
     tokio::time::sleep(WARM_UP).await;
     let start_count = completed.load(Ordering::Relaxed);
+    let start_cpu = server.cpu_seconds()?;
     tokio::time::sleep(duration).await;
     let total = completed.load(Ordering::Relaxed) - start_count;
+    let server_cpu = server.cpu_seconds()? - start_cpu;
     stop.store(true, Ordering::Relaxed);
     let mut latencies = Vec::new();
     let mut clients = Vec::new();
@@ -433,7 +457,7 @@ async fn pairing_load(
         clients.push(pair.puppet);
         clients.push(pair.controller);
     }
-    Ok((total, latencies, clients))
+    Ok((total, latencies, clients, server_cpu))
 }
 
 struct Pair {
