@@ -379,20 +379,31 @@ async fn steady_relay(
 ) -> anyhow::Result<Vec<Duration>> {
     let pairs = clients.len() / 2;
     let period = Duration::from_secs_f64(pairs as f64 / STEADY_RATE);
+    // Every pair establishes its session first; the steady relays start together afterwards,
+    // so the burst of set-ups is not measured as relay latency.
+    let established = Arc::new(tokio::sync::Barrier::new(pairs + 1));
+    let (start_tx, start_rx) = tokio::sync::watch::channel(None::<tokio::time::Instant>);
     let mut tasks = Vec::new();
     let mut clients = clients.into_iter();
-    let start = tokio::time::Instant::now() + Duration::from_millis(500);
     let mut index = 0u32;
     while let (Some(puppet), Some(controller)) = (clients.next(), clients.next()) {
         let phase = period.mul_f64(f64::from(index) / pairs as f64);
         index += 1;
+        let established = established.clone();
+        let mut start_rx = start_rx.clone();
         tasks.push(tokio::spawn(async move {
             let mut pair = Pair {
                 puppet,
                 controller,
                 latencies: Vec::new(),
             };
-            let session = pair.establish().await?;
+            let session = pair.establish().await;
+            established.wait().await;
+            let session = session?;
+            let start = start_rx
+                .wait_for(Option::is_some)
+                .await?
+                .ok_or_else(|| anyhow!("no start time"))?;
             pair.latencies.clear();
             let mut ticks = tokio::time::interval_at(start + phase, period);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -409,6 +420,10 @@ async fn steady_relay(
             Ok::<_, anyhow::Error>(pair.latencies)
         }));
     }
+    established.wait().await;
+    start_tx.send(Some(
+        tokio::time::Instant::now() + Duration::from_millis(200),
+    ))?;
     let mut latencies = Vec::new();
     for task in tasks {
         latencies.extend(task.await??);
