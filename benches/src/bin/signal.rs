@@ -101,9 +101,15 @@ fn print_header(nofile: u64, seconds: u64) {
 /// `serve` mode: run a server on 127.0.0.1:0 with limits raised for load, print its address,
 /// and exit when stdin closes (the parent ended).
 fn serve() -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    // RTCDESK_BENCH_SERVER_THREADS=N sets the server's worker threads (default: one per core).
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = std::env::var("RTCDESK_BENCH_SERVER_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+    {
+        builder.worker_threads(threads);
+    }
+    let runtime = builder.enable_all().build()?;
     runtime.block_on(async {
         let mut config = ServerConfig::new("127.0.0.1:0".parse()?);
         config.router = RouterConfig {
