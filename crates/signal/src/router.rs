@@ -32,8 +32,9 @@
 //!   failure. Up to [`RouterConfig::max_failed_connects`] of them get `unknown_code` /
 //!   `bad_message`; the next one, and every `connect` from that address until the window ends,
 //!   gets `rate_limited` and its connection is closed (1008), as abuse is in the design.
-//! - **Floods:** a token bucket per connection ([`RouterConfig::flood_rate`] per second, burst
-//!   [`RouterConfig::flood_burst`]); a connection that empties it is closed (1008).
+//! - **Floods:** a token bucket per connection ([`RouterConfig::flood_rate`] frames per second,
+//!   burst [`RouterConfig::flood_burst`]; text, binary and control frames alike); a connection
+//!   that empties it is closed (1008).
 //! - **Limits:** an address over [`RouterConfig::max_connections_per_address`] gets `busy` and is
 //!   closed (1013, try again later); a `connect` that would put either end over
 //!   [`RouterConfig::max_sessions_per_connection`] gets `busy`.
@@ -329,11 +330,10 @@ impl Router {
         );
     }
 
-    /// The connection sent a frame other than text (a pong, a ping): it is alive.
+    /// The connection sent a control frame (a pong, a ping): it is alive. Control frames count
+    /// towards the flood limit like messages, so a ping flood is closed too.
     pub fn handle_alive(&mut self, conn: ConnId, now: Instant) {
-        if let Some(connection) = self.connections.get_mut(&conn) {
-            connection.last_seen = now;
-        }
+        self.admit(conn, 0, now);
     }
 
     /// The connection sent a binary frame, which protocol v1 does not use: `bad_message`, and it
@@ -1758,5 +1758,20 @@ mod tests {
         assert_ne!(h.register(old_owner), code);
         h.router.handle_close(old_owner, h.now);
         h.ring(controller, new_owner, code);
+    }
+
+    #[test]
+    fn a_flood_of_control_frames_is_closed_too() {
+        let mut h = Harness::new();
+        let (puppet, controller, session) = h.paired();
+        // The controller spent one of its 400 tokens on `connect`.
+        for _ in 0..399 {
+            h.router.handle_alive(controller, h.now);
+        }
+        assert!(h.drain().is_empty(), "a burst up to the limit is fine");
+        h.router.handle_alive(controller, h.now);
+        let out = h.drain();
+        assert_eq!(closes(&out), vec![(controller, CLOSE_POLICY)]);
+        assert_eq!(message_to(&out, puppet), Left { session }.into());
     }
 }
