@@ -32,6 +32,9 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::tls::{TlsError, TlsOptions};
 
+/// How long [`SignalClient::connect`] may take in all (TCP, TLS and WebSocket handshakes).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long to wait for the server's close frame after sending ours.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -56,6 +59,9 @@ pub enum ClientError {
     /// The WebSocket handshake or connection failed.
     #[error("WebSocket error: {0}")]
     WebSocket(Box<WsError>),
+    /// The server did not complete the connection within [`CONNECT_TIMEOUT`].
+    #[error("no connection to {0} within {CONNECT_TIMEOUT:?}")]
+    Timeout(String),
     /// The server sent a frame that is not a valid signaling message; the connection stays up.
     #[error("the server sent an invalid message: {0}")]
     BadMessage(SignalError),
@@ -88,8 +94,15 @@ impl std::fmt::Debug for SignalClient {
 }
 
 impl SignalClient {
-    /// Connects to `ws://…` or `wss://…`; `tls` says whom to trust for `wss://`.
+    /// Connects to `ws://…` or `wss://…`; `tls` says whom to trust for `wss://`. Gives up after
+    /// [`CONNECT_TIMEOUT`].
     pub async fn connect(url: &str, tls: &TlsOptions) -> Result<Self, ClientError> {
+        tokio::time::timeout(CONNECT_TIMEOUT, Self::connect_now(url, tls))
+            .await
+            .map_err(|_| ClientError::Timeout(url.to_string()))?
+    }
+
+    async fn connect_now(url: &str, tls: &TlsOptions) -> Result<Self, ClientError> {
         let uri: Uri = url
             .parse()
             .map_err(|_| ClientError::BadUrl(url.to_string()))?;
