@@ -1,0 +1,203 @@
+//! The signaling client the puppet and the controller use: one WebSocket to the server, typed
+//! messages in and out.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), rtcdesk_signal::client::ClientError> {
+//! use rtcdesk_proto::signal::{Register, SignalMessage};
+//! use rtcdesk_signal::client::SignalClient;
+//! use rtcdesk_signal::tls::TlsOptions;
+//!
+//! let mut client = SignalClient::connect("wss://signal.example:8443/", &TlsOptions::default()).await?;
+//! client.send(&Register { name: "front desk".into() }.into()).await?;
+//! if let Some(SignalMessage::Registered(registered)) = client.recv().await? {
+//!     println!("control code: {}", registered.code); // shown grouped: 123 456 789
+//! }
+//! client.close().await?;
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use rtcdesk_proto::signal::{SignalError, SignalMessage, MAX_SIGNAL_MESSAGE};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::http::Uri;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::tls::{TlsError, TlsOptions};
+
+/// How long [`SignalClient::connect`] may take in all (TCP, TLS and WebSocket handshakes).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long to wait for the server's close frame after sending ours.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why a client operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The URL is not `ws://HOST[:PORT][/PATH]` or `wss://…`.
+    #[error("not a ws:// or wss:// URL: {0}")]
+    BadUrl(String),
+    /// The TLS options could not be turned into a configuration.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The TCP connection or the TLS handshake failed (refused, unreachable, untrusted
+    /// certificate).
+    #[error("cannot connect to {url}: {source}")]
+    Connect {
+        /// The URL.
+        url: String,
+        /// The I/O or TLS error.
+        source: std::io::Error,
+    },
+    /// The WebSocket handshake or connection failed.
+    #[error("WebSocket error: {0}")]
+    WebSocket(Box<WsError>),
+    /// The server did not complete the connection within [`CONNECT_TIMEOUT`].
+    #[error("no connection to {0} within {CONNECT_TIMEOUT:?}")]
+    Timeout(String),
+    /// The server sent a frame that is not a valid signaling message; the connection stays up.
+    #[error("the server sent an invalid message: {0}")]
+    BadMessage(SignalError),
+}
+
+impl From<WsError> for ClientError {
+    fn from(error: WsError) -> Self {
+        ClientError::WebSocket(Box::new(error))
+    }
+}
+
+/// Any stream a WebSocket can run over: plain TCP or TLS over TCP.
+trait Transport: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Transport for T {}
+
+/// A connection to the signaling server.
+///
+/// [`recv`](Self::recv) is cancel-safe, so one task can `select!` over it and its own work, and
+/// call [`send`](Self::send) in between. The client answers the server's pings whenever it
+/// reads: keep calling `recv`, or the server drops the connection after its dead timeout.
+pub struct SignalClient {
+    ws: WebSocketStream<Box<dyn Transport>>,
+    close_frame: Option<(u16, String)>,
+}
+
+impl std::fmt::Debug for SignalClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignalClient").finish_non_exhaustive()
+    }
+}
+
+impl SignalClient {
+    /// Connects to `ws://…` or `wss://…`; `tls` says whom to trust for `wss://`. Gives up after
+    /// [`CONNECT_TIMEOUT`].
+    pub async fn connect(url: &str, tls: &TlsOptions) -> Result<Self, ClientError> {
+        tokio::time::timeout(CONNECT_TIMEOUT, Self::connect_now(url, tls))
+            .await
+            .map_err(|_| ClientError::Timeout(url.to_string()))?
+    }
+
+    async fn connect_now(url: &str, tls: &TlsOptions) -> Result<Self, ClientError> {
+        let uri: Uri = url
+            .parse()
+            .map_err(|_| ClientError::BadUrl(url.to_string()))?;
+        let secure = match uri.scheme_str() {
+            Some("ws") => false,
+            Some("wss") => true,
+            _ => return Err(ClientError::BadUrl(url.to_string())),
+        };
+        let host = uri
+            .host()
+            .ok_or_else(|| ClientError::BadUrl(url.to_string()))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+        let connect_error = |source| ClientError::Connect {
+            url: url.to_string(),
+            source,
+        };
+        let tcp = TcpStream::connect((host, port))
+            .await
+            .map_err(connect_error)?;
+        let _ = tcp.set_nodelay(true);
+        let transport: Box<dyn Transport> = if secure {
+            let config: Arc<rustls::ClientConfig> = tls.client_config()?;
+            let name = ServerName::try_from(host.to_string())
+                .map_err(|_| ClientError::BadUrl(url.to_string()))?;
+            let stream = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(connect_error)?;
+            Box::new(stream)
+        } else {
+            Box::new(tcp)
+        };
+        let config = WebSocketConfig::default()
+            .read_buffer_size(1024)
+            .write_buffer_size(0)
+            .max_message_size(Some(MAX_SIGNAL_MESSAGE))
+            .max_frame_size(Some(MAX_SIGNAL_MESSAGE));
+        let (ws, _response) =
+            tokio_tungstenite::client_async_with_config(url, transport, Some(config)).await?;
+        Ok(Self {
+            ws,
+            close_frame: None,
+        })
+    }
+
+    /// Sends one message.
+    pub async fn send(&mut self, message: &SignalMessage) -> Result<(), ClientError> {
+        self.ws.send(Message::text(message.encode())).await?;
+        Ok(())
+    }
+
+    /// The next message from the server, or `None` once the server closed the connection
+    /// cleanly. Pings are answered along the way. Cancel-safe.
+    pub async fn recv(&mut self) -> Result<Option<SignalMessage>, ClientError> {
+        loop {
+            match self.ws.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    return SignalMessage::parse(text.as_str())
+                        .map(Some)
+                        .map_err(ClientError::BadMessage);
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    self.close_frame = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(WsError::ConnectionClosed)) | None => return Ok(None),
+                Some(Err(error)) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// The close code and reason the server gave, once [`recv`](Self::recv) returned `None`
+    /// (1008 for rate limiting or flooding, 1009 for an oversized message, …).
+    pub fn close_reason(&self) -> Option<(u16, &str)> {
+        self.close_frame
+            .as_ref()
+            .map(|(code, reason)| (*code, reason.as_str()))
+    }
+
+    /// Closes the connection cleanly (close frame, then wait briefly for the server's). The
+    /// server tells the other end of every session of this connection `left`.
+    pub async fn close(mut self) -> Result<(), ClientError> {
+        let frame = CloseFrame {
+            code: CloseCode::Normal,
+            reason: "bye".into(),
+        };
+        match self.ws.close(Some(frame)).await {
+            Ok(()) | Err(WsError::ConnectionClosed) => {}
+            Err(error) => return Err(error.into()),
+        }
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            while let Some(Ok(_)) = self.ws.next().await {}
+        })
+        .await;
+        Ok(())
+    }
+}

@@ -1,0 +1,1777 @@
+//! The sans-IO signaling router: every rule of signaling protocol v1, with no sockets and no clock.
+//!
+//! The shell tells the [`Router`] what happened — a connection opened
+//! ([`handle_open`](Router::handle_open)), a text frame arrived
+//! ([`handle_text`](Router::handle_text)), a connection showed it is alive
+//! ([`handle_alive`](Router::handle_alive)), a connection closed
+//! ([`handle_close`](Router::handle_close)), time passed
+//! ([`handle_timeout`](Router::handle_timeout)) — always with the current time, and then drains
+//! [`poll_output`](Router::poll_output) for what to do: send a text frame, ping, or close a
+//! connection with a WebSocket close code. [`poll_timeout`](Router::poll_timeout) says when to call
+//! `handle_timeout` next.
+//!
+//! # Choices where the protocol is silent
+//!
+//! - **Roles are per session, not per connection.** A connection that sent `register` is a puppet
+//!   and has a control code; any connection (a puppet too) may `connect` to another puppet's code.
+//!   Connecting to one's own code is `not_allowed`.
+//! - **Consent:** `accept` / `reject` only from the session's puppet end (the controller end gets
+//!   `not_allowed`), and only while the session is ringing (accepting twice is `not_allowed`).
+//! - **Relay:** `offer` / `answer` / `candidate` only between the session's two ends and only after
+//!   `accept`; before it they get `not_allowed`. A connection that is not an end of the session gets
+//!   `unknown_session`, exactly as if the session did not exist, so ids cannot be probed.
+//! - **Leave** by either end, at any stage (ringing too), ends the session: the other end gets
+//!   `left`. A connection that closes or dies ends all its sessions the same way.
+//! - **Re-register** gives a fresh code and retires the old one at once; sessions already made
+//!   through the old code go on. The puppet's name is replaced.
+//! - **Code expiry:** a code is valid for [`RouterConfig::code_lifetime`] (sent as `expires_in`);
+//!   after that `connect` with it is `unknown_code` and the puppet should `register` again.
+//!   Sessions outlive the code.
+//! - **Failed connects** (unknown or expired code, or a malformed `code` field) are counted per IP
+//!   address in a fixed window of [`RouterConfig::failed_connect_window`] that starts at the first
+//!   failure. Up to [`RouterConfig::max_failed_connects`] of them get `unknown_code` /
+//!   `bad_message`; the next one, and every `connect` from that address until the window ends,
+//!   gets `rate_limited` and its connection is closed (1008), as abuse is in the design.
+//! - **Floods:** a token bucket per connection ([`RouterConfig::flood_rate`] frames per second,
+//!   burst [`RouterConfig::flood_burst`]; text, binary and control frames alike); a connection
+//!   that empties it is closed (1008).
+//! - **Limits:** an address over [`RouterConfig::max_connections_per_address`] gets `busy` and is
+//!   closed (1013, try again later); a `connect` that would put either end over
+//!   [`RouterConfig::max_sessions_per_connection`] gets `busy`.
+//! - **Liveness:** every [`RouterConfig::ping_interval`] the router pings connections idle that
+//!   long and closes those silent for [`RouterConfig::dead_timeout`] (1001), so a dead end is
+//!   noticed within `dead_timeout + ping_interval` of its last frame (the checks are spread
+//!   over the interval in slices, so pings to many connections do not leave in one burst).
+//! - Messages only the server sends (`registered`, `incoming`, …, `error`) are `not_allowed` from
+//!   clients.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use rtcdesk_proto::signal::{
+    Accept, Accepted, Answer, Candidate, Connect, ControlCode, Error as ErrorMessage, ErrorCode,
+    Incoming, Leave, Left, Offer, Register, Registered, Reject, Rejected, Ringing, SessionId,
+    SignalError, SignalMessage, MAX_SIGNAL_MESSAGE,
+};
+
+/// WebSocket close code 1001, "going away": the connection stopped answering pings.
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// WebSocket close code 1008, "policy violation": floods and too many failed codes.
+pub const CLOSE_POLICY: u16 = 1008;
+/// WebSocket close code 1009, "message too big": a frame over the size limit.
+pub const CLOSE_TOO_BIG: u16 = 1009;
+/// WebSocket close code 1013, "try again later": too many connections from one address.
+pub const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
+
+/// Liveness checks are spread over this many slices of each ping interval.
+pub const LIVENESS_SLICES: u64 = 16;
+
+/// Identifies one WebSocket connection. The shell chooses them; each must be unique while open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "conn#{}", self.0)
+    }
+}
+
+/// Every limit and timer of the router, so tests can shrink them and operators tune them.
+#[derive(Debug, Clone)]
+pub struct RouterConfig {
+    /// How long a control code stays valid after `register` (sent as `expires_in`).
+    pub code_lifetime: Duration,
+    /// The window over which failed `connect` attempts per address are counted.
+    pub failed_connect_window: Duration,
+    /// Failed `connect` attempts allowed per address per window; the next is `rate_limited`.
+    pub max_failed_connects: u32,
+    /// Messages per second a connection may send, sustained.
+    pub flood_rate: u32,
+    /// Messages a connection may send in a burst above the sustained rate.
+    pub flood_burst: u32,
+    /// How often idle connections are pinged.
+    pub ping_interval: Duration,
+    /// How long a connection may stay silent (no frame, no pong) before it is dropped.
+    pub dead_timeout: Duration,
+    /// Open connections allowed from one IP address.
+    pub max_connections_per_address: usize,
+    /// Sessions one connection may be an end of at once (as puppet and controller together).
+    pub max_sessions_per_connection: usize,
+    /// Largest text frame, in bytes; a larger one closes the connection (1009).
+    pub max_message_size: usize,
+}
+
+impl Default for RouterConfig {
+    /// Production defaults: codes live 10 minutes; 5 failed connects per minute per address;
+    /// 200 messages/s (burst 400); ping every 3 s, drop after 6 s of silence (so `left` reaches
+    /// the other end within 9 s); 256 connections per address (a school behind one NAT);
+    /// 64 sessions per connection (a classroom grid); 64 KiB messages.
+    fn default() -> Self {
+        Self {
+            code_lifetime: Duration::from_secs(600),
+            failed_connect_window: Duration::from_secs(60),
+            max_failed_connects: 5,
+            flood_rate: 200,
+            flood_burst: 400,
+            ping_interval: Duration::from_secs(3),
+            dead_timeout: Duration::from_secs(6),
+            max_connections_per_address: 256,
+            max_sessions_per_connection: 64,
+            max_message_size: MAX_SIGNAL_MESSAGE,
+        }
+    }
+}
+
+/// Where the router's randomness comes from: control codes and session ids must be unguessable in
+/// production ([`OsEntropy`]) and repeatable in tests.
+pub trait Entropy: Send {
+    /// Fills `buf` with random bytes.
+    fn fill(&mut self, buf: &mut [u8]);
+}
+
+/// The operating system's CSPRNG (`getrandom`), for production.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OsEntropy;
+
+impl Entropy for OsEntropy {
+    fn fill(&mut self, buf: &mut [u8]) {
+        // A system without a working CSPRNG cannot hand out secrets safely; stopping is the only
+        // honest answer, and getrandom documents this as not happening on supported systems.
+        getrandom::fill(buf).expect("the OS random number generator failed");
+    }
+}
+
+/// What the shell must do next, drained with [`Router::poll_output`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send this text frame on the connection.
+    Send {
+        /// The connection to send on.
+        conn: ConnId,
+        /// One encoded [`SignalMessage`].
+        text: String,
+    },
+    /// Send a WebSocket ping on the connection; any frame back proves it alive.
+    Ping {
+        /// The connection to ping.
+        conn: ConnId,
+    },
+    /// Close the connection with this close code and reason. The router has already forgotten it
+    /// (its sessions' other ends were told `left`); a later `handle_close` for it is ignored.
+    Close {
+        /// The connection to close.
+        conn: ConnId,
+        /// WebSocket close code (see the `CLOSE_*` constants).
+        code: u16,
+        /// Human-readable reason for the close frame.
+        reason: &'static str,
+    },
+}
+
+/// Whether a session is waiting for the puppet's user or established.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SessionState {
+    Ringing,
+    Accepted,
+}
+
+#[derive(Debug)]
+struct Session {
+    puppet: ConnId,
+    controller: ConnId,
+    state: SessionState,
+}
+
+impl Session {
+    fn other_end(&self, conn: ConnId) -> ConnId {
+        if conn == self.puppet {
+            self.controller
+        } else {
+            self.puppet
+        }
+    }
+}
+
+/// A token bucket in milli-messages, so no floating point is needed.
+#[derive(Debug)]
+struct TokenBucket {
+    milli_tokens: u64,
+    last_refill: Instant,
+}
+
+#[derive(Debug)]
+struct Connection {
+    addr: IpAddr,
+    last_seen: Instant,
+    bucket: TokenBucket,
+    /// The control code, while this connection is a registered puppet.
+    code: Option<ControlCode>,
+    /// The sessions this connection is an end of (bounded by `max_sessions_per_connection`).
+    sessions: Vec<SessionId>,
+}
+
+#[derive(Debug)]
+struct Puppet {
+    conn: ConnId,
+    expires_at: Instant,
+}
+
+#[derive(Debug)]
+struct FailedConnects {
+    window_start: Instant,
+    count: u32,
+}
+
+/// The signaling router: connections, puppets by control code, sessions, and the rules between
+/// them. See the [module docs](self) for the rules.
+pub struct Router {
+    config: RouterConfig,
+    entropy: Box<dyn Entropy>,
+    connections: HashMap<ConnId, Connection>,
+    connections_per_addr: HashMap<IpAddr, usize>,
+    puppets: HashMap<ControlCode, Puppet>,
+    sessions: HashMap<SessionId, Session>,
+    failed_connects: HashMap<IpAddr, FailedConnects>,
+    /// When the next liveness slice is due.
+    next_tick: Instant,
+    /// Which slice of the connections (by `ConnId % LIVENESS_SLICES`) is checked next.
+    next_slice: u64,
+    outputs: VecDeque<Output>,
+}
+
+impl fmt::Debug for Router {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Router")
+            .field("connections", &self.connections.len())
+            .field("puppets", &self.puppets.len())
+            .field("sessions", &self.sessions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Router {
+    /// A router with the OS CSPRNG for codes and session ids.
+    pub fn new(config: RouterConfig, now: Instant) -> Self {
+        Self::with_entropy(config, Box::new(OsEntropy), now)
+    }
+
+    /// A router with the given randomness (tests pass a seeded one).
+    pub fn with_entropy(config: RouterConfig, entropy: Box<dyn Entropy>, now: Instant) -> Self {
+        let tick = (config.ping_interval / LIVENESS_SLICES as u32).max(Duration::from_millis(1));
+        Self {
+            config,
+            entropy,
+            connections: HashMap::new(),
+            connections_per_addr: HashMap::new(),
+            puppets: HashMap::new(),
+            sessions: HashMap::new(),
+            failed_connects: HashMap::new(),
+            next_tick: now + tick,
+            next_slice: 0,
+            outputs: VecDeque::new(),
+        }
+    }
+
+    /// The configuration this router runs with.
+    pub fn config(&self) -> &RouterConfig {
+        &self.config
+    }
+
+    /// Open connections the router knows.
+    pub fn connection_count(&self) -> usize {
+        self.connections.len()
+    }
+
+    /// Live sessions (ringing or accepted).
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Registered puppets with a live (possibly expired but not yet purged) code.
+    pub fn puppet_count(&self) -> usize {
+        self.puppets.len()
+    }
+
+    /// A WebSocket connection from `peer` completed its handshake. If the address already has too
+    /// many connections, the router answers `busy` and closes it at once.
+    pub fn handle_open(&mut self, conn: ConnId, peer: SocketAddr, now: Instant) {
+        let addr = peer.ip();
+        let count = self.connections_per_addr.entry(addr).or_insert(0);
+        if *count >= self.config.max_connections_per_address {
+            tracing::debug!(%conn, %addr, "refused: too many connections from this address");
+            self.send_error(
+                conn,
+                ErrorCode::Busy,
+                "too many connections from this address".into(),
+            );
+            self.outputs.push_back(Output::Close {
+                conn,
+                code: CLOSE_TRY_AGAIN_LATER,
+                reason: "too many connections from this address",
+            });
+            return;
+        }
+        *count += 1;
+        let burst = u64::from(self.config.flood_burst) * 1000;
+        self.connections.insert(
+            conn,
+            Connection {
+                addr,
+                last_seen: now,
+                bucket: TokenBucket {
+                    milli_tokens: burst,
+                    last_refill: now,
+                },
+                code: None,
+                sessions: Vec::new(),
+            },
+        );
+    }
+
+    /// The connection sent a control frame (a pong, a ping): it is alive. Control frames count
+    /// towards the flood limit like messages, so a ping flood is closed too.
+    pub fn handle_alive(&mut self, conn: ConnId, now: Instant) {
+        self.admit(conn, 0, now);
+    }
+
+    /// The connection sent a binary frame, which protocol v1 does not use: `bad_message`, and it
+    /// counts towards the flood limit like any message.
+    pub fn handle_binary(&mut self, conn: ConnId, len: usize, now: Instant) {
+        if !self.admit(conn, len, now) {
+            return;
+        }
+        self.send_error(
+            conn,
+            ErrorCode::BadMessage,
+            "binary frames are not part of signaling protocol v1; send JSON text".into(),
+        );
+    }
+
+    /// The connection sent a text frame.
+    pub fn handle_text(&mut self, conn: ConnId, text: &str, now: Instant) {
+        if !self.admit(conn, text.len(), now) {
+            return;
+        }
+        match SignalMessage::parse(text) {
+            Ok(message) => self.handle_message(conn, message, now),
+            Err(error) => self.handle_parse_error(conn, error, now),
+        }
+    }
+
+    /// The connection is gone (closed by the peer, or its socket failed). Each of its sessions'
+    /// other ends gets `left`.
+    pub fn handle_close(&mut self, conn: ConnId, _now: Instant) {
+        self.forget(conn);
+    }
+
+    /// Time passed: ping idle connections, drop dead ones, purge expired codes and rate-limit
+    /// windows. Cheap to call early; it does nothing before [`poll_timeout`](Self::poll_timeout).
+    ///
+    /// Liveness is checked in [`LIVENESS_SLICES`] slices of the connections, one slice per
+    /// `ping_interval / LIVENESS_SLICES`, so each connection is still checked once per
+    /// `ping_interval` but 10,000 pings never leave in one burst.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let tick = self.tick();
+        let mut slices = 0;
+        while self.next_tick <= now && slices < LIVENESS_SLICES {
+            self.check_liveness(self.next_slice, now);
+            self.next_slice = (self.next_slice + 1) % LIVENESS_SLICES;
+            if self.next_slice == 0 {
+                self.purge(now);
+            }
+            self.next_tick += tick;
+            slices += 1;
+        }
+        if self.next_tick <= now {
+            // The caller was late by a whole round or more: every slice was just checked.
+            self.next_tick = now + tick;
+        }
+    }
+
+    fn tick(&self) -> Duration {
+        (self.config.ping_interval / LIVENESS_SLICES as u32).max(Duration::from_millis(1))
+    }
+
+    /// Pings the idle and drops the dead among the connections of one slice.
+    fn check_liveness(&mut self, slice: u64, now: Instant) {
+        let mut dead = Vec::new();
+        for (&conn, connection) in &self.connections {
+            if conn.0 % LIVENESS_SLICES != slice {
+                continue;
+            }
+            let idle = now.saturating_duration_since(connection.last_seen);
+            if idle >= self.config.dead_timeout {
+                dead.push(conn);
+            } else if idle >= self.config.ping_interval {
+                self.outputs.push_back(Output::Ping { conn });
+            }
+        }
+        for conn in dead {
+            tracing::debug!(%conn, "dropping a connection that stopped answering pings");
+            self.close(conn, CLOSE_GOING_AWAY, "no answer to pings");
+        }
+    }
+
+    /// Forgets expired codes and rate-limit windows that have ended.
+    fn purge(&mut self, now: Instant) {
+        self.puppets.retain(|_, puppet| puppet.expires_at > now);
+        for connection in self.connections.values_mut() {
+            if let Some(code) = connection.code {
+                if !self.puppets.contains_key(&code) {
+                    connection.code = None;
+                }
+            }
+        }
+        let window = self.config.failed_connect_window;
+        self.failed_connects
+            .retain(|_, failures| now.saturating_duration_since(failures.window_start) < window);
+    }
+
+    /// The next thing the shell should do, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        Some(self.next_tick)
+    }
+
+    /// Liveness, size and flood checks common to every frame. Returns whether to go on.
+    fn admit(&mut self, conn: ConnId, len: usize, now: Instant) -> bool {
+        let rate = u64::from(self.config.flood_rate);
+        let burst = u64::from(self.config.flood_burst) * 1000;
+        let Some(connection) = self.connections.get_mut(&conn) else {
+            return false;
+        };
+        connection.last_seen = now;
+        if len > self.config.max_message_size {
+            tracing::debug!(%conn, len, "closing: message over the size limit");
+            self.close(conn, CLOSE_TOO_BIG, "message over the 64 KiB limit");
+            return false;
+        }
+        let bucket = &mut connection.bucket;
+        let elapsed = now.saturating_duration_since(bucket.last_refill);
+        // rate messages/s == rate milli-messages/ms.
+        let refill = u64::try_from(elapsed.as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_mul(rate);
+        if refill > 0 {
+            bucket.milli_tokens = bucket.milli_tokens.saturating_add(refill).min(burst);
+            bucket.last_refill = now;
+        }
+        if bucket.milli_tokens < 1000 {
+            tracing::info!(%conn, addr = %connection.addr, "closing a flooding connection");
+            self.close(conn, CLOSE_POLICY, "too many messages per second");
+            return false;
+        }
+        bucket.milli_tokens -= 1000;
+        true
+    }
+
+    fn handle_parse_error(&mut self, conn: ConnId, error: SignalError, now: Instant) {
+        let bad_code = matches!(
+            &error,
+            SignalError::InvalidField { message_type, field, .. }
+                if message_type == "connect" && field == "code"
+        );
+        if bad_code && !self.record_failed_connect(conn, now) {
+            return;
+        }
+        self.send_error(conn, error.code(), error.to_string());
+    }
+
+    fn handle_message(&mut self, conn: ConnId, message: SignalMessage, now: Instant) {
+        match message {
+            SignalMessage::Register(register) => self.register(conn, register, now),
+            SignalMessage::Connect(connect) => self.connect(conn, connect, now),
+            SignalMessage::Accept(Accept { session }) => self.accept(conn, session),
+            SignalMessage::Reject(reject) => self.reject(conn, reject),
+            SignalMessage::Offer(Offer { session, sdp }) => {
+                self.relay(conn, session, |session| Offer { session, sdp }.into())
+            }
+            SignalMessage::Answer(Answer { session, sdp }) => {
+                self.relay(conn, session, |session| Answer { session, sdp }.into())
+            }
+            SignalMessage::Candidate(Candidate {
+                session,
+                candidate,
+                mid,
+            }) => self.relay(conn, session, |session| {
+                Candidate {
+                    session,
+                    candidate,
+                    mid,
+                }
+                .into()
+            }),
+            SignalMessage::Leave(Leave { session }) => self.leave(conn, session),
+            other => self.send_error(
+                conn,
+                ErrorCode::NotAllowed,
+                format!("`{}` is sent by the server only", other.type_name()),
+            ),
+        }
+    }
+
+    fn register(&mut self, conn: ConnId, _register: Register, now: Instant) {
+        let Some(old_code) = self.connections.get(&conn).map(|c| c.code) else {
+            return;
+        };
+        if let Some(old_code) = old_code {
+            self.retire_code(conn, old_code);
+        }
+        let code = self.fresh_code(now);
+        let expires_at = now + self.config.code_lifetime;
+        self.puppets.insert(code, Puppet { conn, expires_at });
+        if let Some(connection) = self.connections.get_mut(&conn) {
+            connection.code = Some(code);
+        }
+        tracing::debug!(%conn, "puppet registered");
+        self.send(
+            conn,
+            Registered {
+                code,
+                expires_in: self.config.code_lifetime.as_secs(),
+            }
+            .into(),
+        );
+    }
+
+    /// A code no live puppet holds, uniformly from 0..10^9 (rejection sampling keeps it uniform).
+    fn fresh_code(&mut self, now: Instant) -> ControlCode {
+        // 2^32 / 10^9 ≈ 4.29: values at or above 4 * 10^9 are thrown away so each code is equally
+        // likely.
+        const LIMIT: u32 = 4 * ControlCode::SPACE;
+        loop {
+            let mut bytes = [0u8; 4];
+            self.entropy.fill(&mut bytes);
+            let value = u32::from_le_bytes(bytes);
+            if value >= LIMIT {
+                continue;
+            }
+            let Some(code) = ControlCode::from_number(value % ControlCode::SPACE) else {
+                continue;
+            };
+            match self.puppets.get(&code) {
+                Some(puppet) if puppet.expires_at > now => continue,
+                _ => return code,
+            }
+        }
+    }
+
+    fn fresh_session_id(&mut self) -> SessionId {
+        loop {
+            let mut bytes = [0u8; 16];
+            self.entropy.fill(&mut bytes);
+            let id = SessionId(hex::encode(bytes));
+            if !self.sessions.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    /// Whether connects from this address are refused for now.
+    fn is_rate_limited(&self, addr: IpAddr, now: Instant) -> bool {
+        self.failed_connects.get(&addr).is_some_and(|failures| {
+            failures.count > self.config.max_failed_connects
+                && now.saturating_duration_since(failures.window_start)
+                    < self.config.failed_connect_window
+        })
+    }
+
+    /// Counts a failed connect. Returns `false` if that tipped the address over the limit (the
+    /// connection was then answered `rate_limited` and closed).
+    fn record_failed_connect(&mut self, conn: ConnId, now: Instant) -> bool {
+        let Some(addr) = self.connections.get(&conn).map(|c| c.addr) else {
+            return false;
+        };
+        let window = self.config.failed_connect_window;
+        let failures = self.failed_connects.entry(addr).or_insert(FailedConnects {
+            window_start: now,
+            count: 0,
+        });
+        if now.saturating_duration_since(failures.window_start) >= window {
+            *failures = FailedConnects {
+                window_start: now,
+                count: 0,
+            };
+        }
+        failures.count = failures.count.saturating_add(1);
+        if failures.count > self.config.max_failed_connects {
+            self.refuse_rate_limited(conn);
+            return false;
+        }
+        true
+    }
+
+    fn refuse_rate_limited(&mut self, conn: ConnId) {
+        if let Some(connection) = self.connections.get(&conn) {
+            tracing::info!(%conn, addr = %connection.addr, "too many failed connects; closing");
+        }
+        self.send_error(
+            conn,
+            ErrorCode::RateLimited,
+            "too many failed connect attempts from this address; wait a minute".into(),
+        );
+        self.close(conn, CLOSE_POLICY, "too many failed connect attempts");
+    }
+
+    fn connect(&mut self, conn: ConnId, connect: Connect, now: Instant) {
+        let Some(addr) = self.connections.get(&conn).map(|c| c.addr) else {
+            return;
+        };
+        if self.is_rate_limited(addr, now) {
+            self.refuse_rate_limited(conn);
+            return;
+        }
+        let puppet_conn = match self.puppets.get(&connect.code) {
+            Some(puppet) if puppet.expires_at > now => puppet.conn,
+            _ => {
+                if self.record_failed_connect(conn, now) {
+                    self.send_error(
+                        conn,
+                        ErrorCode::UnknownCode,
+                        "no puppet has this code; check it or ask for a fresh one".into(),
+                    );
+                }
+                return;
+            }
+        };
+        if puppet_conn == conn {
+            self.send_error(
+                conn,
+                ErrorCode::NotAllowed,
+                "a puppet cannot connect to itself".into(),
+            );
+            return;
+        }
+        let limit = self.config.max_sessions_per_connection;
+        let full = |c: ConnId| {
+            self.connections
+                .get(&c)
+                .is_none_or(|c| c.sessions.len() >= limit)
+        };
+        let (controller_full, puppet_full) = (full(conn), full(puppet_conn));
+        if controller_full {
+            self.send_error(
+                conn,
+                ErrorCode::Busy,
+                format!("this connection already has {limit} sessions"),
+            );
+            return;
+        }
+        if puppet_full {
+            self.send_error(
+                conn,
+                ErrorCode::Busy,
+                "this puppet has as many sessions as it may have".into(),
+            );
+            return;
+        }
+        let session = self.fresh_session_id();
+        self.sessions.insert(
+            session.clone(),
+            Session {
+                puppet: puppet_conn,
+                controller: conn,
+                state: SessionState::Ringing,
+            },
+        );
+        for end in [conn, puppet_conn] {
+            if let Some(connection) = self.connections.get_mut(&end) {
+                connection.sessions.push(session.clone());
+            }
+        }
+        tracing::debug!(controller = %conn, puppet = %puppet_conn, "session ringing");
+        self.send(
+            puppet_conn,
+            Incoming {
+                session: session.clone(),
+                from: connect.name,
+            }
+            .into(),
+        );
+        self.send(conn, Ringing { session }.into());
+    }
+
+    /// The session, if `conn` is one of its ends; else `unknown_session` was sent.
+    fn own_session(&mut self, conn: ConnId, session: &SessionId) -> Option<&mut Session> {
+        let is_end = self
+            .sessions
+            .get(session)
+            .is_some_and(|s| s.puppet == conn || s.controller == conn);
+        if !is_end {
+            self.send_error(
+                conn,
+                ErrorCode::UnknownSession,
+                "no such session on this connection".into(),
+            );
+            return None;
+        }
+        self.sessions.get_mut(session)
+    }
+
+    /// Checks that `conn` is the puppet end of a ringing session; returns the controller end.
+    fn consent_target(&mut self, conn: ConnId, session: &SessionId) -> Option<ConnId> {
+        let (puppet, controller, state) = {
+            let s = self.own_session(conn, session)?;
+            (s.puppet, s.controller, s.state)
+        };
+        if puppet != conn {
+            self.send_error(
+                conn,
+                ErrorCode::NotAllowed,
+                "only the puppet may accept or reject a session".into(),
+            );
+            return None;
+        }
+        if state != SessionState::Ringing {
+            self.send_error(
+                conn,
+                ErrorCode::NotAllowed,
+                "this session was already accepted".into(),
+            );
+            return None;
+        }
+        Some(controller)
+    }
+
+    fn accept(&mut self, conn: ConnId, session: SessionId) {
+        let Some(controller) = self.consent_target(conn, &session) else {
+            return;
+        };
+        if let Some(s) = self.sessions.get_mut(&session) {
+            s.state = SessionState::Accepted;
+        }
+        tracing::debug!(puppet = %conn, %controller, "session accepted");
+        self.send(controller, Accepted { session }.into());
+    }
+
+    fn reject(&mut self, conn: ConnId, reject: Reject) {
+        let Some(controller) = self.consent_target(conn, &reject.session) else {
+            return;
+        };
+        self.end_session(&reject.session);
+        tracing::debug!(puppet = %conn, %controller, "session rejected");
+        self.send(
+            controller,
+            Rejected {
+                session: reject.session,
+                reason: reject.reason,
+            }
+            .into(),
+        );
+    }
+
+    fn relay(
+        &mut self,
+        conn: ConnId,
+        session: SessionId,
+        message: impl FnOnce(SessionId) -> SignalMessage,
+    ) {
+        let Some(s) = self.own_session(conn, &session) else {
+            return;
+        };
+        if s.state != SessionState::Accepted {
+            self.send_error(
+                conn,
+                ErrorCode::NotAllowed,
+                "the puppet has not accepted this session yet".into(),
+            );
+            return;
+        }
+        let other = s.other_end(conn);
+        self.send(other, message(session));
+    }
+
+    fn leave(&mut self, conn: ConnId, session: SessionId) {
+        let Some(s) = self.own_session(conn, &session) else {
+            return;
+        };
+        let other = s.other_end(conn);
+        self.end_session(&session);
+        self.send(other, Left { session }.into());
+    }
+
+    /// Forgets `conn`'s code, unless it expired and has since been given to another puppet.
+    fn retire_code(&mut self, conn: ConnId, code: ControlCode) {
+        if self.puppets.get(&code).is_some_and(|p| p.conn == conn) {
+            self.puppets.remove(&code);
+        }
+    }
+
+    /// Removes a session and its entries in both ends' lists.
+    fn end_session(&mut self, session: &SessionId) -> Option<Session> {
+        let removed = self.sessions.remove(session)?;
+        for end in [removed.puppet, removed.controller] {
+            if let Some(connection) = self.connections.get_mut(&end) {
+                if let Some(i) = connection.sessions.iter().position(|s| s == session) {
+                    connection.sessions.swap_remove(i);
+                }
+            }
+        }
+        Some(removed)
+    }
+
+    /// Closes a connection on the router's initiative.
+    fn close(&mut self, conn: ConnId, code: u16, reason: &'static str) {
+        self.forget(conn);
+        self.outputs.push_back(Output::Close { conn, code, reason });
+    }
+
+    /// Drops every trace of a connection and tells its sessions' other ends `left`.
+    fn forget(&mut self, conn: ConnId) {
+        let Some(connection) = self.connections.remove(&conn) else {
+            return;
+        };
+        if let Some(count) = self.connections_per_addr.get_mut(&connection.addr) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.connections_per_addr.remove(&connection.addr);
+            }
+        }
+        if let Some(code) = connection.code {
+            self.retire_code(conn, code);
+        }
+        for session in connection.sessions {
+            if let Some(removed) = self.end_session(&session) {
+                let other = removed.other_end(conn);
+                self.send(other, Left { session }.into());
+            }
+        }
+    }
+
+    fn send(&mut self, conn: ConnId, message: SignalMessage) {
+        self.outputs.push_back(Output::Send {
+            conn,
+            text: message.encode(),
+        });
+    }
+
+    fn send_error(&mut self, conn: ConnId, code: ErrorCode, message: String) {
+        self.send(conn, ErrorMessage { code, message }.into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Scenarios: given a router and some connections, when they send messages or time passes,
+    //! then these frames go out. Time is a variable; nothing sleeps.
+
+    use super::*;
+
+    /// SplitMix64: repeatable randomness for tests.
+    struct SeededEntropy(u64);
+
+    impl Entropy for SeededEntropy {
+        fn fill(&mut self, buf: &mut [u8]) {
+            for chunk in buf.chunks_mut(8) {
+                self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                let mut z = self.0;
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                z ^= z >> 31;
+                chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
+            }
+        }
+    }
+
+    /// Always the same bytes: makes two registrations draw the same code first.
+    struct StuckEntropy {
+        calls: u32,
+    }
+
+    impl Entropy for StuckEntropy {
+        fn fill(&mut self, buf: &mut [u8]) {
+            self.calls += 1;
+            // The first three draws give the same value, then a different one.
+            let value: u32 = if self.calls <= 3 { 42 } else { 43 };
+            for (i, b) in buf.iter_mut().enumerate() {
+                *b = value.to_le_bytes()[i % 4];
+            }
+        }
+    }
+
+    struct Harness {
+        router: Router,
+        now: Instant,
+        next_conn: u64,
+    }
+
+    fn addr(last: u8) -> SocketAddr {
+        SocketAddr::from(([192, 0, 2, last], 40000))
+    }
+
+    impl Harness {
+        fn new() -> Self {
+            Self::with_config(RouterConfig::default())
+        }
+
+        fn with_config(config: RouterConfig) -> Self {
+            let now = Instant::now();
+            Self {
+                router: Router::with_entropy(config, Box::new(SeededEntropy(7)), now),
+                now,
+                next_conn: 1,
+            }
+        }
+
+        fn open_from(&mut self, peer: SocketAddr) -> ConnId {
+            let conn = ConnId(self.next_conn);
+            self.next_conn += 1;
+            self.router.handle_open(conn, peer, self.now);
+            conn
+        }
+
+        fn open(&mut self) -> ConnId {
+            let last = u8::try_from(self.next_conn % 250).unwrap();
+            self.open_from(addr(last))
+        }
+
+        fn text(&mut self, conn: ConnId, text: &str) -> Vec<Output> {
+            self.router.handle_text(conn, text, self.now);
+            self.drain()
+        }
+
+        fn send(&mut self, conn: ConnId, message: SignalMessage) -> Vec<Output> {
+            self.text(conn, &message.encode())
+        }
+
+        fn advance(&mut self, by: Duration) -> Vec<Output> {
+            self.now += by;
+            self.router.handle_timeout(self.now);
+            self.drain()
+        }
+
+        fn drain(&mut self) -> Vec<Output> {
+            std::iter::from_fn(|| self.router.poll_output()).collect()
+        }
+
+        fn register(&mut self, conn: ConnId) -> ControlCode {
+            match single_message(
+                &self.send(conn, Register { name: "pc".into() }.into()),
+                conn,
+            ) {
+                SignalMessage::Registered(r) => r.code,
+                other => panic!("expected registered, got {other:?}"),
+            }
+        }
+
+        /// Connects `controller` to the puppet with `code`; returns the session id.
+        fn ring(&mut self, controller: ConnId, puppet: ConnId, code: ControlCode) -> SessionId {
+            let out = self.send(
+                controller,
+                Connect {
+                    code,
+                    name: "Ada".into(),
+                }
+                .into(),
+            );
+            assert_eq!(out.len(), 2, "{out:?}");
+            let SignalMessage::Incoming(incoming) = message_to(&out, puppet) else {
+                panic!("expected incoming: {out:?}");
+            };
+            assert_eq!(incoming.from, "Ada");
+            let SignalMessage::Ringing(ringing) = message_to(&out, controller) else {
+                panic!("expected ringing: {out:?}");
+            };
+            assert_eq!(incoming.session, ringing.session);
+            ringing.session
+        }
+
+        /// A puppet, a controller and an accepted session between them.
+        fn paired(&mut self) -> (ConnId, ConnId, SessionId) {
+            let puppet = self.open();
+            let controller = self.open();
+            let code = self.register(puppet);
+            let session = self.ring(controller, puppet, code);
+            let out = self.send(
+                puppet,
+                Accept {
+                    session: session.clone(),
+                }
+                .into(),
+            );
+            assert_eq!(
+                single_message(&out, controller),
+                Accepted {
+                    session: session.clone()
+                }
+                .into()
+            );
+            (puppet, controller, session)
+        }
+    }
+
+    fn message_to(outputs: &[Output], to: ConnId) -> SignalMessage {
+        let texts: Vec<&String> = outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Send { conn, text } if *conn == to => Some(text),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(texts.len(), 1, "expected one message to {to}: {outputs:?}");
+        SignalMessage::parse(texts[0]).unwrap()
+    }
+
+    fn single_message(outputs: &[Output], to: ConnId) -> SignalMessage {
+        assert_eq!(outputs.len(), 1, "{outputs:?}");
+        message_to(outputs, to)
+    }
+
+    fn error_code(outputs: &[Output], to: ConnId) -> ErrorCode {
+        match message_to(outputs, to) {
+            SignalMessage::Error(e) => e.code,
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    fn closes(outputs: &[Output]) -> Vec<(ConnId, u16)> {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Close { conn, code, .. } => Some((*conn, *code)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn sid(s: &str) -> SessionId {
+        SessionId::from(s)
+    }
+
+    #[test]
+    fn register_gives_a_nine_digit_code_and_its_lifetime() {
+        let mut h = Harness::new();
+        let puppet = h.open();
+        let out = h.send(puppet, Register { name: "pc".into() }.into());
+        let SignalMessage::Registered(r) = single_message(&out, puppet) else {
+            panic!("{out:?}")
+        };
+        assert_eq!(r.expires_in, 600);
+        assert_eq!(r.code.digits().len(), 9);
+    }
+
+    #[test]
+    fn codes_are_unique_among_live_puppets() {
+        let mut h = Harness::new();
+        h.router = Router::with_entropy(
+            RouterConfig::default(),
+            Box::new(StuckEntropy { calls: 0 }),
+            h.now,
+        );
+        let (a, b) = (h.open(), h.open());
+        let code_a = h.register(a);
+        let code_b = h.register(b);
+        assert_eq!(code_a.number(), 42);
+        assert_ne!(code_a, code_b, "the second draw collided and was redrawn");
+    }
+
+    #[test]
+    fn connect_rings_the_puppet_and_tells_the_controller() {
+        let mut h = Harness::new();
+        let (puppet, controller) = (h.open(), h.open());
+        let code = h.register(puppet);
+        let session = h.ring(controller, puppet, code);
+        assert!(session.as_str().len() >= 24, "session ids carry >= 96 bits");
+        assert!(session.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn the_code_is_accepted_with_or_without_spaces() {
+        let mut h = Harness::new();
+        let (puppet, controller) = (h.open(), h.open());
+        let code = h.register(puppet);
+        let grouped = format!(r#"{{"type":"connect","code":"{code}","name":"Ada"}}"#);
+        assert!(grouped.contains(' '));
+        let out = h.text(controller, &grouped);
+        assert!(matches!(
+            message_to(&out, controller),
+            SignalMessage::Ringing(_)
+        ));
+    }
+
+    #[test]
+    fn accept_tells_the_controller_and_opens_the_relay() {
+        let mut h = Harness::new();
+        let (puppet, controller, session) = h.paired();
+        let offer: SignalMessage = Offer {
+            session: session.clone(),
+            sdp: "v=0\r\n".into(),
+        }
+        .into();
+        assert_eq!(
+            single_message(&h.send(puppet, offer.clone()), controller),
+            offer
+        );
+        let answer: SignalMessage = Answer {
+            session: session.clone(),
+            sdp: "v=0\r\n".into(),
+        }
+        .into();
+        assert_eq!(
+            single_message(&h.send(controller, answer.clone()), puppet),
+            answer
+        );
+        for (from, to) in [(puppet, controller), (controller, puppet)] {
+            let candidate: SignalMessage = Candidate {
+                session: session.clone(),
+                candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host".into(),
+                mid: Some("0".into()),
+            }
+            .into();
+            assert_eq!(
+                single_message(&h.send(from, candidate.clone()), to),
+                candidate
+            );
+            let end: SignalMessage = Candidate {
+                session: session.clone(),
+                candidate: String::new(),
+                mid: None,
+            }
+            .into();
+            assert_eq!(single_message(&h.send(from, end.clone()), to), end);
+        }
+    }
+
+    #[test]
+    fn reject_tells_the_controller_with_the_reason_and_ends_the_session() {
+        let mut h = Harness::new();
+        let (puppet, controller) = (h.open(), h.open());
+        let code = h.register(puppet);
+        let session = h.ring(controller, puppet, code);
+        let out = h.send(
+            puppet,
+            Reject {
+                session: session.clone(),
+                reason: Some("not now".into()),
+            }
+            .into(),
+        );
+        assert_eq!(
+            single_message(&out, controller),
+            Rejected {
+                session: session.clone(),
+                reason: Some("not now".into())
+            }
+            .into()
+        );
+        let out = h.send(controller, Leave { session }.into());
+        assert_eq!(error_code(&out, controller), ErrorCode::UnknownSession);
+    }
+
+    #[test]
+    fn leave_by_either_end_sends_left_to_the_other() {
+        let mut h = Harness::new();
+        let (puppet, controller, session) = h.paired();
+        let out = h.send(
+            controller,
+            Leave {
+                session: session.clone(),
+            }
+            .into(),
+        );
+        assert_eq!(
+            single_message(&out, puppet),
+            Left {
+                session: session.clone()
+            }
+            .into()
+        );
+        assert_eq!(h.router.session_count(), 0);
+
+        let (puppet, controller, session) = h.paired();
+        let out = h.send(
+            puppet,
+            Leave {
+                session: session.clone(),
+            }
+            .into(),
+        );
+        assert_eq!(single_message(&out, controller), Left { session }.into());
+    }
+
+    #[test]
+    fn a_controller_may_leave_while_ringing() {
+        let mut h = Harness::new();
+        let (puppet, controller) = (h.open(), h.open());
+        let code = h.register(puppet);
+        let session = h.ring(controller, puppet, code);
+        let out = h.send(
+            controller,
+            Leave {
+                session: session.clone(),
+            }
+            .into(),
+        );
+        assert_eq!(single_message(&out, puppet), Left { session }.into());
+    }
+
+    #[test]
+    fn a_closed_connection_sends_left_to_every_peer_of_its_sessions() {
+        let mut h = Harness::new();
+        let puppet = h.open();
+        let code = h.register(puppet);
+        let (c1, c2) = (h.open(), h.open());
+        let s1 = h.ring(c1, puppet, code);
+        let s2 = h.ring(c2, puppet, code);
+        h.send(
+            puppet,
+            Accept {
+                session: s1.clone(),
+            }
+            .into(),
+        );
+        h.router.handle_close(puppet, h.now);
+        let out = h.drain();
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(message_to(&out, c1), Left { session: s1 }.into());
+        assert_eq!(message_to(&out, c2), Left { session: s2 }.into());
+        assert_eq!(h.router.session_count(), 0);
+        assert_eq!(h.router.puppet_count(), 0);
+        // The code died with the puppet.
+        let out = h.send(
+            c1,
+            Connect {
+                code,
+                name: "x".into(),
+            }
+            .into(),
+        );
+        assert_eq!(error_code(&out, c1), ErrorCode::UnknownCode);
+    }
+
+    #[test]
+    fn a_puppet_can_have_several_controllers_and_a_controller_several_puppets() {
+        let mut h = Harness::new();
+        let (p1, p2) = (h.open(), h.open());
+        let (code1, code2) = (h.register(p1), h.register(p2));
+        let (c1, c2) = (h.open(), h.open());
+        let s11 = h.ring(c1, p1, code1);
+        let s21 = h.ring(c2, p1, code1);
+        let s12 = h.ring(c1, p2, code2);
+        for (puppet, session) in [(p1, &s11), (p1, &s21), (p2, &s12)] {
+            h.send(
+                puppet,
+                Accept {
+                    session: session.clone(),
+                }
+                .into(),
+            );
+        }
+        // Each relay reaches exactly the other end of its own session.
+        for (from, to, session) in [(p1, c1, &s11), (p1, c2, &s21), (p2, c1, &s12)] {
+            let offer: SignalMessage = Offer {
+                session: session.clone(),
+                sdp: format!("{from}"),
+            }
+            .into();
+            assert_eq!(single_message(&h.send(from, offer.clone()), to), offer);
+        }
+        // c1 leaving p1 does not disturb c2's session with p1 or c1's with p2.
+        h.send(c1, Leave { session: s11 }.into());
+        assert_eq!(h.router.session_count(), 2);
+    }
+
+    #[test]
+    fn a_session_id_is_valid_only_for_its_two_ends() {
+        let mut h = Harness::new();
+        let (_puppet, _controller, session) = h.paired();
+        let stranger = h.open();
+        for message in [
+            SignalMessage::from(Offer {
+                session: session.clone(),
+                sdp: "v=0".into(),
+            }),
+            Answer {
+                session: session.clone(),
+                sdp: "v=0".into(),
+            }
+            .into(),
+            Candidate {
+                session: session.clone(),
+                candidate: String::new(),
+                mid: None,
+            }
+            .into(),
+            Leave {
+                session: session.clone(),
+            }
+            .into(),
+            Accept {
+                session: session.clone(),
+            }
+            .into(),
+            Reject {
+                session: session.clone(),
+                reason: None,
+            }
+            .into(),
+        ] {
+            let out = h.send(stranger, message);
+            assert_eq!(error_code(&out, stranger), ErrorCode::UnknownSession);
+        }
+        assert_eq!(h.router.session_count(), 1);
+    }
+
+    #[test]
+    fn unknown_session_for_an_id_that_never_existed() {
+        let mut h = Harness::new();
+        let c = h.open();
+        let out = h.send(
+            c,
+            Offer {
+                session: sid("nope"),
+                sdp: "v=0".into(),
+            }
+            .into(),
+        );
+        assert_eq!(error_code(&out, c), ErrorCode::UnknownSession);
+    }
+
+    #[test]
+    fn bad_message_for_bad_json_missing_or_mistyped_fields_and_binary() {
+        let mut h = Harness::new();
+        let c = h.open();
+        for text in [
+            "not json",
+            "[1]",
+            r#"{"no":"type"}"#,
+            r#"{"type":"offer","session":"s"}"#,
+            r#"{"type":"register","name":5}"#,
+            &format!("{}{}", "[".repeat(5000), "]".repeat(5000)),
+        ] {
+            let out = h.text(c, text);
+            assert_eq!(error_code(&out, c), ErrorCode::BadMessage, "{text}");
+        }
+        h.router.handle_binary(c, 10, h.now);
+        let out = h.drain();
+        assert_eq!(error_code(&out, c), ErrorCode::BadMessage);
+        assert!(closes(&out).is_empty(), "bad input keeps the connection up");
+    }
+
+    #[test]
+    fn unknown_type_names_the_type() {
+        let mut h = Harness::new();
+        let c = h.open();
+        let out = h.text(c, r#"{"type":"teleport"}"#);
+        let SignalMessage::Error(e) = single_message(&out, c) else {
+            panic!()
+        };
+        assert_eq!(e.code, ErrorCode::UnknownType);
+        assert!(e.message.contains("teleport"));
+    }
+
+    #[test]
+    fn unknown_code_for_a_code_no_puppet_has() {
+        let mut h = Harness::new();
+        let c = h.open();
+        let out = h.text(c, r#"{"type":"connect","code":"000 000 001","name":"x"}"#);
+        assert_eq!(error_code(&out, c), ErrorCode::UnknownCode);
+    }
+
+    #[test]
+    fn not_allowed_for_a_controller_accepting_or_rejecting() {
+        let mut h = Harness::new();
+        let (puppet, controller) = (h.open(), h.open());
+        let code = h.register(puppet);
+        let session = h.ring(controller, puppet, code);
+        let out = h.send(
+            controller,
+            Accept {
+                session: session.clone(),
+            }
+            .into(),
+        );
+        assert_eq!(error_code(&out, controller), ErrorCode::NotAllowed);
+        let out = h.send(
+            controller,
+            Reject {
+                session,
+                reason: None,
+            }
+            .into(),
+        );
+        assert_eq!(error_code(&out, controller), ErrorCode::NotAllowed);
+    }
+
+    #[test]
+    fn not_allowed_to_relay_before_accept() {
+        let mut h = Harness::new();
+        let (puppet, controller) = (h.open(), h.open());
+        let code = h.register(puppet);
+        let session = h.ring(controller, puppet, code);
+        let out = h.send(
+            puppet,
+            Offer {
+                session: session.clone(),
+                sdp: "v=0".into(),
+            }
+            .into(),
+        );
+        assert_eq!(error_code(&out, puppet), ErrorCode::NotAllowed);
+        let out = h.send(
+            controller,
+            Candidate {
+                session,
+                candidate: String::new(),
+                mid: None,
+            }
+            .into(),
+        );
+        assert_eq!(error_code(&out, controller), ErrorCode::NotAllowed);
+    }
+
+    #[test]
+    fn not_allowed_to_accept_twice_to_connect_to_oneself_or_to_send_server_messages() {
+        let mut h = Harness::new();
+        let (puppet, _controller, session) = h.paired();
+        let out = h.send(puppet, Accept { session }.into());
+        assert_eq!(error_code(&out, puppet), ErrorCode::NotAllowed);
+
+        let code = h.register(puppet);
+        let out = h.send(
+            puppet,
+            Connect {
+                code,
+                name: "me".into(),
+            }
+            .into(),
+        );
+        assert_eq!(error_code(&out, puppet), ErrorCode::NotAllowed);
+
+        let out = h.send(puppet, Left { session: sid("x") }.into());
+        assert_eq!(error_code(&out, puppet), ErrorCode::NotAllowed);
+    }
+
+    #[test]
+    fn a_puppet_may_also_act_as_a_controller() {
+        let mut h = Harness::new();
+        let (a, b) = (h.open(), h.open());
+        let _code_a = h.register(a);
+        let code_b = h.register(b);
+        h.ring(a, b, code_b);
+    }
+
+    #[test]
+    fn busy_when_a_connection_has_too_many_sessions() {
+        let config = RouterConfig {
+            max_sessions_per_connection: 2,
+            ..RouterConfig::default()
+        };
+        let mut h = Harness::with_config(config);
+        let puppet = h.open();
+        let code = h.register(puppet);
+        let (c1, c2, c3) = (h.open(), h.open(), h.open());
+        h.ring(c1, puppet, code);
+        h.ring(c2, puppet, code);
+        // The puppet is full.
+        let out = h.send(
+            c3,
+            Connect {
+                code,
+                name: "x".into(),
+            }
+            .into(),
+        );
+        assert_eq!(error_code(&out, c3), ErrorCode::Busy);
+        // A controller is full too.
+        let (p2, p3) = (h.open(), h.open());
+        let (code2, code3) = (h.register(p2), h.register(p3));
+        h.ring(c3, p2, code2);
+        h.ring(c3, p3, code3);
+        let p4 = h.open();
+        let code4 = h.register(p4);
+        let out = h.send(
+            c3,
+            Connect {
+                code: code4,
+                name: "x".into(),
+            }
+            .into(),
+        );
+        assert_eq!(error_code(&out, c3), ErrorCode::Busy);
+    }
+
+    #[test]
+    fn busy_and_closed_when_an_address_has_too_many_connections() {
+        let config = RouterConfig {
+            max_connections_per_address: 2,
+            ..RouterConfig::default()
+        };
+        let mut h = Harness::with_config(config);
+        h.open_from(addr(1));
+        let second = h.open_from(addr(1));
+        assert!(h.drain().is_empty());
+        let third = h.open_from(addr(1));
+        let out = h.drain();
+        assert_eq!(error_code(&out, third), ErrorCode::Busy);
+        assert_eq!(closes(&out), vec![(third, CLOSE_TRY_AGAIN_LATER)]);
+        // Another address is fine, and a freed slot can be reused.
+        h.open_from(addr(2));
+        h.router.handle_close(second, h.now);
+        h.open_from(addr(1));
+        assert!(h.drain().is_empty());
+        assert_eq!(h.router.connection_count(), 3);
+    }
+
+    #[test]
+    fn the_sixth_failed_connect_in_a_minute_is_rate_limited_and_closed() {
+        let mut h = Harness::new();
+        let puppet = h.open_from(addr(9));
+        let code = h.register(puppet);
+        let c = h.open_from(addr(1));
+        for i in 0..5 {
+            let text = if i % 2 == 0 {
+                r#"{"type":"connect","code":"000000001","name":"x"}"#
+            } else {
+                r#"{"type":"connect","code":"12","name":"x"}"#
+            };
+            let out = h.text(c, text);
+            assert!(closes(&out).is_empty());
+            assert!(matches!(
+                error_code(&out, c),
+                ErrorCode::UnknownCode | ErrorCode::BadMessage
+            ));
+        }
+        let out = h.text(c, r#"{"type":"connect","code":"000000001","name":"x"}"#);
+        assert_eq!(error_code(&out, c), ErrorCode::RateLimited);
+        assert_eq!(closes(&out), vec![(c, CLOSE_POLICY)]);
+
+        // Another connection from the same address is refused even with the right code...
+        let c2 = h.open_from(addr(1));
+        h.now += Duration::from_secs(59);
+        let out = h.send(
+            c2,
+            Connect {
+                code,
+                name: "x".into(),
+            }
+            .into(),
+        );
+        assert_eq!(error_code(&out, c2), ErrorCode::RateLimited);
+        // ...while other addresses are not affected...
+        let other = h.open_from(addr(2));
+        let out = h.send(
+            other,
+            Connect {
+                code,
+                name: "x".into(),
+            }
+            .into(),
+        );
+        assert!(matches!(message_to(&out, other), SignalMessage::Ringing(_)));
+        // ...and once the minute has passed the address may try again.
+        h.now += Duration::from_secs(1);
+        let c3 = h.open_from(addr(1));
+        let out = h.send(
+            c3,
+            Connect {
+                code,
+                name: "x".into(),
+            }
+            .into(),
+        );
+        assert!(matches!(message_to(&out, c3), SignalMessage::Ringing(_)));
+    }
+
+    #[test]
+    fn an_expired_code_is_unknown_and_a_new_registration_gives_a_fresh_one() {
+        // Timers long enough that the idle test connections are not dropped as dead.
+        let mut h = Harness::with_config(RouterConfig {
+            ping_interval: Duration::from_secs(1000),
+            dead_timeout: Duration::from_secs(2000),
+            ..RouterConfig::default()
+        });
+        let (puppet, controller) = (h.open(), h.open());
+        let code = h.register(puppet);
+        h.advance(Duration::from_secs(599));
+        h.now += Duration::from_secs(1);
+        let out = h.send(
+            controller,
+            Connect {
+                code,
+                name: "x".into(),
+            }
+            .into(),
+        );
+        assert_eq!(error_code(&out, controller), ErrorCode::UnknownCode);
+        let fresh = h.register(puppet);
+        h.ring(controller, puppet, fresh);
+    }
+
+    #[test]
+    fn re_register_retires_the_old_code_but_keeps_sessions() {
+        let mut h = Harness::new();
+        let (puppet, controller, session) = h.paired();
+        let old = h.register(puppet);
+        let new = h.register(puppet);
+        assert_ne!(old, new);
+        let late = h.open();
+        let out = h.send(
+            late,
+            Connect {
+                code: old,
+                name: "x".into(),
+            }
+            .into(),
+        );
+        assert_eq!(error_code(&out, late), ErrorCode::UnknownCode);
+        let offer: SignalMessage = Offer {
+            session,
+            sdp: "v=0".into(),
+        }
+        .into();
+        assert_eq!(
+            single_message(&h.send(puppet, offer.clone()), controller),
+            offer
+        );
+        h.ring(late, puppet, new);
+    }
+
+    #[test]
+    fn an_oversized_message_closes_with_1009_and_ends_sessions() {
+        let mut h = Harness::new();
+        let (puppet, controller, session) = h.paired();
+        let big = format!(
+            r#"{{"type":"offer","session":"{session}","sdp":"{}"}}"#,
+            "a".repeat(MAX_SIGNAL_MESSAGE)
+        );
+        let out = h.text(puppet, &big);
+        assert_eq!(closes(&out), vec![(puppet, CLOSE_TOO_BIG)]);
+        assert_eq!(message_to(&out, controller), Left { session }.into());
+        // Later frames and the shell's close report for it are ignored.
+        assert!(h.text(puppet, "{}").is_empty());
+        h.router.handle_close(puppet, h.now);
+        assert!(h.drain().is_empty());
+    }
+
+    #[test]
+    fn a_flood_closes_with_1008_but_the_sustained_rate_is_fine() {
+        let mut h = Harness::new();
+        let (puppet, controller, session) = h.paired();
+        let candidate = Candidate {
+            session: session.clone(),
+            candidate: String::new(),
+            mid: None,
+        };
+        // 200 messages a second for ten seconds is allowed.
+        for _ in 0..2000 {
+            h.now += Duration::from_millis(5);
+            let out = h.send(puppet, candidate.clone().into());
+            assert!(closes(&out).is_empty());
+        }
+        // A burst of 401 at once is not.
+        let mut closed = Vec::new();
+        for _ in 0..401 {
+            closed.extend(closes(&h.send(controller, candidate.clone().into())));
+        }
+        assert_eq!(closed, vec![(controller, CLOSE_POLICY)]);
+        assert_eq!(h.router.session_count(), 0);
+    }
+
+    #[test]
+    fn idle_connections_are_pinged_and_dead_ones_dropped_with_left() {
+        let config = RouterConfig {
+            ping_interval: Duration::from_secs(3),
+            dead_timeout: Duration::from_secs(6),
+            ..RouterConfig::default()
+        };
+        let mut h = Harness::with_config(config);
+        let (puppet, controller, session) = h.paired();
+        let died_at = h.now;
+        let mut left_at = None;
+        for _ in 0..20 {
+            let out = h.advance(Duration::from_millis(500));
+            // The controller answers every ping; the puppet never does.
+            if out.contains(&Output::Ping { conn: controller }) {
+                h.router.handle_alive(controller, h.now);
+            }
+            if !closes(&out).is_empty() {
+                assert_eq!(closes(&out), vec![(puppet, CLOSE_GOING_AWAY)]);
+                assert_eq!(
+                    message_to(&out, controller),
+                    Left {
+                        session: session.clone()
+                    }
+                    .into()
+                );
+                assert!(left_at.is_none());
+                left_at = Some(h.now);
+            }
+        }
+        let left_at = left_at.expect("the silent puppet was dropped");
+        assert!(left_at - died_at <= Duration::from_secs(10));
+        assert_eq!(h.router.connection_count(), 1, "the live controller stays");
+        assert!(h.router.poll_timeout().unwrap() > h.now);
+    }
+
+    #[test]
+    fn pings_to_many_connections_are_spread_over_the_interval() {
+        let mut h = Harness::new();
+        for _ in 0..160 {
+            h.open();
+        }
+        let tick = h.router.config().ping_interval / LIVENESS_SLICES as u32;
+        let mut pinged = std::collections::HashSet::new();
+        let mut most_in_one_tick = 0;
+        // From the start until just before the dead timeout, one handle_timeout per tick.
+        for _ in 0..(2 * LIVENESS_SLICES - 1) {
+            let out = h.advance(tick);
+            let pings: Vec<ConnId> = out
+                .iter()
+                .filter_map(|o| match o {
+                    Output::Ping { conn } => Some(*conn),
+                    _ => None,
+                })
+                .collect();
+            most_in_one_tick = most_in_one_tick.max(pings.len());
+            pinged.extend(pings);
+            assert!(closes(&out).is_empty());
+        }
+        assert_eq!(pinged.len(), 160, "every idle connection was pinged");
+        assert_eq!(most_in_one_tick, 160 / LIVENESS_SLICES as usize);
+    }
+
+    #[test]
+    fn an_expired_code_given_to_a_new_puppet_is_not_retired_by_its_old_owner() {
+        let mut h = Harness::with_config(RouterConfig {
+            ping_interval: Duration::from_secs(1000),
+            dead_timeout: Duration::from_secs(2000),
+            ..RouterConfig::default()
+        });
+        h.router = Router::with_entropy(
+            h.router.config().clone(),
+            Box::new(StuckEntropy { calls: 0 }),
+            h.now,
+        );
+        let (old_owner, new_owner, controller) = (h.open(), h.open(), h.open());
+        let code = h.register(old_owner);
+        // The code expires but is not purged yet; the same digits come up for another puppet.
+        h.now += Duration::from_secs(601);
+        assert_eq!(h.register(new_owner), code);
+        // The old owner re-registering, then leaving, must not take the code from the new one.
+        assert_ne!(h.register(old_owner), code);
+        h.router.handle_close(old_owner, h.now);
+        h.ring(controller, new_owner, code);
+    }
+
+    #[test]
+    fn a_flood_of_control_frames_is_closed_too() {
+        let mut h = Harness::new();
+        let (puppet, controller, session) = h.paired();
+        // The controller spent one of its 400 tokens on `connect`.
+        for _ in 0..399 {
+            h.router.handle_alive(controller, h.now);
+        }
+        assert!(h.drain().is_empty(), "a burst up to the limit is fine");
+        h.router.handle_alive(controller, h.now);
+        let out = h.drain();
+        assert_eq!(closes(&out), vec![(controller, CLOSE_POLICY)]);
+        assert_eq!(message_to(&out, puppet), Left { session }.into());
+    }
+}
