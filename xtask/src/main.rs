@@ -195,7 +195,14 @@ fn bench(args: &[String]) -> Result<(), String> {
         &format!("bench {name}"),
         cargo()
             .current_dir(workspace_root())
-            .args(["run", "--profile", "bench", "-p", "rtcdesk-benches", "--bin"])
+            .args([
+                "run",
+                "--profile",
+                "bench",
+                "-p",
+                "rtcdesk-benches",
+                "--bin",
+            ])
             .arg(name)
             .arg("--")
             .args(&args[1..]),
