@@ -117,9 +117,10 @@ impl StampLayout {
 pub fn draw_stamp(frame: &mut Frame, stamp: Stamp) {
     let layout = StampLayout::for_width(frame.width);
     let bits = stamp.bits();
+    let (one_level, zero_level) = (255, 0);
     for row in 0..layout.rows {
         for column in 0..layout.data_per_row + 2 {
-            let white = match column {
+            let one = match column {
                 0 => true,
                 1 => false,
                 _ => {
@@ -128,7 +129,7 @@ pub fn draw_stamp(frame: &mut Frame, stamp: Stamp) {
                 }
             };
             let (x, y) = layout.cell_origin(column, row);
-            let shade = if white { 255 } else { 0 };
+            let shade = if one { one_level } else { zero_level };
             fill(frame, x, y, layout.cell, layout.cell, [shade, shade, shade]);
         }
     }
@@ -186,18 +187,18 @@ fn read_with(width: u32, height: u32, luma: impl Fn(u32, u32) -> u8) -> Option<S
     };
     let mut bits: u128 = 0;
     for row in 0..layout.rows {
-        let white = cell_mean(0, row);
-        let black = cell_mean(1, row);
-        if white < black + 60 {
+        let one = cell_mean(0, row);
+        let zero = cell_mean(1, row);
+        if one.abs_diff(zero) < 60 {
             return None;
         }
-        let threshold = (white + black) / 2;
         for column in 0..layout.data_per_row {
             let index = row * layout.data_per_row + column;
             if index >= PAYLOAD_BITS {
                 break;
             }
-            if cell_mean(column + 2, row) > threshold {
+            let level = cell_mean(column + 2, row);
+            if level.abs_diff(one) < level.abs_diff(zero) {
                 bits |= 1 << index;
             }
         }
@@ -212,9 +213,14 @@ mod tests {
 
     #[test]
     fn a_drawn_stamp_reads_back_from_bgra_and_i420_at_several_widths() {
-        for (width, height) in [(320, 180), (640, 360), (1280, 720), (1920, 1080)] {
+        for (width, height, number) in [
+            (320, 180, 0x1_2345_6789),
+            (640, 360, 0x1_2345_678a),
+            (1280, 720, 7),
+            (1920, 1080, 8),
+        ] {
             let mut frame = Frame::new(width, height);
-            let stamp = Stamp::new(0x1_2345_6789, 0xfedc_ba98_7654_3210);
+            let stamp = Stamp::new(number, 0xfedc_ba98_7654_3210);
             draw_stamp(&mut frame, stamp);
             assert_eq!(read_stamp_bgra(&frame), Some(stamp), "{width}");
             assert_eq!(read_stamp(to_i420(&frame).view()), Some(stamp), "{width}");

@@ -29,8 +29,14 @@ use super::{EncodedFrame, Encoder, EncoderConfig, FrameMeta};
 use crate::error::{Error, Result};
 use crate::frame::I420;
 
-/// libaom's speed preset for realtime; 10 is the fastest (FACTS.md: 9 is the same speed).
-const CPU_USED: c_int = 10;
+/// libaom's speed preset for realtime. 9, not 10, with cyclic-refresh AQ off: with
+/// cpu-used 10 and AQ 3 (FACTS.md's settings) libaom 3.6 left 16×8 areas stale (a block of the
+/// previous picture where small high-contrast cells had changed) in 15–45 of 120 frames at
+/// 640×360 and the default bitrate; cpu-used 9 with AQ 0 gave 0 in most runs of 120 (once 24)
+/// and 0 at 720p, at the same speed. Measured with the media benchmark's verbose mode.
+const CPU_USED: c_int = 9;
+/// Adaptive quantization off (see [`CPU_USED`]).
+const AQ_MODE: c_int = 0;
 /// Quantizer bounds for CBR: 56 keeps the worst frame readable, 10 stops wasting bits on a still one.
 const MIN_Q: c_uint = 10;
 const MAX_Q: c_uint = 56;
@@ -149,7 +155,7 @@ impl AomEncoder {
         self.control(id::AV1E_SET_ENABLE_PALETTE, 1)?;
         self.control(id::AV1E_SET_ROW_MT, 1)?;
         self.control(id::AV1E_SET_TILE_COLUMNS, 1)?;
-        self.control(id::AV1E_SET_AQ_MODE, 3)?;
+        self.control(id::AV1E_SET_AQ_MODE, AQ_MODE)?;
         self.control(id::AV1E_SET_ENABLE_CDEF, 1)?;
         self.control(id::AV1E_SET_ENABLE_TPL_MODEL, 0)?;
         self.control(id::AV1E_SET_DELTAQ_MODE, 0)?;
