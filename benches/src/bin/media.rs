@@ -291,4 +291,35 @@ fn main() {
     }
     println!();
     println!("kbit/frm counts every packet, rav1e's repeats included, divided by the frames handed over.");
+    println!();
+    conversion_table(&sizes);
+}
+
+/// Conversion alone, repeated on one frame: the minimum shows the cost on an idle core even when
+/// the machine is busy.
+fn conversion_table(sizes: &[(u32, u32)]) {
+    println!("conversion, 200 repetitions on one synthetic frame, ms: p50 / min");
+    for &(width, height) in sizes {
+        let mut desktop = SyntheticDesktop::new(width, height);
+        let mut frame = Frame::new(width, height);
+        desktop.grab(&mut frame).expect("grab");
+        let mut image = I420::new(width, height);
+        let mut rgba = Vec::new();
+        let (mut forward, mut back) = (Vec::new(), Vec::new());
+        for _ in 0..200 {
+            let started = Instant::now();
+            bgra_to_i420(&frame, &mut image);
+            forward.push(ms(started.elapsed()));
+            let started = Instant::now();
+            i420_to_rgba(image.view(), &mut rgba);
+            back.push(ms(started.elapsed()));
+        }
+        println!(
+            "{width}x{height}: BGRA->I420 {:.2} / {:.2}   I420->RGBA {:.2} / {:.2}",
+            percentile(&mut forward, 50.0),
+            percentile(&mut forward, 0.0),
+            percentile(&mut back, 50.0),
+            percentile(&mut back, 0.0)
+        );
+    }
 }

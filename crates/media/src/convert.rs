@@ -101,15 +101,42 @@ pub fn i420_to_rgba(image: I420View<'_>, rgba: &mut Vec<u8>) {
 }
 
 fn rgba_row(y: &[u8], u: &[u8], v: &[u8], out: &mut [u8]) {
-    for (x, (luma, px)) in y.iter().zip(out.chunks_exact_mut(4)).enumerate() {
-        let c = C_Y * (*luma as i32 - 16) + HALF;
-        let cb = u[x / 2] as i32 - 128;
-        let cr = v[x / 2] as i32 - 128;
-        px[0] = ((c + R_V * cr) >> 16).clamp(0, 255) as u8;
-        px[1] = ((c - G_U * cb - G_V * cr) >> 16).clamp(0, 255) as u8;
-        px[2] = ((c + B_U * cb) >> 16).clamp(0, 255) as u8;
+    // Two pixels share one chroma sample: compute its three offsets once per pair.
+    let pairs = y
+        .chunks_exact(2)
+        .zip(out.chunks_exact_mut(8))
+        .zip(u.iter().zip(v));
+    for ((luma, px), (&cb, &cr)) in pairs {
+        let (r_off, g_off, b_off) = chroma_offsets(cb, cr);
+        for k in 0..2 {
+            let c = C_Y * (luma[k] as i32 - 16);
+            px[4 * k] = ((c + r_off) >> 16).clamp(0, 255) as u8;
+            px[4 * k + 1] = ((c + g_off) >> 16).clamp(0, 255) as u8;
+            px[4 * k + 2] = ((c + b_off) >> 16).clamp(0, 255) as u8;
+            px[4 * k + 3] = 255;
+        }
+    }
+    if y.len() % 2 == 1 {
+        let last = y.len() - 1;
+        let (r_off, g_off, b_off) = chroma_offsets(u[last / 2], v[last / 2]);
+        let c = C_Y * (y[last] as i32 - 16);
+        let px = &mut out[last * 4..last * 4 + 4];
+        px[0] = ((c + r_off) >> 16).clamp(0, 255) as u8;
+        px[1] = ((c + g_off) >> 16).clamp(0, 255) as u8;
+        px[2] = ((c + b_off) >> 16).clamp(0, 255) as u8;
         px[3] = 255;
     }
+}
+
+/// The red, green and blue contributions of one chroma sample, with the rounding half folded in.
+fn chroma_offsets(cb: u8, cr: u8) -> (i32, i32, i32) {
+    let cb = cb as i32 - 128;
+    let cr = cr as i32 - 128;
+    (
+        R_V * cr + HALF,
+        -G_U * cb - G_V * cr + HALF,
+        B_U * cb + HALF,
+    )
 }
 
 /// Peak signal-to-noise ratio of the luma planes in dB (`f64::INFINITY` when identical): the

@@ -16,6 +16,10 @@
 //!    call on the context, which may reuse their memory.
 //! 5. Control values passed through the variadic `aom_codec_control` have the C types the
 //!    control expects (`int` or `unsigned int`, both 32-bit here).
+//!
+//! Checked under valgrind (memcheck, `--leak-check=full`) with the keyframe/bitrate and the
+//! resize round-trip tests, which make, use and drop encoders: no definite or indirect leak, no
+//! invalid access.
 #![allow(unsafe_code)]
 
 use std::collections::VecDeque;
