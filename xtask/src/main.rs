@@ -1,7 +1,8 @@
-//! The project's task runner: `cargo xtask ci | fuzz | bench`.
+//! The project's task runner: `cargo xtask ci | deps | demo | fuzz | bench`.
 //!
 //! Plain std on purpose: it must build in seconds on a fresh clone, before anything else works.
 
+mod demo;
 mod packages;
 
 use std::env;
@@ -15,6 +16,8 @@ usage: cargo xtask <task>
 tasks:
   ci                      what CI runs: system packages, fmt, clippy, every test, every fuzz target briefly
   deps                    install the Debian packages the workspace needs (only those missing)
+  demo [OPTIONS]          run a puppet and a controller window on this machine, drive some input,
+                          and write screenshots and a stats summary to out/demo/ (demo --help)
   fuzz [TARGET] [--seconds N]
                           run one or every fuzz target under libFuzzer over its seed corpus (default 60 s each)
   bench NAME [ARGS..]     run a benchmark from benches/ with optimisations; it prints its figures
@@ -28,6 +31,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("deps") => packages::ensure_installed(),
+        Some("demo") => demo::demo(&args[1..]),
         Some("fuzz") => fuzz_command(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("-h" | "--help" | "help") => {

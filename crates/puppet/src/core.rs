@@ -1,0 +1,666 @@
+//! The puppet's session bookkeeping, sans-IO: signaling messages, consent decisions, peer
+//! lifecycle and time in; messages to send, questions to ask, peers to start or close, and
+//! events out.
+//!
+//! It knows nothing of sockets, threads or terminals. The shell feeds it with
+//! [`SessionBook::handle_signal`], [`SessionBook::handle_decision`],
+//! [`SessionBook::handle_peer_connected`], [`SessionBook::handle_peer_lost`],
+//! [`SessionBook::handle_timeout`] and [`SessionBook::handle_shutdown`], and carries out what
+//! [`SessionBook::poll_output`] returns. [`SessionBook::poll_timeout`] says when to call
+//! `handle_timeout` next.
+//!
+//! Rules it keeps:
+//! - a controller is asked about once; no answer by the consent deadline is a rejection;
+//! - an accepted session that is not connected by the connect deadline is given up (`leave`);
+//! - answers and candidates are passed on only for sessions that were accepted;
+//! - a session ends once, whoever ends it, and the peer is closed exactly then;
+//! - the code is registered again shortly before it expires (sessions go on; the server keeps
+//!   them), so the puppet always shows a code that works.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use rtcdesk_proto::signal::{
+    Accept, ControlCode, Leave, Register, Reject, SessionId, SignalMessage,
+};
+
+use crate::{EndReason, IncomingRequest, PuppetEvent, SessionInfo, SessionState};
+
+/// What the shell must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send this on the signaling connection.
+    Send(SignalMessage),
+    /// Ask the accept policy about this controller, then call
+    /// [`SessionBook::handle_decision`].
+    Ask(IncomingRequest),
+    /// Start this session's WebRTC peer (offerer) and send its offer.
+    StartPeer(SessionId),
+    /// Hand this answer or candidate to the session's peer.
+    Deliver(SessionId, SignalMessage),
+    /// The session's peer is connected: add it to the video fan-out (with a keyframe).
+    StartVideo(SessionId),
+    /// Close the session's peer and release its input.
+    ClosePeer(SessionId),
+    /// Tell the user interface.
+    Event(PuppetEvent),
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    name: String,
+    stage: Stage,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Stage {
+    Asking { deadline: Instant },
+    Connecting { deadline: Instant },
+    Connected,
+}
+
+/// The consent and session state machine of one puppet; see the module docs.
+#[derive(Debug)]
+pub struct SessionBook {
+    name: String,
+    consent_timeout: Duration,
+    connect_timeout: Duration,
+    code: Option<ControlCode>,
+    register_at: Option<Instant>,
+    sessions: BTreeMap<SessionId, Entry>,
+    out: VecDeque<Output>,
+    shut_down: bool,
+}
+
+impl SessionBook {
+    /// A book for a puppet called `name`. `consent_timeout` bounds how long a controller waits
+    /// for the accept policy; `connect_timeout` how long an accepted session may take to connect.
+    pub fn new(name: String, consent_timeout: Duration, connect_timeout: Duration) -> Self {
+        Self {
+            name,
+            consent_timeout,
+            connect_timeout,
+            code: None,
+            register_at: None,
+            sessions: BTreeMap::new(),
+            out: VecDeque::new(),
+            shut_down: false,
+        }
+    }
+
+    /// Starts by registering: queues the `register` message.
+    pub fn register(&mut self) {
+        self.out.push_back(Output::Send(
+            Register {
+                name: self.name.clone(),
+            }
+            .into(),
+        ));
+    }
+
+    /// The control code currently valid, once registered.
+    pub fn code(&self) -> Option<ControlCode> {
+        self.code
+    }
+
+    /// Whether the session is accepted and not ended: its offer and candidates may be sent.
+    pub fn is_live(&self, session: &SessionId) -> bool {
+        matches!(
+            self.sessions.get(session).map(|e| e.stage),
+            Some(Stage::Connecting { .. } | Stage::Connected)
+        )
+    }
+
+    /// The sessions asking, connecting or connected.
+    pub fn sessions(&self) -> Vec<SessionInfo> {
+        self.sessions
+            .iter()
+            .map(|(session, entry)| SessionInfo {
+                session: session.clone(),
+                name: entry.name.clone(),
+                state: match entry.stage {
+                    Stage::Asking { .. } => SessionState::Asking,
+                    Stage::Connecting { .. } => SessionState::Connecting,
+                    Stage::Connected => SessionState::Connected,
+                },
+            })
+            .collect()
+    }
+
+    /// A message from the signaling server.
+    pub fn handle_signal(&mut self, message: SignalMessage, now: Instant) {
+        match message {
+            SignalMessage::Registered(registered) => {
+                self.code = Some(registered.code);
+                let lifetime = Duration::from_secs(registered.expires_in);
+                // Register again a little before the code runs out (a tenth of its life, at
+                // most a minute), so a code shown is always one that works.
+                let margin = (lifetime / 10).min(Duration::from_secs(60));
+                self.register_at = (!lifetime.is_zero()).then(|| now + (lifetime - margin));
+                self.event(PuppetEvent::Registered {
+                    code: registered.code,
+                    expires_in: lifetime,
+                });
+            }
+            SignalMessage::Incoming(incoming) => {
+                if self.shut_down || self.sessions.contains_key(&incoming.session) {
+                    return;
+                }
+                self.sessions.insert(
+                    incoming.session.clone(),
+                    Entry {
+                        name: incoming.from.clone(),
+                        stage: Stage::Asking {
+                            deadline: now + self.consent_timeout,
+                        },
+                    },
+                );
+                self.event(PuppetEvent::Incoming {
+                    session: incoming.session.clone(),
+                    from: incoming.from.clone(),
+                });
+                self.out.push_back(Output::Ask(IncomingRequest {
+                    session: incoming.session,
+                    from: incoming.from,
+                }));
+            }
+            SignalMessage::Answer(answer) => {
+                if self.is_live(&answer.session) {
+                    let session = answer.session.clone();
+                    self.out
+                        .push_back(Output::Deliver(session, SignalMessage::Answer(answer)));
+                }
+            }
+            SignalMessage::Candidate(candidate) => {
+                if self.is_live(&candidate.session) {
+                    let session = candidate.session.clone();
+                    self.out.push_back(Output::Deliver(
+                        session,
+                        SignalMessage::Candidate(candidate),
+                    ));
+                }
+            }
+            SignalMessage::Left(left) => self.end(&left.session, EndReason::Left, false),
+            SignalMessage::Error(error) => {
+                tracing::warn!(code = error.code.as_str(), message = %error.message, "signaling server reported an error");
+            }
+            other => {
+                tracing::debug!(
+                    kind = other.type_name(),
+                    "ignoring a signaling message not meant for a puppet"
+                );
+            }
+        }
+    }
+
+    /// The accept policy's answer about `session`. Late answers (after the deadline, or after
+    /// the controller left) are ignored.
+    pub fn handle_decision(&mut self, session: &SessionId, accept: bool, now: Instant) {
+        let Some(entry) = self.sessions.get_mut(session) else {
+            return;
+        };
+        if !matches!(entry.stage, Stage::Asking { .. }) {
+            return;
+        }
+        if !accept || self.shut_down {
+            self.decline(session, "declined by the puppet's user");
+            return;
+        }
+        entry.stage = Stage::Connecting {
+            deadline: now + self.connect_timeout,
+        };
+        let name = entry.name.clone();
+        self.out.push_back(Output::Send(
+            Accept {
+                session: session.clone(),
+            }
+            .into(),
+        ));
+        self.event(PuppetEvent::SessionStarted {
+            session: session.clone(),
+            name,
+        });
+        self.out.push_back(Output::StartPeer(session.clone()));
+    }
+
+    /// The session's WebRTC connection is up.
+    pub fn handle_peer_connected(&mut self, session: &SessionId) {
+        let Some(entry) = self.sessions.get_mut(session) else {
+            return;
+        };
+        if let Stage::Connecting { .. } = entry.stage {
+            entry.stage = Stage::Connected;
+            self.event(PuppetEvent::SessionConnected {
+                session: session.clone(),
+            });
+            self.out.push_back(Output::StartVideo(session.clone()));
+        }
+    }
+
+    /// The session's peer ended (closed, silent too long) or must end (input overload).
+    pub fn handle_peer_lost(&mut self, session: &SessionId, reason: EndReason) {
+        self.end(session, reason, true);
+    }
+
+    /// Time passed: consent and connect deadlines, re-registration.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let expired: Vec<(SessionId, bool)> = self
+            .sessions
+            .iter()
+            .filter_map(|(id, entry)| match entry.stage {
+                Stage::Asking { deadline } if deadline <= now => Some((id.clone(), true)),
+                Stage::Connecting { deadline } if deadline <= now => Some((id.clone(), false)),
+                _ => None,
+            })
+            .collect();
+        for (session, asking) in expired {
+            if asking {
+                self.decline(&session, "nobody answered on the puppet");
+            } else {
+                self.end(&session, EndReason::ConnectFailed, true);
+            }
+        }
+        if self.register_at.is_some_and(|at| at <= now) && !self.shut_down {
+            self.register_at = None;
+            self.register();
+        }
+    }
+
+    /// The puppet is leaving: every controller asking is rejected, every session left.
+    pub fn handle_shutdown(&mut self) {
+        self.shut_down = true;
+        self.register_at = None;
+        let sessions: Vec<SessionId> = self.sessions.keys().cloned().collect();
+        for session in sessions {
+            if matches!(
+                self.sessions.get(&session).map(|e| e.stage),
+                Some(Stage::Asking { .. })
+            ) {
+                self.decline(&session, "the puppet is shutting down");
+            } else {
+                self.end(&session, EndReason::Shutdown, true);
+            }
+        }
+    }
+
+    /// When [`SessionBook::handle_timeout`] is due next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.sessions
+            .values()
+            .filter_map(|entry| match entry.stage {
+                Stage::Asking { deadline } | Stage::Connecting { deadline } => Some(deadline),
+                Stage::Connected => None,
+            })
+            .chain(self.register_at)
+            .min()
+    }
+
+    /// The next thing to do.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    fn decline(&mut self, session: &SessionId, reason: &str) {
+        let Some(entry) = self.sessions.remove(session) else {
+            return;
+        };
+        self.out.push_back(Output::Send(
+            Reject {
+                session: session.clone(),
+                reason: Some(reason.to_string()),
+            }
+            .into(),
+        ));
+        self.event(PuppetEvent::Declined {
+            session: session.clone(),
+            from: entry.name,
+        });
+    }
+
+    /// Ends a session once. `send_leave` is false when the server already ended it (`left`).
+    fn end(&mut self, session: &SessionId, reason: EndReason, send_leave: bool) {
+        let Some(entry) = self.sessions.remove(session) else {
+            return;
+        };
+        if let Stage::Asking { .. } = entry.stage {
+            // The controller gave up while we were still asking: nothing was started.
+            self.event(PuppetEvent::Declined {
+                session: session.clone(),
+                from: entry.name,
+            });
+            return;
+        }
+        if send_leave {
+            self.out.push_back(Output::Send(
+                Leave {
+                    session: session.clone(),
+                }
+                .into(),
+            ));
+        }
+        self.out.push_back(Output::ClosePeer(session.clone()));
+        self.event(PuppetEvent::SessionEnded {
+            session: session.clone(),
+            reason,
+        });
+    }
+
+    fn event(&mut self, event: PuppetEvent) {
+        self.out.push_back(Output::Event(event));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtcdesk_proto::signal::{Answer, Candidate, Incoming, Left, Registered};
+
+    const CONSENT: Duration = Duration::from_secs(30);
+    const CONNECT: Duration = Duration::from_secs(20);
+
+    fn book() -> (SessionBook, Instant) {
+        let now = Instant::now();
+        let mut book = SessionBook::new("desk".into(), CONSENT, CONNECT);
+        book.register();
+        let code = ControlCode::from_number(123_456_789).unwrap();
+        book.handle_signal(
+            Registered {
+                code,
+                expires_in: 600,
+            }
+            .into(),
+            now,
+        );
+        (book, now)
+    }
+
+    fn drain(book: &mut SessionBook) -> Vec<Output> {
+        std::iter::from_fn(|| book.poll_output()).collect()
+    }
+
+    fn incoming(book: &mut SessionBook, id: &str, now: Instant) {
+        book.handle_signal(
+            Incoming {
+                session: id.into(),
+                from: format!("controller {id}"),
+            }
+            .into(),
+            now,
+        );
+    }
+
+    fn sent(outputs: &[Output]) -> Vec<&SignalMessage> {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Send(m) => Some(m),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn registering_sends_register_and_reports_the_code() {
+        let (mut book, _) = book();
+        let out = drain(&mut book);
+        assert_eq!(
+            out[0],
+            Output::Send(
+                Register {
+                    name: "desk".into()
+                }
+                .into()
+            )
+        );
+        assert!(matches!(
+            out[1],
+            Output::Event(PuppetEvent::Registered { expires_in, .. }) if expires_in == Duration::from_secs(600)
+        ));
+        assert_eq!(book.code().map(|c| c.digits()), Some("123456789".into()));
+    }
+
+    #[test]
+    fn an_accepted_controller_gets_accept_then_a_peer_then_video() {
+        let (mut book, now) = book();
+        drain(&mut book);
+        incoming(&mut book, "s1", now);
+        let out = drain(&mut book);
+        assert!(out.contains(&Output::Ask(IncomingRequest {
+            session: "s1".into(),
+            from: "controller s1".into()
+        })));
+        assert!(!book.is_live(&"s1".into()));
+        book.handle_decision(&"s1".into(), true, now);
+        let out = drain(&mut book);
+        assert_eq!(
+            sent(&out),
+            vec![&SignalMessage::from(Accept {
+                session: "s1".into()
+            })]
+        );
+        assert!(out.contains(&Output::StartPeer("s1".into())));
+        assert!(book.is_live(&"s1".into()));
+        book.handle_peer_connected(&"s1".into());
+        let out = drain(&mut book);
+        assert!(out.contains(&Output::StartVideo("s1".into())));
+        assert_eq!(book.sessions()[0].state, SessionState::Connected);
+    }
+
+    #[test]
+    fn a_rejected_controller_gets_reject_and_nothing_starts() {
+        let (mut book, now) = book();
+        drain(&mut book);
+        incoming(&mut book, "s1", now);
+        drain(&mut book);
+        book.handle_decision(&"s1".into(), false, now);
+        let out = drain(&mut book);
+        assert!(matches!(sent(&out)[..], [SignalMessage::Reject(_)]));
+        assert!(!out.iter().any(|o| matches!(o, Output::StartPeer(_))));
+        assert!(book.sessions().is_empty());
+        // A late second answer changes nothing.
+        book.handle_decision(&"s1".into(), true, now);
+        assert!(drain(&mut book).is_empty());
+    }
+
+    #[test]
+    fn no_answer_before_the_consent_deadline_rejects() {
+        let (mut book, now) = book();
+        drain(&mut book);
+        incoming(&mut book, "s1", now);
+        drain(&mut book);
+        assert_eq!(book.poll_timeout(), Some(now + CONSENT));
+        book.handle_timeout(now + CONSENT - Duration::from_millis(1));
+        assert!(drain(&mut book).is_empty());
+        book.handle_timeout(now + CONSENT);
+        let out = drain(&mut book);
+        assert!(matches!(sent(&out)[..], [SignalMessage::Reject(_)]));
+        assert!(out
+            .iter()
+            .any(|o| matches!(o, Output::Event(PuppetEvent::Declined { .. }))));
+    }
+
+    #[test]
+    fn answers_and_candidates_reach_only_accepted_sessions() {
+        let (mut book, now) = book();
+        drain(&mut book);
+        incoming(&mut book, "s1", now);
+        let answer = SignalMessage::from(Answer {
+            session: "s1".into(),
+            sdp: "v=0".into(),
+        });
+        book.handle_signal(answer.clone(), now);
+        assert!(!drain(&mut book)
+            .iter()
+            .any(|o| matches!(o, Output::Deliver(..))));
+        book.handle_decision(&"s1".into(), true, now);
+        drain(&mut book);
+        book.handle_signal(answer.clone(), now);
+        let candidate = SignalMessage::from(Candidate {
+            session: "s1".into(),
+            candidate: String::new(),
+            mid: None,
+        });
+        book.handle_signal(candidate.clone(), now);
+        book.handle_signal(
+            Answer {
+                session: "other".into(),
+                sdp: "v=0".into(),
+            }
+            .into(),
+            now,
+        );
+        assert_eq!(
+            drain(&mut book),
+            vec![
+                Output::Deliver("s1".into(), answer),
+                Output::Deliver("s1".into(), candidate)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_session_ends_once_with_leave_close_and_event() {
+        let (mut book, now) = book();
+        drain(&mut book);
+        incoming(&mut book, "s1", now);
+        book.handle_decision(&"s1".into(), true, now);
+        book.handle_peer_connected(&"s1".into());
+        drain(&mut book);
+        book.handle_peer_lost(&"s1".into(), EndReason::ConnectionLost);
+        let out = drain(&mut book);
+        assert_eq!(
+            out,
+            vec![
+                Output::Send(
+                    Leave {
+                        session: "s1".into()
+                    }
+                    .into()
+                ),
+                Output::ClosePeer("s1".into()),
+                Output::Event(PuppetEvent::SessionEnded {
+                    session: "s1".into(),
+                    reason: EndReason::ConnectionLost
+                }),
+            ]
+        );
+        // The server's `left` afterwards, and another loss report, change nothing.
+        book.handle_signal(
+            Left {
+                session: "s1".into(),
+            }
+            .into(),
+            now,
+        );
+        book.handle_peer_lost(&"s1".into(), EndReason::ConnectionLost);
+        assert!(drain(&mut book).is_empty());
+    }
+
+    #[test]
+    fn left_from_the_server_closes_without_sending_leave() {
+        let (mut book, now) = book();
+        drain(&mut book);
+        incoming(&mut book, "s1", now);
+        book.handle_decision(&"s1".into(), true, now);
+        drain(&mut book);
+        book.handle_signal(
+            Left {
+                session: "s1".into(),
+            }
+            .into(),
+            now,
+        );
+        let out = drain(&mut book);
+        assert!(sent(&out).is_empty());
+        assert!(out.contains(&Output::ClosePeer("s1".into())));
+    }
+
+    #[test]
+    fn a_session_that_never_connects_is_given_up() {
+        let (mut book, now) = book();
+        drain(&mut book);
+        incoming(&mut book, "s1", now);
+        book.handle_decision(&"s1".into(), true, now);
+        drain(&mut book);
+        assert_eq!(book.poll_timeout(), Some(now + CONNECT));
+        book.handle_timeout(now + CONNECT);
+        let out = drain(&mut book);
+        assert!(out.contains(&Output::Event(PuppetEvent::SessionEnded {
+            session: "s1".into(),
+            reason: EndReason::ConnectFailed
+        })));
+        assert!(matches!(sent(&out)[..], [SignalMessage::Leave(_)]));
+    }
+
+    #[test]
+    fn several_controllers_are_served_and_shutdown_leaves_each() {
+        let (mut book, now) = book();
+        drain(&mut book);
+        for id in ["a", "b", "c"] {
+            incoming(&mut book, id, now);
+        }
+        book.handle_decision(&"a".into(), true, now);
+        book.handle_decision(&"b".into(), true, now);
+        book.handle_peer_connected(&"a".into());
+        drain(&mut book);
+        assert_eq!(book.sessions().len(), 3);
+        book.handle_shutdown();
+        let out = drain(&mut book);
+        let messages = sent(&out);
+        assert_eq!(messages.len(), 3);
+        assert_eq!(
+            messages
+                .iter()
+                .filter(|m| matches!(m, SignalMessage::Leave(_)))
+                .count(),
+            2
+        );
+        assert!(matches!(
+            messages.iter().find(|m| matches!(m, SignalMessage::Reject(_))),
+            Some(SignalMessage::Reject(r)) if r.session == "c".into()
+        ));
+        assert_eq!(
+            out.iter()
+                .filter(|o| matches!(o, Output::ClosePeer(_)))
+                .count(),
+            2
+        );
+        // Nobody new is asked about after shutdown.
+        incoming(&mut book, "d", now);
+        assert!(drain(&mut book).is_empty());
+    }
+
+    #[test]
+    fn the_code_is_registered_again_before_it_expires() {
+        let (mut book, now) = book();
+        drain(&mut book);
+        let due = book.poll_timeout().expect("re-registration is scheduled");
+        assert!(due > now && due < now + Duration::from_secs(600));
+        book.handle_timeout(due);
+        assert!(matches!(
+            sent(&drain(&mut book))[..],
+            [SignalMessage::Register(_)]
+        ));
+        assert_eq!(book.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_controller_that_leaves_while_asked_is_forgotten() {
+        let (mut book, now) = book();
+        drain(&mut book);
+        incoming(&mut book, "s1", now);
+        drain(&mut book);
+        book.handle_signal(
+            Left {
+                session: "s1".into(),
+            }
+            .into(),
+            now,
+        );
+        let out = drain(&mut book);
+        assert!(!out.iter().any(|o| matches!(o, Output::ClosePeer(_))));
+        assert!(book.sessions().is_empty());
+        book.handle_decision(&"s1".into(), true, now);
+        assert!(drain(&mut book).is_empty());
+    }
+}

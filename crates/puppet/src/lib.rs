@@ -1,0 +1,458 @@
+//! The puppet: the program on the computer to be controlled.
+//!
+//! It registers with a signaling server (its own embedded one unless a URL is given), shows the
+//! control code the server hands out, asks its user to accept each controller that dials that
+//! code, and then serves every accepted controller over its own WebRTC session.
+//!
+//! Data flows in two directions:
+//!
+//! - **Video, one pipeline for all sessions.** A capture thread grabs the screen (X11, or the
+//!   [`SyntheticDesktop`]) and keeps only the latest changed frame. The encoder thread takes it
+//!   as soon as the [`pacer`] allows (at most `fps` frames a second, nothing while the screen is
+//!   still), scales it down to `max_size` if asked, encodes it (libaom realtime or rav1e) and
+//!   hands the same encoded frame to every connected session's latest-wins video slot. A new
+//!   session or a keyframe request from any viewer forces a keyframe.
+//! - **Input, one injector for all sessions.** Each session's input and pointer data channels
+//!   carry [`rtcdesk_proto::InputMessage`]s into that session's
+//!   [`PuppetInput`](rtcdesk_input::PuppetInput) (view-only check, coordinate mapping, keyboard
+//!   mode), which queues actions on the one [`InjectorThread`](rtcdesk_input::InjectorThread):
+//!   enigo on X11, [`SyntheticInjector`] on the synthetic desktop. A session that ends releases
+//!   every key and button it held.
+//!
+//! The bookkeeping of who dialled, who was asked, who is connected and what must be sent on the
+//! signaling connection lives in a sans-IO core, [`core::SessionBook`]; the tokio loop around it
+//! only moves signaling messages, peer events and timers.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), rtcdesk_puppet::Error> {
+//! use rtcdesk_puppet::{AcceptPolicy, Puppet, PuppetConfig, PuppetEvent, Source};
+//!
+//! let mut config = PuppetConfig::new(Source::Synthetic { width: 640, height: 360 });
+//! config.accept = AcceptPolicy::All;
+//! let mut puppet = Puppet::start(config).await?;
+//! println!("control code {} on {}", puppet.control_code(), puppet.signal_url());
+//! while let Some(event) = puppet.next_event().await {
+//!     if let PuppetEvent::SessionStarted { name, .. } = event {
+//!         println!("{name} is connected");
+//!     }
+//! }
+//! puppet.shutdown().await;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod core;
+mod injector;
+pub mod pacer;
+mod pipeline;
+mod run;
+pub mod scale;
+mod session;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rtcdesk_media::{EncoderKind, SyntheticDesktop};
+use rtcdesk_proto::signal::{ControlCode, SessionId};
+use rtcdesk_signal::tls::TlsOptions;
+use tokio::sync::{mpsc, watch};
+
+pub use injector::SyntheticInjector;
+
+/// The port the embedded signaling server tries first: the one `controller` uses when it is
+/// given no `--signal`, so on one machine `controller CODE` just works.
+pub const DEFAULT_SIGNAL_PORT: u16 = 8443;
+
+/// Where the picture comes from and where input goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A generated desktop of this size that is also the input sink: for tests, demos and
+    /// machines without a display.
+    Synthetic {
+        /// Width in pixels (even, at least 320 for everything on it to fit).
+        width: u32,
+        /// Height in pixels (even, at least 180).
+        height: u32,
+    },
+    /// The X server's screen, captured with scrap and driven with enigo.
+    X11 {
+        /// The display name (`":0"`); `None` uses `DISPLAY`.
+        display: Option<String>,
+    },
+}
+
+/// A controller asking to connect, as shown to whoever decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingRequest {
+    /// The session the signaling server made for it.
+    pub session: SessionId,
+    /// The name the controller gave (untrusted text from the network).
+    pub from: String,
+}
+
+/// A decision function for [`AcceptPolicy::Callback`].
+pub type AcceptCallback = Arc<dyn Fn(&IncomingRequest) -> bool + Send + Sync>;
+
+/// How the puppet decides whether a controller may connect.
+#[derive(Clone)]
+pub enum AcceptPolicy {
+    /// Every controller that knows the code is accepted: for tests and deliberate unattended
+    /// use only (`--accept-all`).
+    All,
+    /// Ask on the terminal (stdin) and reject when nobody answers within `timeout`. Requests
+    /// are asked one at a time, in order of arrival.
+    Prompt {
+        /// How long the question waits for an answer.
+        timeout: Duration,
+    },
+    /// Ask a function (a test, or an embedding program's own dialog). It is called on a
+    /// blocking thread, so it may wait for a person; return `true` to accept.
+    Callback(AcceptCallback),
+}
+
+impl std::fmt::Debug for AcceptPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AcceptPolicy::All => f.write_str("All"),
+            AcceptPolicy::Prompt { timeout } => {
+                f.debug_struct("Prompt").field("timeout", timeout).finish()
+            }
+            AcceptPolicy::Callback(_) => f.write_str("Callback(..)"),
+        }
+    }
+}
+
+/// Which signaling server the puppet registers with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signaling {
+    /// An existing server (`ws://…` or `wss://…`), e.g. a `rtcdesk-signal` on a public host.
+    Url(String),
+    /// Start one in this process, listening here, so a LAN needs nothing else. When the port
+    /// is taken (another puppet on this machine), a free port is used instead; port 0 always
+    /// picks a free one.
+    Embedded {
+        /// Where the embedded server listens.
+        listen: SocketAddr,
+    },
+}
+
+/// Everything [`Puppet::start`] needs; [`PuppetConfig::new`] fills in the defaults the
+/// command line also uses.
+#[derive(Debug, Clone)]
+pub struct PuppetConfig {
+    /// The name controllers see (the host name by default).
+    pub name: String,
+    /// Screen and input sink.
+    pub source: Source,
+    /// The AV1 encoder.
+    pub encoder: EncoderKind,
+    /// Most frames encoded per second; fewer are sent while little changes, none while still.
+    pub fps: u32,
+    /// Scale the picture down to fit inside this size (keeping the aspect ratio) before
+    /// encoding; `None` sends the screen's own size.
+    pub max_size: Option<(u32, u32)>,
+    /// Controllers may watch but not control.
+    pub view_only: bool,
+    /// Who may connect.
+    pub accept: AcceptPolicy,
+    /// Where to register.
+    pub signaling: Signaling,
+    /// Whom to trust for `wss://`.
+    pub tls: TlsOptions,
+    /// STUN servers for server-reflexive candidates (NAT traversal beyond a LAN).
+    pub stun_servers: Vec<SocketAddr>,
+    /// Also write the encoded video to this IVF file (playable with `dav1d -i FILE`, ffplay).
+    pub record: Option<PathBuf>,
+    /// Bind every session's UDP socket here instead of all interfaces (tests: `127.0.0.1:0`).
+    pub peer_bind: Option<SocketAddr>,
+    /// How long an accepted session may take to get its WebRTC connection up before it is
+    /// given up.
+    pub connect_timeout: Duration,
+}
+
+impl PuppetConfig {
+    /// Defaults: the machine's host name, libaom, 30 fps, the screen's own size, full control,
+    /// a terminal prompt with a 30 s timeout, an embedded signaling server on every interface
+    /// at port [`DEFAULT_SIGNAL_PORT`] (a free one if taken), no STUN server, no recording,
+    /// 20 s to connect.
+    pub fn new(source: Source) -> Self {
+        Self {
+            name: default_name(),
+            source,
+            encoder: EncoderKind::Aom,
+            fps: 30,
+            max_size: None,
+            view_only: false,
+            accept: AcceptPolicy::Prompt {
+                timeout: Duration::from_secs(30),
+            },
+            signaling: Signaling::Embedded {
+                listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_SIGNAL_PORT)),
+            },
+            tls: TlsOptions::default(),
+            stun_servers: Vec::new(),
+            record: None,
+            peer_bind: None,
+            connect_timeout: Duration::from_secs(20),
+        }
+    }
+
+    /// A configuration for in-process tests: everything on loopback (embedded server on
+    /// `127.0.0.1`, peers bound to `127.0.0.1`), every controller accepted.
+    pub fn loopback(source: Source) -> Self {
+        let mut config = Self::new(source);
+        config.name = "test puppet".into();
+        config.accept = AcceptPolicy::All;
+        config.signaling = Signaling::Embedded {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        config.peer_bind = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        config
+    }
+}
+
+/// The host name, for a puppet that was not given a name.
+fn default_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "puppet".to_string())
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndReason {
+    /// The controller left (its `leave`, or its signaling connection dropped).
+    Left,
+    /// The WebRTC connection closed or went silent (controller killed, network gone).
+    ConnectionLost,
+    /// The WebRTC connection did not come up within [`PuppetConfig::connect_timeout`].
+    ConnectFailed,
+    /// The controller flooded the input queue; its session was ended to protect the desktop.
+    InputOverload,
+    /// The puppet is shutting down.
+    Shutdown,
+}
+
+impl std::fmt::Display for EndReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EndReason::Left => "the controller left",
+            EndReason::ConnectionLost => "the connection was lost",
+            EndReason::ConnectFailed => "the connection could not be set up",
+            EndReason::InputOverload => "the controller sent too much input",
+            EndReason::Shutdown => "the puppet is shutting down",
+        })
+    }
+}
+
+/// What happened, for a user interface (the binary prints these) and for tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PuppetEvent {
+    /// The signaling server gave us a (new) control code.
+    Registered {
+        /// The code controllers type.
+        code: ControlCode,
+        /// How long it stays valid; the puppet registers again before it runs out.
+        expires_in: Duration,
+    },
+    /// A controller dialled the code; the accept policy is being asked.
+    Incoming {
+        /// Its session.
+        session: SessionId,
+        /// Its name.
+        from: String,
+    },
+    /// The controller was refused (by the policy, or no answer in time).
+    Declined {
+        /// Its session.
+        session: SessionId,
+        /// Its name.
+        from: String,
+    },
+    /// A controller was accepted; its WebRTC session is being set up.
+    SessionStarted {
+        /// Its session.
+        session: SessionId,
+        /// Its name.
+        name: String,
+    },
+    /// The session's WebRTC connection is up: video flows, input is taken.
+    SessionConnected {
+        /// Its session.
+        session: SessionId,
+    },
+    /// A session that had started is over; everything its controller held is released.
+    SessionEnded {
+        /// Its session.
+        session: SessionId,
+        /// Why.
+        reason: EndReason,
+    },
+    /// The connection to the signaling server was lost: no new controller can reach us, but
+    /// connected sessions go on.
+    SignalingLost {
+        /// What happened.
+        reason: String,
+    },
+}
+
+/// Where a session stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionState {
+    /// Waiting for the accept policy.
+    Asking,
+    /// Accepted; WebRTC is being set up.
+    Connecting,
+    /// Video and input flow.
+    Connected,
+}
+
+/// One controller, as [`Puppet::sessions`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The session id.
+    pub session: SessionId,
+    /// The controller's name.
+    pub name: String,
+    /// Where it stands.
+    pub state: SessionState,
+}
+
+/// Everything that can stop the puppet from starting or running.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The embedded signaling server could not listen (port in use, no permission).
+    #[error("could not start the embedded signaling server: {0}")]
+    EmbeddedServer(#[from] rtcdesk_signal::server::ServerError),
+    /// The signaling server could not be reached or refused us.
+    #[error("signaling: {0}")]
+    Signal(#[from] rtcdesk_signal::client::ClientError),
+    /// The signaling server closed the connection or answered something unexpected before
+    /// giving us a code.
+    #[error("the signaling server did not register us: {0}")]
+    NotRegistered(String),
+    /// The screen could not be captured or the encoder could not start.
+    #[error("video: {0}")]
+    Media(#[from] rtcdesk_media::Error),
+    /// The input injector could not start (no X server for enigo).
+    #[error("input: {0}")]
+    Input(#[from] rtcdesk_input::Error),
+    /// The recording file could not be created.
+    #[error("cannot create the recording {path}: {source}")]
+    Record {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// A configuration value is unusable (size, fps).
+    #[error("bad configuration: {0}")]
+    Config(String),
+    /// A background thread could not be started.
+    #[error("could not start a thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// State the running puppet shares with its handle.
+#[derive(Debug, Default)]
+struct Shared {
+    sessions: Mutex<Vec<SessionInfo>>,
+}
+
+/// A running puppet. Drop it only after [`Puppet::shutdown`]; dropping it without that stops
+/// the loop abruptly (controllers notice by their own timeouts).
+pub struct Puppet {
+    code: watch::Receiver<ControlCode>,
+    signal_url: String,
+    lan_urls: Vec<String>,
+    events: mpsc::Receiver<PuppetEvent>,
+    synthetic: Option<SyntheticDesktop>,
+    shared: Arc<Shared>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    server: Option<rtcdesk_signal::server::Server>,
+}
+
+impl std::fmt::Debug for Puppet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Puppet")
+            .field("code", &*self.code.borrow())
+            .field("signal_url", &self.signal_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Puppet {
+    /// Starts everything: the embedded signaling server (if asked), the capture, encoder and
+    /// injector threads, and the loop that registers and serves controllers. Returns once the
+    /// puppet is registered and has its control code.
+    pub async fn start(config: PuppetConfig) -> Result<Puppet, Error> {
+        run::start(config).await
+    }
+
+    /// The control code a controller types now (it changes when the puppet re-registers, see
+    /// [`PuppetEvent::Registered`]).
+    pub fn control_code(&self) -> ControlCode {
+        *self.code.borrow()
+    }
+
+    /// The signaling URL a controller on this machine uses (`ws://127.0.0.1:PORT/` for the
+    /// embedded server), or the configured URL.
+    pub fn signal_url(&self) -> &str {
+        &self.signal_url
+    }
+
+    /// For the embedded server: a URL per non-loopback interface address, for controllers on
+    /// other machines of the LAN. Empty with an external server or a loopback-only listener.
+    pub fn lan_urls(&self) -> &[String] {
+        &self.lan_urls
+    }
+
+    /// The next event; `None` after shutdown. Events are dropped (and logged) when nobody reads
+    /// them and 256 are waiting.
+    pub async fn next_event(&mut self) -> Option<PuppetEvent> {
+        self.events.recv().await
+    }
+
+    /// The synthetic desktop being shared, when the source is synthetic: tests compare the
+    /// video with it and check that input reached it.
+    pub fn synthetic_desktop(&self) -> Option<SyntheticDesktop> {
+        self.synthetic.clone()
+    }
+
+    /// The controllers asking, connecting or connected now.
+    pub fn sessions(&self) -> Vec<SessionInfo> {
+        self.shared
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Leaves cleanly: sends `leave` for every session, closes every WebRTC session (releasing
+    /// what each controller held), stops the threads, and stops the embedded server.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+    }
+}
+
+impl Drop for Puppet {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! `puppet`: share this computer's screen with controllers that know its code.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use rtcdesk_media::EncoderKind;
+use rtcdesk_puppet::{
+    AcceptPolicy, Puppet, PuppetConfig, PuppetEvent, SessionState, Signaling, Source,
+};
+use rtcdesk_signal::tls::TlsOptions;
+
+/// Share this computer's screen with a controller and let it control the mouse and keyboard.
+///
+/// The puppet prints a control code. Someone runs `controller CODE` on another computer, you
+/// accept on this terminal, and they see your screen and control it. Several controllers may be
+/// connected at once. Ctrl-C ends every session and exits.
+#[derive(Debug, Parser)]
+#[command(name = "puppet", version, after_help = AFTER_HELP)]
+struct Args {
+    /// Signaling server to register with (ws://HOST:PORT/ or wss://HOST/). Without it, the
+    /// puppet starts its own on a free port of every interface and prints the URLs that reach
+    /// it, so on a LAN nothing else is needed.
+    #[arg(long, value_name = "URL", env = "RTCDESK_SIGNAL")]
+    signal: Option<String>,
+
+    /// Address and port of the embedded signaling server when --signal is not given. When
+    /// the port is taken, a free one is used (the URLs printed say which).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:8443")]
+    listen: SocketAddr,
+
+    /// What to share: `x11` (the X display, the default when DISPLAY is set) or `synthetic`
+    /// (a generated test desktop that also shows the input it receives).
+    #[arg(long, value_name = "x11|synthetic")]
+    source: Option<String>,
+
+    /// Size of the synthetic desktop.
+    #[arg(long, value_name = "WxH", default_value = "1280x720", value_parser = parse_size)]
+    synthetic_size: (u32, u32),
+
+    /// The name controllers see (default: this machine's host name).
+    #[arg(long)]
+    name: Option<String>,
+
+    /// Controllers may watch but not control.
+    #[arg(long)]
+    view_only: bool,
+
+    /// A STUN server (HOST:PORT) for reaching controllers behind NAT; repeat for more.
+    #[arg(long, value_name = "HOST:PORT")]
+    stun: Vec<String>,
+
+    /// The AV1 encoder: `aom` (libaom realtime, low latency, the default) or `rav1e`
+    /// (pure Rust, holds ~4 frames, much slower).
+    #[arg(long, default_value = "aom")]
+    encoder: EncoderKind,
+
+    /// Also write the video that is sent to this IVF file (play it with `dav1d -i FILE` or
+    /// ffplay).
+    #[arg(long, value_name = "FILE.ivf")]
+    record: Option<PathBuf>,
+
+    /// Most frames per second sent; fewer while little changes, none while the screen is still.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=240))]
+    fps: u32,
+
+    /// Scale the picture down to fit inside this size before sending (keeps the aspect
+    /// ratio), e.g. 1280x720 for slow links.
+    #[arg(long, value_name = "WxH", value_parser = parse_size)]
+    max_size: Option<(u32, u32)>,
+
+    /// Accept every controller that knows the code without asking. Only for tests and
+    /// deliberate unattended use: anyone with the code gets control.
+    #[arg(long)]
+    accept_all: bool,
+
+    /// Seconds to wait for an answer at the accept prompt before rejecting.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    prompt_timeout: u64,
+
+    /// For wss:// with a self-signed server: trust the certificate with this SHA-256
+    /// fingerprint (as `rtcdesk-signal` prints it).
+    #[arg(long, value_name = "HEX")]
+    signal_fingerprint: Option<String>,
+
+    /// For wss:// with a private CA: trust the CA certificates in this PEM file too.
+    #[arg(long, value_name = "FILE.pem")]
+    signal_ca: Option<PathBuf>,
+}
+
+const AFTER_HELP: &str = "\
+Examples:
+  puppet                          share the X display; a controller on the LAN connects with
+                                  the URL and code this prints
+  puppet --source synthetic --accept-all
+                                  a test desktop anyone with the code may control
+  puppet --signal wss://signal.example.org/ --stun stun.l.google.com:19302
+                                  register with a public signaling server, reach controllers
+                                  behind NAT
+
+Logs: RUST_LOG=debug for details.";
+
+fn parse_size(text: &str) -> Result<(u32, u32), String> {
+    let (w, h) = text
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("{text:?} is not WIDTHxHEIGHT, e.g. 1280x720"))?;
+    let w: u32 = w
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad width in {text:?}"))?;
+    let h: u32 = h
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad height in {text:?}"))?;
+    if !(16..=8192).contains(&w) || !(16..=8192).contains(&h) {
+        return Err(format!("{text:?}: each side must be 16..=8192"));
+    }
+    Ok((w, h))
+}
+
+fn config(args: Args) -> Result<PuppetConfig> {
+    let source = match args.source.as_deref() {
+        Some("synthetic") => Source::Synthetic {
+            width: args.synthetic_size.0,
+            height: args.synthetic_size.1,
+        },
+        Some("x11") => Source::X11 { display: None },
+        None if std::env::var_os("DISPLAY").is_some_and(|d| !d.is_empty()) => {
+            Source::X11 { display: None }
+        }
+        None => bail!(
+            "no X display (DISPLAY is not set): use --source synthetic for a test desktop, \
+             or run on a desktop session"
+        ),
+        Some(other) => bail!("--source {other:?}: expected x11 or synthetic"),
+    };
+    let mut config = PuppetConfig::new(source);
+    if let Some(name) = args.name {
+        config.name = name;
+    }
+    config.view_only = args.view_only;
+    config.encoder = args.encoder;
+    config.fps = args.fps;
+    config.max_size = args.max_size;
+    config.record = args.record;
+    config.accept = if args.accept_all {
+        AcceptPolicy::All
+    } else {
+        AcceptPolicy::Prompt {
+            timeout: Duration::from_secs(args.prompt_timeout.max(1)),
+        }
+    };
+    config.signaling = match args.signal {
+        Some(url) => Signaling::Url(url),
+        None => Signaling::Embedded {
+            listen: args.listen,
+        },
+    };
+    config.tls = match (args.signal_fingerprint, args.signal_ca) {
+        (Some(fp), _) => TlsOptions::pinned(&fp).context("--signal-fingerprint")?,
+        (None, Some(path)) => {
+            let pem = std::fs::read(&path)
+                .with_context(|| format!("reading --signal-ca {}", path.display()))?;
+            TlsOptions::with_ca_pem(&pem).context("--signal-ca")?
+        }
+        (None, None) => TlsOptions::default(),
+    };
+    for stun in &args.stun {
+        let addr = stun
+            .to_socket_addrs()
+            .with_context(|| format!("--stun {stun}: cannot resolve (expected HOST:PORT)"))?
+            .find(SocketAddr::is_ipv4)
+            .with_context(|| format!("--stun {stun}: no IPv4 address"))?;
+        config.stun_servers.push(addr);
+    }
+    Ok(config)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("puppet: cannot start: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("puppet: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<()> {
+    let config = config(args)?;
+    let accept_all = matches!(config.accept, AcceptPolicy::All);
+    let mut puppet = Puppet::start(config).await.context("could not start")?;
+    println!("Control code: {}", puppet.control_code());
+    println!("Signaling:    {}", puppet.signal_url());
+    for url in puppet.lan_urls() {
+        println!(
+            "From the LAN: controller --signal {url} {}",
+            puppet.control_code().digits()
+        );
+    }
+    if accept_all {
+        println!("Every controller with the code is accepted (--accept-all).");
+    }
+    println!("Waiting for controllers; Ctrl-C to stop.");
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            event = puppet.next_event() => match event {
+                Some(event) => print_event(&puppet, &event),
+                None => break,
+            },
+        }
+    }
+    println!("Leaving…");
+    puppet.shutdown().await;
+    println!("Bye.");
+    Ok(())
+}
+
+fn print_event(puppet: &Puppet, event: &PuppetEvent) {
+    match event {
+        PuppetEvent::Registered { code, .. } => println!("New control code: {code}"),
+        PuppetEvent::Incoming { from, .. } => println!("\"{}\" is asking to connect.", clean(from)),
+        PuppetEvent::Declined { from, .. } => println!("\"{}\" was not let in.", clean(from)),
+        PuppetEvent::SessionStarted { name, .. } => println!("\"{}\" accepted; connecting…", clean(name)),
+        PuppetEvent::SessionConnected { .. } => {}
+        PuppetEvent::SessionEnded { session, reason } => {
+            println!("Session {session} ended: {reason}.");
+        }
+        PuppetEvent::SignalingLost { reason } => println!(
+            "Lost the signaling server ({reason}); connected controllers go on, new ones cannot reach this puppet."
+        ),
+    }
+    if matches!(
+        event,
+        PuppetEvent::SessionConnected { .. } | PuppetEvent::SessionEnded { .. }
+    ) {
+        let connected: Vec<String> = puppet
+            .sessions()
+            .into_iter()
+            .filter(|s| s.state == SessionState::Connected)
+            .map(|s| format!("\"{}\"", clean(&s.name)))
+            .collect();
+        if connected.is_empty() {
+            println!("Nobody is connected.");
+        } else {
+            println!("Connected: {}", connected.join(", "));
+        }
+    }
+}
+
+/// A name from the network as it is safe to print.
+fn clean(name: &str) -> String {
+    name.chars().filter(|c| !c.is_control()).take(64).collect()
+}

@@ -1,0 +1,276 @@
+//! The video pipeline shared by every session: capture thread → pacer → encoder thread →
+//! fan-out to each connected session's latest-wins video slot (and the recording).
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rtcdesk_media::{
+    CaptureThread, EncodedFrame, EncoderConfig, EncoderKind, Frame, IvfWriter, VideoEncoder,
+};
+use rtcdesk_peer::{EncodedVideoFrame, VideoSender};
+use rtcdesk_proto::signal::SessionId;
+
+use crate::pacer::Pacer;
+use crate::scale::{fit_within, Scaler};
+use crate::Error;
+
+/// The longest the encoder thread sleeps while idle, so a new viewer's keyframe on a still
+/// screen and a stop request are seen quickly.
+const IDLE_WAIT: Duration = Duration::from_millis(10);
+
+/// The sessions that receive video, shared by the network side (which adds and removes them)
+/// and the encoder thread (which sends to them).
+#[derive(Debug, Default)]
+pub(crate) struct VideoHub {
+    state: Mutex<HubState>,
+}
+
+#[derive(Debug, Default)]
+struct HubState {
+    viewers: Vec<(SessionId, VideoSender)>,
+    keyframe: bool,
+}
+
+impl VideoHub {
+    fn lock(&self) -> MutexGuard<'_, HubState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A connected session starts receiving video, from a keyframe.
+    pub(crate) fn add(&self, session: SessionId, sender: VideoSender) {
+        let mut state = self.lock();
+        state.viewers.retain(|(id, _)| *id != session);
+        state.viewers.push((session, sender));
+        state.keyframe = true;
+    }
+
+    /// The session no longer receives video.
+    pub(crate) fn remove(&self, session: &SessionId) {
+        self.lock().viewers.retain(|(id, _)| id != session);
+    }
+
+    /// A viewer lost video: the next frame is a keyframe.
+    pub(crate) fn request_keyframe(&self) {
+        self.lock().keyframe = true;
+    }
+
+    /// Whether anyone watches, and whether a keyframe is wanted (taking the request).
+    fn poll(&self) -> (bool, bool) {
+        let mut state = self.lock();
+        let mut keyframe = std::mem::take(&mut state.keyframe);
+        for (_, sender) in &state.viewers {
+            // Take every flag (not just the first), so none lingers into a later frame.
+            keyframe |= sender.take_keyframe_request();
+        }
+        (!state.viewers.is_empty(), keyframe)
+    }
+
+    /// Hands a packet to every viewer; viewers whose session closed are dropped.
+    fn fan_out(&self, packet: &EncodedFrame) {
+        let mut state = self.lock();
+        state.viewers.retain(|(_, sender)| {
+            sender.send(EncodedVideoFrame {
+                data: packet.data.clone(),
+                capture_time: packet.meta.captured_at,
+                keyframe: packet.keyframe,
+            })
+        });
+    }
+}
+
+/// What the encoder thread is started with.
+pub(crate) struct PipelineConfig {
+    pub encoder: EncoderKind,
+    pub fps: u32,
+    pub max_size: Option<(u32, u32)>,
+    pub record: Option<PathBuf>,
+}
+
+/// The running encoder thread (which owns the capture thread). Stopped and joined on drop.
+pub(crate) struct Pipeline {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    /// The size the video is encoded at (after `--max-size`).
+    pub video_size: (u32, u32),
+}
+
+impl Pipeline {
+    /// Starts encoding frames from `capture` for the viewers in `hub`.
+    pub(crate) fn start(
+        capture: CaptureThread,
+        hub: Arc<VideoHub>,
+        config: PipelineConfig,
+    ) -> Result<Pipeline, Error> {
+        let (width, height) = capture.size();
+        // The encoders need even sizes: an odd screen loses its last column or row.
+        let even = (width & !1, height & !1);
+        let video_size = config
+            .max_size
+            .map(|(mw, mh)| fit_within(width, height, mw, mh))
+            .unwrap_or(even);
+        let scaler = (video_size != even).then(|| Scaler::new(video_size.0, video_size.1));
+        let mut encoder_config = EncoderConfig::new(video_size.0, video_size.1);
+        encoder_config.fps = config.fps.max(1);
+        let mut encoder = VideoEncoder::new(config.encoder, encoder_config)?;
+        // Nothing is sent while the screen is still; a viewer that lost a packet asks (PLI).
+        encoder.set_refresh_interval(Duration::MAX);
+        let recorder = match &config.record {
+            Some(path) => Some(open_recording(path, video_size)?),
+            None => None,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = Worker {
+            capture,
+            encoder,
+            scaler,
+            crop: None,
+            pacer: Pacer::new(config.fps),
+            hub,
+            recorder,
+            stop: stop.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("encode".into())
+            .spawn(move || worker.run())
+            .map_err(Error::Thread)?;
+        Ok(Pipeline {
+            stop,
+            thread: Some(thread),
+            video_size,
+        })
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn open_recording(path: &Path, (w, h): (u32, u32)) -> Result<IvfWriter<BufWriter<File>>, Error> {
+    let record_error = |source| Error::Record {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::create(path).map_err(record_error)?;
+    let width = u16::try_from(w).map_err(|_| Error::Config("picture too wide to record".into()))?;
+    let height =
+        u16::try_from(h).map_err(|_| Error::Config("picture too tall to record".into()))?;
+    Ok(IvfWriter::new(BufWriter::new(file), width, height)?)
+}
+
+struct Worker {
+    capture: CaptureThread,
+    encoder: VideoEncoder,
+    scaler: Option<Scaler>,
+    /// An odd-sized screen is cropped by a pixel to the even size the encoder needs.
+    crop: Option<Frame>,
+    pacer: Pacer,
+    hub: Arc<VideoHub>,
+    recorder: Option<IvfWriter<BufWriter<File>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Worker {
+    fn run(mut self) {
+        // The newest changed frame not encoded yet (latest wins).
+        let mut waiting: Option<Frame> = None;
+        while !self.stop.load(Ordering::Acquire) {
+            let now = Instant::now();
+            let wait = match (self.pacer.poll_timeout(), waiting.is_some()) {
+                (Some(at), true) => at.saturating_duration_since(now).min(IDLE_WAIT),
+                _ => IDLE_WAIT,
+            };
+            match self.capture.next_frame(wait) {
+                Ok(Some(frame)) => {
+                    if let Some(older) = waiting.replace(frame) {
+                        self.capture.recycle(older);
+                    }
+                    self.pacer.handle_frame();
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::error!(%error, "screen capture stopped; no more video");
+                    break;
+                }
+            }
+            let (watched, keyframe) = self.hub.poll();
+            if !watched {
+                continue;
+            }
+            if keyframe {
+                self.encoder.request_keyframe();
+            }
+            let now = Instant::now();
+            let result = if waiting.is_some() && self.pacer.poll_encode(now) {
+                let frame = waiting.take().expect("checked above");
+                let result = self.encode(&frame);
+                self.capture.recycle(frame);
+                result
+            } else if keyframe && waiting.is_none() {
+                // A still screen: send the last picture again, as a keyframe.
+                self.encoder.tick(now).map(|_| ())
+            } else {
+                Ok(())
+            };
+            if let Err(error) = result.and_then(|()| self.drain()) {
+                tracing::error!(%error, "encoding failed; no more video");
+                break;
+            }
+        }
+        if let Some(recorder) = self.recorder.take() {
+            if let Err(error) = recorder.finish() {
+                tracing::warn!(%error, "could not finish the recording");
+            }
+        }
+    }
+
+    fn encode(&mut self, frame: &Frame) -> Result<(), rtcdesk_media::Error> {
+        let frame = match self.scaler.as_mut() {
+            Some(scaler) => scaler.scale(frame),
+            None if frame.width % 2 == 1 || frame.height % 2 == 1 => {
+                let crop = self.crop.get_or_insert_with(|| Frame::new(0, 0));
+                crop_even(frame, crop);
+                &*crop
+            }
+            None => frame,
+        };
+        self.encoder.encode(frame)?;
+        Ok(())
+    }
+
+    fn drain(&mut self) -> Result<(), rtcdesk_media::Error> {
+        while let Some(packet) = self.encoder.poll_packet()? {
+            self.hub.fan_out(&packet);
+            if let Some(recorder) = self.recorder.as_mut() {
+                recorder.write(&packet)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Copies `frame` without its last column and row when they are odd, into a reused frame.
+fn crop_even(frame: &Frame, out: &mut Frame) {
+    let (w, h) = (frame.width & !1, frame.height & !1);
+    if out.width != w || out.height != h {
+        *out = Frame::new(w, h);
+    }
+    for y in 0..h {
+        let row = &frame.row(y)[..w as usize * 4];
+        let at = y as usize * out.stride;
+        out.data[at..at + row.len()].copy_from_slice(row);
+    }
+    out.number = frame.number;
+    out.captured_at = frame.captured_at;
+    out.captured_unix_micros = frame.captured_unix_micros;
+    out.changed = None;
+}

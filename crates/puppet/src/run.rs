@@ -1,0 +1,514 @@
+//! The tokio shell: starts the parts, registers, then moves signaling messages, consent
+//! answers, session reports and timers into the [`SessionBook`] and carries out its outputs.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rtcdesk_input::{EnigoInjector, InjectorThread, ScreenArea, DEFAULT_QUEUE_CAPACITY};
+use rtcdesk_media::{CaptureThread, SyntheticDesktop, X11Capture};
+use rtcdesk_peer::{PeerConfig, Role};
+use rtcdesk_proto::signal::{ControlCode, SessionId, SignalMessage};
+use rtcdesk_signal::client::SignalClient;
+use rtcdesk_signal::server::{Server, ServerConfig};
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::core::{Output, SessionBook};
+use crate::injector::{NoInjector, SyntheticInjector};
+use crate::pipeline::{Pipeline, PipelineConfig, VideoHub};
+use crate::session::{self, SessionCommand, SessionContext, SessionReport};
+use crate::{
+    AcceptPolicy, Error, IncomingRequest, Puppet, PuppetConfig, PuppetEvent, Shared, Signaling,
+    Source,
+};
+
+/// Events waiting for the application before new ones are dropped.
+const EVENT_QUEUE: usize = 256;
+/// How long the first `register` may take to be answered.
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long shutdown waits for sessions to close their peers.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// How much longer than the prompt the book waits before rejecting by itself.
+const CONSENT_SLACK: Duration = Duration::from_secs(2);
+/// The consent deadline for callbacks (a person may be deciding).
+const CALLBACK_CONSENT_TIMEOUT: Duration = Duration::from_secs(120);
+/// A peer silent this long is closed: the issue wants a vanished controller freed within 10 s.
+const PEER_CLOSE_AFTER_SILENCE: Duration = Duration::from_secs(7);
+
+pub(crate) async fn start(config: PuppetConfig) -> Result<Puppet, Error> {
+    if config.fps == 0 || config.fps > 240 {
+        return Err(Error::Config(format!(
+            "fps must be 1..=240, not {}",
+            config.fps
+        )));
+    }
+    if let Some((w, h)) = config.max_size {
+        if w < 16 || h < 16 {
+            return Err(Error::Config(format!(
+                "max size {w}x{h} is below the 16x16 the encoders need"
+            )));
+        }
+    }
+
+    // The parts that can fail without a network come first.
+    let hub = Arc::new(VideoHub::default());
+    let (capture, synthetic, injector) = open_source(&config)?;
+    let (sw, sh) = capture.size();
+    let screen = ScreenArea::at_origin(sw, sh);
+    let pipeline = Pipeline::start(
+        capture,
+        hub.clone(),
+        PipelineConfig {
+            encoder: config.encoder,
+            fps: config.fps,
+            max_size: config.max_size,
+            record: config.record.clone(),
+        },
+    )?;
+    tracing::info!(
+        source = ?config.source,
+        screen = %format!("{sw}x{sh}"),
+        video = %format!("{}x{}", pipeline.video_size.0, pipeline.video_size.1),
+        encoder = %config.encoder,
+        "video pipeline started"
+    );
+
+    let (server, signal_url, lan_urls) = match &config.signaling {
+        Signaling::Url(url) => (None, url.clone(), Vec::new()),
+        Signaling::Embedded { listen } => {
+            let server = match Server::bind(ServerConfig::new(*listen)).await {
+                Ok(server) => server,
+                Err(error) if listen.port() != 0 => {
+                    tracing::info!(%error, "the usual port is taken; using a free one");
+                    let mut any_port = *listen;
+                    any_port.set_port(0);
+                    Server::bind(ServerConfig::new(any_port)).await?
+                }
+                Err(error) => return Err(error.into()),
+            };
+            let addr = server.local_addr();
+            let (local, lan) = embedded_urls(addr);
+            (Some(server), local, lan)
+        }
+    };
+
+    let mut client = SignalClient::connect(&signal_url, &config.tls).await?;
+    let consent_timeout = match &config.accept {
+        AcceptPolicy::All => Duration::from_secs(10),
+        AcceptPolicy::Prompt { timeout } => *timeout + CONSENT_SLACK,
+        AcceptPolicy::Callback(_) => CALLBACK_CONSENT_TIMEOUT,
+    };
+    let mut book = SessionBook::new(config.name.clone(), consent_timeout, config.connect_timeout);
+    book.register();
+    let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
+    let mut pending = Vec::new();
+    // Register before returning, so the caller has a code.
+    let code = tokio::time::timeout(REGISTER_TIMEOUT, async {
+        loop {
+            while let Some(output) = book.poll_output() {
+                match output {
+                    Output::Send(message) => client.send(&message).await?,
+                    other => pending.push(other),
+                }
+            }
+            if let Some(code) = book.code() {
+                return Ok::<ControlCode, Error>(code);
+            }
+            match client.recv().await? {
+                Some(message) => book.handle_signal(message, Instant::now()),
+                None => {
+                    return Err(Error::NotRegistered(
+                        "the server closed the connection".into(),
+                    ))
+                }
+            }
+        }
+    })
+    .await
+    .map_err(|_| Error::NotRegistered(format!("no answer within {REGISTER_TIMEOUT:?}")))??;
+
+    let (code_tx, code_rx) = watch::channel(code);
+    let shared = Arc::new(Shared::default());
+    let (reports_tx, reports_rx) = mpsc::channel(1024);
+    let mut peer_config = PeerConfig::new(Role::Offerer);
+    peer_config.bind = config.peer_bind;
+    peer_config.stun_servers = config.stun_servers.clone();
+    peer_config.close_after_silence = PEER_CLOSE_AFTER_SILENCE;
+    let context = SessionContext {
+        peer_config,
+        injector: injector.handle(),
+        screen,
+        view_only: config.view_only,
+        hub,
+        reports: reports_tx,
+    };
+    let (decisions_tx, decisions_rx) = mpsc::channel(64);
+    let asker = Asker::new(config.accept.clone(), decisions_tx);
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let shell = Shell {
+        book,
+        client: Some(client),
+        context,
+        sessions: HashMap::new(),
+        events: event_tx,
+        code: code_tx,
+        shared: shared.clone(),
+        asker,
+    };
+    for output in pending {
+        // Events of the registration (the code) reach the application first.
+        if let Output::Event(event) = output {
+            shell.emit(event);
+        }
+    }
+    let task = tokio::spawn(shell.run(reports_rx, decisions_rx, stop_rx, pipeline, injector));
+    Ok(Puppet {
+        code: code_rx,
+        signal_url,
+        lan_urls,
+        events: event_rx,
+        synthetic,
+        shared,
+        stop: Some(stop_tx),
+        task: Some(task),
+        server,
+    })
+}
+
+type Opened = (CaptureThread, Option<SyntheticDesktop>, InjectorThread);
+
+fn open_source(config: &PuppetConfig) -> Result<Opened, Error> {
+    // The capture thread polls faster than the encode rate so a change is seen within a few
+    // milliseconds; the pacer keeps the encoder at `fps`.
+    let poll_rate = (config.fps * 2).clamp(config.fps, 240);
+    match &config.source {
+        Source::Synthetic { width, height } => {
+            let desktop = SyntheticDesktop::new(*width, *height);
+            let source = desktop.clone();
+            let capture = CaptureThread::spawn(move || Ok(source), poll_rate)?;
+            let sink = desktop.clone();
+            let injector = InjectorThread::spawn(DEFAULT_QUEUE_CAPACITY, move || {
+                Ok(SyntheticInjector::new(sink))
+            })?;
+            Ok((capture, Some(desktop), injector))
+        }
+        Source::X11 { display } => {
+            let capture_display = display.clone();
+            let capture = CaptureThread::spawn(
+                move || X11Capture::open(capture_display.as_deref()),
+                poll_rate,
+            )?;
+            let injector = if config.view_only {
+                InjectorThread::spawn(DEFAULT_QUEUE_CAPACITY, || Ok(NoInjector))?
+            } else {
+                let display = display.clone();
+                InjectorThread::spawn(DEFAULT_QUEUE_CAPACITY, move || {
+                    EnigoInjector::connect(display.as_deref())
+                })?
+            };
+            Ok((capture, None, injector))
+        }
+    }
+}
+
+/// The URL for this machine and one per LAN address, for an embedded server bound to `addr`.
+fn embedded_urls(addr: SocketAddr) -> (String, Vec<String>) {
+    let port = addr.port();
+    let url = |ip: IpAddr| match ip {
+        IpAddr::V4(v4) => format!("ws://{v4}:{port}/"),
+        IpAddr::V6(v6) => format!("ws://[{v6}]:{port}/"),
+    };
+    if !addr.ip().is_unspecified() {
+        let lan = if addr.ip().is_loopback() {
+            Vec::new()
+        } else {
+            vec![url(addr.ip())]
+        };
+        return (url(addr.ip()), lan);
+    }
+    let local = if addr.is_ipv4() {
+        url(IpAddr::from([127, 0, 0, 1]))
+    } else {
+        url(IpAddr::from(std::net::Ipv6Addr::LOCALHOST))
+    };
+    let lan = if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|interface| interface.ip())
+        .filter(|ip| !ip.is_loopback() && ip.is_ipv4() == addr.is_ipv4())
+        .filter(|ip| match ip {
+            // Link-local IPv6 addresses need a zone the URL cannot carry.
+            IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) != 0xfe80,
+            IpAddr::V4(_) => true,
+        })
+        .map(url)
+        .collect();
+    (local, lan)
+}
+
+/// Puts incoming requests to the accept policy and sends the answers back to the loop.
+struct Asker {
+    policy: AcceptPolicy,
+    decisions: mpsc::Sender<(SessionId, bool)>,
+    prompts: Option<mpsc::Sender<IncomingRequest>>,
+}
+
+impl Asker {
+    fn new(policy: AcceptPolicy, decisions: mpsc::Sender<(SessionId, bool)>) -> Self {
+        let prompts = match &policy {
+            AcceptPolicy::Prompt { timeout } => {
+                let (tx, rx) = mpsc::channel(64);
+                tokio::spawn(prompt_loop(rx, decisions.clone(), *timeout));
+                Some(tx)
+            }
+            _ => None,
+        };
+        Self {
+            policy,
+            decisions,
+            prompts,
+        }
+    }
+
+    fn ask(&self, request: IncomingRequest) {
+        match &self.policy {
+            AcceptPolicy::All => {
+                let _ = self.decisions.try_send((request.session, true));
+            }
+            AcceptPolicy::Prompt { .. } => {
+                if let Some(prompts) = &self.prompts {
+                    if let Err(error) = prompts.try_send(request) {
+                        // Too many people asking at once: the book rejects at its deadline.
+                        tracing::warn!("not asking about a controller: {error}");
+                    }
+                }
+            }
+            AcceptPolicy::Callback(callback) => {
+                let callback = callback.clone();
+                let decisions = self.decisions.clone();
+                tokio::task::spawn_blocking(move || {
+                    let accept = callback(&request);
+                    let _ = decisions.blocking_send((request.session, accept));
+                });
+            }
+        }
+    }
+}
+
+/// Asks on the terminal, one controller at a time; no answer within `timeout` (or no terminal)
+/// is a no.
+async fn prompt_loop(
+    mut requests: mpsc::Receiver<IncomingRequest>,
+    decisions: mpsc::Sender<(SessionId, bool)>,
+    timeout: Duration,
+) {
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin_open = true;
+    while let Some(request) = requests.recv().await {
+        let accept = if stdin_open {
+            println!(
+                "\n\"{}\" wants to control this computer. Accept? [y/N] ({} s to answer)",
+                printable(&request.from),
+                timeout.as_secs()
+            );
+            match tokio::time::timeout(timeout, lines.next_line()).await {
+                Ok(Ok(Some(line))) => {
+                    matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+                }
+                Ok(Ok(None)) | Ok(Err(_)) => {
+                    println!(
+                        "(no terminal to ask on: rejected; use --accept-all for unattended use)"
+                    );
+                    stdin_open = false;
+                    false
+                }
+                Err(_) => {
+                    println!("(no answer in {} s: rejected)", timeout.as_secs());
+                    false
+                }
+            }
+        } else {
+            false
+        };
+        if decisions.send((request.session, accept)).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// A controller's name as it is safe to print: control characters (terminal escapes) removed,
+/// at most 64 characters.
+pub(crate) fn printable(name: &str) -> String {
+    name.chars().filter(|c| !c.is_control()).take(64).collect()
+}
+
+struct Shell {
+    book: SessionBook,
+    client: Option<SignalClient>,
+    context: SessionContext,
+    sessions: HashMap<SessionId, (mpsc::Sender<SessionCommand>, JoinHandle<()>)>,
+    events: mpsc::Sender<PuppetEvent>,
+    code: watch::Sender<ControlCode>,
+    shared: Arc<Shared>,
+    asker: Asker,
+}
+
+impl Shell {
+    fn emit(&self, event: PuppetEvent) {
+        if let PuppetEvent::Registered { code, .. } = &event {
+            let _ = self.code.send(*code);
+        }
+        if self.events.try_send(event).is_err() {
+            tracing::debug!("puppet event dropped: nobody reads events");
+        }
+    }
+
+    async fn run(
+        mut self,
+        mut reports: mpsc::Receiver<SessionReport>,
+        mut decisions: mpsc::Receiver<(SessionId, bool)>,
+        mut stop: oneshot::Receiver<()>,
+        pipeline: Pipeline,
+        injector: InjectorThread,
+    ) {
+        loop {
+            self.carry_out().await;
+            let deadline = self.book.poll_timeout();
+            let sleep = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = &mut stop => break,
+                message = recv(&mut self.client) => match message {
+                    Ok(Some(message)) => self.book.handle_signal(message, Instant::now()),
+                    Ok(None) => self.signaling_lost("the signaling server closed the connection".into()),
+                    Err(error) => self.signaling_lost(error.to_string()),
+                },
+                Some(report) = reports.recv() => match report {
+                    SessionReport::Signal(message) => {
+                        let live = message.session().is_some_and(|s| self.book.is_live(s));
+                        if live {
+                            self.send(message).await;
+                        }
+                    }
+                    SessionReport::Connected(session) => self.book.handle_peer_connected(&session),
+                    SessionReport::Lost(session, reason) => self.book.handle_peer_lost(&session, reason),
+                },
+                Some((session, accept)) = decisions.recv() => {
+                    self.book.handle_decision(&session, accept, Instant::now());
+                }
+                _ = sleep => self.book.handle_timeout(Instant::now()),
+            }
+        }
+        self.book.handle_shutdown();
+        self.carry_out().await;
+        let tasks: Vec<JoinHandle<()>> = self.sessions.drain().map(|(_, (_, task))| task).collect();
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            for task in tasks {
+                let _ = task.await;
+            }
+        })
+        .await;
+        if let Some(client) = self.client.take() {
+            let _ = client.close().await;
+        }
+        // Threads stop last: every session's releases have been queued by now.
+        drop(pipeline);
+        drop(injector);
+    }
+
+    fn signaling_lost(&mut self, reason: String) {
+        tracing::warn!(%reason, "lost the signaling connection");
+        self.client = None;
+        self.emit(PuppetEvent::SignalingLost { reason });
+    }
+
+    async fn send(&mut self, message: SignalMessage) {
+        let Some(client) = self.client.as_mut() else {
+            return;
+        };
+        if let Err(error) = client.send(&message).await {
+            self.signaling_lost(error.to_string());
+        }
+    }
+
+    async fn carry_out(&mut self) {
+        while let Some(output) = self.book.poll_output() {
+            match output {
+                Output::Send(message) => self.send(message).await,
+                Output::Ask(request) => self.asker.ask(request),
+                Output::StartPeer(session) => {
+                    let (tx, rx) = mpsc::channel(256);
+                    let task =
+                        tokio::spawn(session::run(session.clone(), self.context.clone(), rx));
+                    self.sessions.insert(session, (tx, task));
+                }
+                Output::Deliver(session, message) => {
+                    self.command(&session, SessionCommand::Remote(message))
+                        .await;
+                }
+                Output::StartVideo(session) => {
+                    self.command(&session, SessionCommand::StartVideo).await;
+                }
+                Output::ClosePeer(session) => {
+                    self.command(&session, SessionCommand::Close).await;
+                    // The task ends by itself; on shutdown it is awaited.
+                    if let Some((_, task)) = self.sessions.get(&session) {
+                        if task.is_finished() {
+                            self.sessions.remove(&session);
+                        }
+                    }
+                }
+                Output::Event(event) => self.emit(event),
+            }
+        }
+        *self
+            .shared
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = self.book.sessions();
+        self.sessions.retain(|_, (_, task)| !task.is_finished());
+    }
+
+    async fn command(&mut self, session: &SessionId, command: SessionCommand) {
+        if let Some((tx, _)) = self.sessions.get(session) {
+            let _ = tx.send(command).await;
+        }
+    }
+}
+
+/// The next signaling message, or never when the connection is gone.
+async fn recv(
+    client: &mut Option<SignalClient>,
+) -> Result<Option<SignalMessage>, rtcdesk_signal::client::ClientError> {
+    match client {
+        Some(client) => client.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_the_network_print_without_escapes() {
+        assert_eq!(printable("ev\u{1b}[2Jil"), "ev[2Jil");
+        assert_eq!(printable(&"x".repeat(100)).len(), 64);
+    }
+
+    #[test]
+    fn an_embedded_server_on_loopback_has_no_lan_url() {
+        let (local, lan) = embedded_urls("127.0.0.1:4000".parse().unwrap());
+        assert_eq!(local, "ws://127.0.0.1:4000/");
+        assert!(lan.is_empty());
+        let (local, _) = embedded_urls("0.0.0.0:4000".parse().unwrap());
+        assert_eq!(local, "ws://127.0.0.1:4000/");
+    }
+}

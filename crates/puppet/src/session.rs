@@ -1,0 +1,191 @@
+//! One controller's WebRTC session: a tokio task that owns the [`Peer`], signals its offer and
+//! candidates through the main loop, feeds the controller's input to its [`PuppetInput`], and
+//! joins the video fan-out once connected.
+
+use std::sync::Arc;
+
+use rtcdesk_input::{InjectorHandle, KeyboardMode, PuppetInput, ScreenArea, SessionConfig};
+use rtcdesk_peer::{Channel, Peer, PeerConfig, PeerEvent};
+use rtcdesk_proto::control::{self, ControlMessage};
+use rtcdesk_proto::signal::{Candidate, Offer, SessionId, SignalMessage};
+use rtcdesk_proto::InputMessage;
+use tokio::sync::mpsc;
+
+use crate::pipeline::VideoHub;
+use crate::EndReason;
+
+/// What a session task tells the main loop.
+#[derive(Debug)]
+pub(crate) enum SessionReport {
+    /// Send this on the signaling connection (offer, candidates).
+    Signal(SignalMessage),
+    /// The WebRTC connection is up.
+    Connected(SessionId),
+    /// The session is over from the peer's side.
+    Lost(SessionId, EndReason),
+}
+
+/// What the main loop tells a session task.
+#[derive(Debug)]
+pub(crate) enum SessionCommand {
+    /// The controller's answer or a candidate.
+    Remote(SignalMessage),
+    /// Join the video fan-out.
+    StartVideo,
+    /// Close the peer and end.
+    Close,
+}
+
+/// Everything a session task needs that is shared by all sessions.
+#[derive(Clone)]
+pub(crate) struct SessionContext {
+    pub peer_config: PeerConfig,
+    pub injector: InjectorHandle,
+    pub screen: ScreenArea,
+    pub view_only: bool,
+    pub hub: Arc<VideoHub>,
+    pub reports: mpsc::Sender<SessionReport>,
+}
+
+fn input_config(context: &SessionContext, keyboard: KeyboardMode) -> SessionConfig {
+    let mut config = SessionConfig::new(context.screen);
+    config.view_only = context.view_only;
+    config.keyboard = keyboard;
+    config
+}
+
+/// Runs one session until it is closed or lost. Every way out leaves the video fan-out and
+/// releases what the controller held.
+pub(crate) async fn run(
+    session: SessionId,
+    context: SessionContext,
+    mut commands: mpsc::Receiver<SessionCommand>,
+) {
+    let reports = context.reports.clone();
+    let reason = match drive(&session, &context, &mut commands).await {
+        Ok(reason) => reason,
+        Err(error) => {
+            tracing::warn!(%session, %error, "session failed");
+            Some(EndReason::ConnectionLost)
+        }
+    };
+    context.hub.remove(&session);
+    if let Some(reason) = reason {
+        let _ = reports.send(SessionReport::Lost(session, reason)).await;
+    }
+}
+
+/// The session's loop. Returns the reason to report when the session ended from the peer's
+/// side, `None` when the main loop closed it.
+async fn drive(
+    session: &SessionId,
+    context: &SessionContext,
+    commands: &mut mpsc::Receiver<SessionCommand>,
+) -> Result<Option<EndReason>, rtcdesk_peer::Error> {
+    // The offerer receives no video, but keeps the receiver so the peer's loop never sees it
+    // gone.
+    let Peer {
+        handle,
+        mut events,
+        video: _video,
+    } = Peer::start(context.peer_config.clone())?;
+    let mut input = PuppetInput::new(
+        input_config(context, KeyboardMode::Map),
+        context.injector.clone(),
+    );
+    let report = |message: SignalMessage| context.reports.send(SessionReport::Signal(message));
+    let sdp = handle.create_offer().await?;
+    let _ = report(
+        Offer {
+            session: session.clone(),
+            sdp,
+        }
+        .into(),
+    )
+    .await;
+    let result = loop {
+        tokio::select! {
+            command = commands.recv() => match command {
+                Some(SessionCommand::Remote(SignalMessage::Answer(answer))) => {
+                    handle.accept_answer(answer.sdp).await?;
+                }
+                Some(SessionCommand::Remote(SignalMessage::Candidate(candidate))) => {
+                    if let Err(error) = handle.add_remote_candidate(candidate.candidate).await {
+                        tracing::debug!(%session, %error, "ignoring a remote candidate");
+                    }
+                }
+                Some(SessionCommand::Remote(_)) => {}
+                Some(SessionCommand::StartVideo) => {
+                    context.hub.add(session.clone(), handle.video_sender());
+                }
+                Some(SessionCommand::Close) | None => break None,
+            },
+            event = events.recv() => match event {
+                Some(PeerEvent::LocalCandidate { candidate, mid }) => {
+                    let _ = report(Candidate { session: session.clone(), candidate, mid }.into()).await;
+                }
+                Some(PeerEvent::GatheringComplete) => {
+                    let end = Candidate { session: session.clone(), candidate: String::new(), mid: None };
+                    let _ = report(end.into()).await;
+                }
+                Some(PeerEvent::Connected) => {
+                    let _ = context.reports.send(SessionReport::Connected(session.clone())).await;
+                }
+                Some(PeerEvent::Disconnected) => {
+                    tracing::info!(%session, "the controller went silent");
+                }
+                Some(PeerEvent::Closed) | None => break Some(EndReason::ConnectionLost),
+                Some(PeerEvent::Data(Channel::Input | Channel::Pointer, bytes)) => {
+                    match InputMessage::decode(&bytes) {
+                        Ok(message) => {
+                            if let Err(error) = input.handle_message(&message) {
+                                tracing::warn!(%session, %error, "input session ended");
+                                break Some(EndReason::InputOverload);
+                            }
+                        }
+                        Err(error) => tracing::debug!(%session, ?error, "dropping a malformed input message"),
+                    }
+                }
+                Some(PeerEvent::Data(Channel::Control, bytes)) => {
+                    handle_control(session, context, &mut input, &bytes);
+                }
+                Some(PeerEvent::KeyframeRequested) => context.hub.request_keyframe(),
+                Some(PeerEvent::Stats(stats)) => {
+                    tracing::debug!(%session, ?stats, "session stats");
+                }
+                Some(PeerEvent::ChannelOpen(_)) => {}
+            },
+        }
+    };
+    context.hub.remove(session);
+    input.end();
+    handle.close().await;
+    Ok(result)
+}
+
+fn handle_control(
+    session: &SessionId,
+    context: &SessionContext,
+    input: &mut PuppetInput,
+    bytes: &[u8],
+) {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        tracing::debug!(%session, "dropping a control message that is not UTF-8");
+        return;
+    };
+    match ControlMessage::parse(text) {
+        Ok(ControlMessage::Keyboard { mode }) => {
+            let mode = match mode {
+                control::KeyboardMode::Map => KeyboardMode::Map,
+                control::KeyboardMode::Translate => KeyboardMode::Translate,
+            };
+            if input.session().config().keyboard != mode {
+                // A fresh policy in the new mode; the old one releases what it held.
+                input.end();
+                *input = PuppetInput::new(input_config(context, mode), context.injector.clone());
+            }
+        }
+        Ok(other) => tracing::debug!(%session, ?other, "control message not handled yet"),
+        Err(error) => tracing::debug!(%session, ?error, "dropping a malformed control message"),
+    }
+}

@@ -1,0 +1,292 @@
+//! The puppet over loopback with a hand-made controller: a signaling client and an answering
+//! peer from rtcdesk-peer. Checks pairing with consent, video that decodes with increasing frame
+//! stamps, input that reaches the synthetic desktop, rejection, and the end of a session.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rtcdesk_media::{find_pointer, read_stamp, Decoder};
+use rtcdesk_peer::{Channel, Peer, PeerConfig, PeerEvent, PeerHandle, Role, VideoReceiver};
+use rtcdesk_proto::input::{InputEvent, InputMessage};
+use rtcdesk_proto::signal::{Answer, Candidate, Connect, Leave, SessionId, SignalMessage};
+use rtcdesk_puppet::{
+    AcceptPolicy, EndReason, Puppet, PuppetConfig, PuppetEvent, SessionState, Source,
+};
+use rtcdesk_signal::client::SignalClient;
+use rtcdesk_signal::tls::TlsOptions;
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn synthetic() -> Source {
+    Source::Synthetic {
+        width: 640,
+        height: 360,
+    }
+}
+
+/// A controller made of parts: the signaling client and an answering peer.
+struct TestController {
+    signal: SignalClient,
+    session: SessionId,
+    handle: PeerHandle,
+    events: mpsc::Receiver<PeerEvent>,
+    video: VideoReceiver,
+}
+
+/// Dials the puppet and waits for the verdict; `Err(reason)` when rejected.
+async fn dial(puppet: &Puppet) -> Result<TestController, String> {
+    let mut signal = SignalClient::connect(puppet.signal_url(), &TlsOptions::default())
+        .await
+        .expect("signaling server reachable");
+    signal
+        .send(
+            &Connect {
+                code: puppet.control_code(),
+                name: "test controller".into(),
+            }
+            .into(),
+        )
+        .await
+        .unwrap();
+    let session = loop {
+        match timeout(WAIT, signal.recv()).await.expect("verdict in time") {
+            Ok(Some(SignalMessage::Ringing(_))) => continue,
+            Ok(Some(SignalMessage::Accepted(accepted))) => break accepted.session,
+            Ok(Some(SignalMessage::Rejected(rejected))) => {
+                return Err(rejected.reason.unwrap_or_default())
+            }
+            other => panic!("unexpected while dialling: {other:?}"),
+        }
+    };
+    let mut config = PeerConfig::new(Role::Answerer);
+    config.bind = Some("127.0.0.1:0".parse().unwrap());
+    let peer = Peer::start(config).expect("peer starts");
+    let mut controller = TestController {
+        signal,
+        session,
+        handle: peer.handle,
+        events: peer.events,
+        video: peer.video,
+    };
+    controller.negotiate().await;
+    Ok(controller)
+}
+
+impl TestController {
+    /// Answers the offer and trades candidates until the peer is connected.
+    async fn negotiate(&mut self) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            tokio::select! {
+                message = self.signal.recv() => match message.expect("signaling works") {
+                    Some(SignalMessage::Offer(offer)) => {
+                        let sdp = self.handle.accept_offer(offer.sdp).await.expect("offer accepted");
+                        self.signal.send(&Answer { session: self.session.clone(), sdp }.into()).await.unwrap();
+                    }
+                    Some(SignalMessage::Candidate(candidate)) => {
+                        let _ = self.handle.add_remote_candidate(candidate.candidate).await;
+                    }
+                    other => panic!("unexpected during negotiation: {other:?}"),
+                },
+                event = self.events.recv() => match event.expect("peer alive") {
+                    PeerEvent::LocalCandidate { candidate, mid } => {
+                        let c = Candidate { session: self.session.clone(), candidate, mid };
+                        self.signal.send(&c.into()).await.unwrap();
+                    }
+                    PeerEvent::GatheringComplete => {
+                        let c = Candidate { session: self.session.clone(), candidate: String::new(), mid: None };
+                        self.signal.send(&c.into()).await.unwrap();
+                    }
+                    PeerEvent::Connected => return,
+                    _ => {}
+                },
+                _ = tokio::time::sleep_until(deadline) => panic!("not connected within {WAIT:?}"),
+            }
+        }
+    }
+
+    /// Decodes frames until `check` accepts one; returns what it returned.
+    async fn frame_until<T>(
+        &mut self,
+        decoder: &mut Decoder,
+        mut check: impl FnMut(&rtcdesk_media::DecodedFrame) -> Option<T>,
+    ) -> T {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            tokio::select! {
+                frame = self.video.recv() => {
+                    let frame = frame.expect("video goes on");
+                    if let Ok(Some(picture)) = decoder.decode(&frame.data, 0) {
+                        if let Some(found) = check(&picture) {
+                            return found;
+                        }
+                    } else {
+                        self.handle.request_keyframe();
+                    }
+                }
+                // Keep draining peer events so the network loop never waits on us.
+                _ = self.events.recv() => {}
+                _ = tokio::time::sleep_until(deadline) => panic!("no matching frame within {WAIT:?}"),
+            }
+        }
+    }
+
+    async fn send_input(&self, seq: u32, event: InputEvent) {
+        let channel = if event.is_droppable() {
+            Channel::Pointer
+        } else {
+            Channel::Input
+        };
+        let message = InputMessage {
+            seq,
+            timestamp_us: 0,
+            event,
+        };
+        self.handle
+            .send_data(channel, message.to_bytes())
+            .await
+            .unwrap();
+    }
+}
+
+async fn wait_event(
+    puppet: &mut Puppet,
+    mut wanted: impl FnMut(&PuppetEvent) -> bool,
+) -> PuppetEvent {
+    timeout(WAIT, async {
+        loop {
+            let event = puppet.next_event().await.expect("puppet running");
+            if wanted(&event) {
+                return event;
+            }
+        }
+    })
+    .await
+    .expect("event in time")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn video_decodes_with_increasing_stamps_and_input_reaches_the_desktop() {
+    let mut puppet = Puppet::start(PuppetConfig::loopback(synthetic()))
+        .await
+        .expect("puppet starts");
+    let desktop = puppet.synthetic_desktop().expect("synthetic source");
+    let mut controller = dial(&puppet).await.expect("accepted");
+    wait_event(&mut puppet, |e| {
+        matches!(e, PuppetEvent::SessionConnected { .. })
+    })
+    .await;
+    assert_eq!(puppet.sessions()[0].state, SessionState::Connected);
+
+    let mut decoder = Decoder::new(1).unwrap();
+    let first = controller
+        .frame_until(&mut decoder, |p| read_stamp(p.view()))
+        .await;
+    desktop.text("hi");
+    let second = controller
+        .frame_until(&mut decoder, |p| {
+            read_stamp(p.view()).filter(|s| s.frame_number > first.frame_number)
+        })
+        .await;
+    assert!(second.frame_number > first.frame_number);
+
+    // Move the pointer to the top-left quarter; the marker shows there in the video.
+    controller
+        .send_input(1, InputEvent::PointerMove { x: 16384, y: 16384 })
+        .await;
+    let (x, y) = controller
+        .frame_until(&mut decoder, |p| {
+            find_pointer(p.view()).filter(|&(x, y)| x < 320 && y < 180)
+        })
+        .await;
+    assert!(
+        x.abs_diff(159) <= 20 && y.abs_diff(89) <= 20,
+        "marker at {x},{y}"
+    );
+    assert_eq!(desktop.pointer(), (159, 89));
+
+    controller
+        .send_input(2, InputEvent::Text("typed".into()))
+        .await;
+    // Typing changes the desktop, so a frame follows; wait on frames, not on a clock.
+    controller
+        .frame_until(&mut decoder, |_| {
+            desktop.typed_text().ends_with("typed").then_some(())
+        })
+        .await;
+
+    // The controller leaves: the puppet ends the session.
+    let session = controller.session.clone();
+    controller
+        .signal
+        .send(
+            &Leave {
+                session: session.clone(),
+            }
+            .into(),
+        )
+        .await
+        .unwrap();
+    let ended = wait_event(&mut puppet, |e| {
+        matches!(e, PuppetEvent::SessionEnded { .. })
+    })
+    .await;
+    assert_eq!(
+        ended,
+        PuppetEvent::SessionEnded {
+            session,
+            reason: EndReason::Left
+        }
+    );
+    assert!(puppet.sessions().is_empty());
+    puppet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_controller_is_told_so() {
+    let mut config = PuppetConfig::loopback(synthetic());
+    config.accept = AcceptPolicy::Callback(Arc::new(|request| request.from != "test controller"));
+    let mut puppet = Puppet::start(config).await.expect("puppet starts");
+    let reason = dial(&puppet).await.err().expect("rejected");
+    assert!(reason.contains("declined"), "reason: {reason}");
+    wait_event(&mut puppet, |e| matches!(e, PuppetEvent::Declined { .. })).await;
+    assert!(puppet.sessions().is_empty());
+    puppet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_controllers_watch_at_once_and_shutdown_tells_both() {
+    let puppet = Puppet::start(PuppetConfig::loopback(synthetic()))
+        .await
+        .expect("puppet starts");
+    let mut a = dial(&puppet).await.expect("a accepted");
+    let mut b = dial(&puppet).await.expect("b accepted");
+    let mut decoder_a = Decoder::new(1).unwrap();
+    let mut decoder_b = Decoder::new(1).unwrap();
+    a.frame_until(&mut decoder_a, |p| read_stamp(p.view()))
+        .await;
+    b.frame_until(&mut decoder_b, |p| read_stamp(p.view()))
+        .await;
+    assert_eq!(puppet.sessions().len(), 2);
+    puppet.shutdown().await;
+    for controller in [&mut a, &mut b] {
+        let left = timeout(WAIT, async {
+            loop {
+                match controller.signal.recv().await {
+                    Ok(Some(SignalMessage::Left(left))) => return Some(left.session),
+                    Ok(Some(_)) => continue,
+                    _ => return None,
+                }
+            }
+        })
+        .await
+        .expect("told in time");
+        // Either the puppet's `leave` arrived as `left`, or the embedded server went down with
+        // the puppet; both tell the controller the session is over.
+        if let Some(session) = left {
+            assert_eq!(session, controller.session);
+        }
+    }
+}

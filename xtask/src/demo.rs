@@ -1,0 +1,561 @@
+//! `cargo xtask demo`: the whole product on one machine, with pictures to show for it.
+//!
+//! Installs what is missing, builds the `puppet` and `controller` programs, starts an X server
+//! (Xvfb) when there is no display, runs a puppet (the synthetic desktop by default, or the real
+//! screen) with its embedded signaling server and a controller window connected to it, drives
+//! the window with `xdotool` (pointer, click, typing, wheel), takes screenshots of the screen
+//! the window is on with `import -window root`, and writes them with a stats summary under
+//! `out/demo/`. On a desktop with a display the window opens there, for you to watch (and use).
+//!
+//! Plain std: the programs are spawned as processes and driven through their output and the X
+//! tools, which is how a user would run them.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::{cargo, packages, step, workspace_root};
+
+const USAGE: &str = "\
+usage: cargo xtask demo [--source synthetic|x11] [--size WxH] [--headless-x] [--seconds N]
+
+  --source synthetic   share a generated test desktop that draws the input it receives (default)
+  --source x11         share the X screen itself (the real desktop, or the demo's Xvfb)
+  --size WxH           size of the synthetic desktop and of the demo's Xvfb (default 1280x720)
+  --headless-x         use a private Xvfb even when DISPLAY is set (no window on your desktop)
+  --seconds N          how long to keep the session open after the scripted input (default 3)
+";
+
+/// Everything the demo spawned, killed in reverse order when it ends, also on error.
+#[derive(Default)]
+struct Processes {
+    children: Vec<(String, Child)>,
+}
+
+impl Processes {
+    fn add(&mut self, name: &str, child: Child) -> u32 {
+        let id = child.id();
+        self.children.push((name.to_string(), child));
+        id
+    }
+
+    fn stop_all(&mut self) {
+        while let Some((_, mut child)) = self.children.pop() {
+            if let Ok(None) = child.try_wait() {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+    }
+
+    /// Whether the named process has exited, and how.
+    fn exited(&mut self, name: &str) -> Option<std::process::ExitStatus> {
+        self.children
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, child)| child.try_wait().ok().flatten())
+    }
+}
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+struct Options {
+    source: String,
+    size: (u32, u32),
+    private_x: bool,
+    linger: Duration,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut options = Options {
+        source: "synthetic".into(),
+        size: (1280, 720),
+        private_x: false,
+        linger: Duration::from_secs(3),
+    };
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--source" => {
+                let value = iter.next().ok_or("--source needs synthetic or x11")?;
+                if value != "synthetic" && value != "x11" {
+                    return Err(format!("--source {value}: expected synthetic or x11"));
+                }
+                options.source = value.clone();
+            }
+            "--size" => {
+                let value = iter.next().ok_or("--size needs WxH")?;
+                let (w, h) = value
+                    .split_once('x')
+                    .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+                    .ok_or_else(|| format!("--size {value}: expected WxH, e.g. 1280x720"))?;
+                options.size = (w, h);
+            }
+            "--headless-x" => options.private_x = true,
+            "--seconds" => {
+                let value = iter.next().ok_or("--seconds needs a number")?;
+                let seconds: u64 = value
+                    .parse()
+                    .map_err(|_| format!("--seconds {value}: not a whole number"))?;
+                options.linger = Duration::from_secs(seconds);
+            }
+            "-h" | "--help" => return Err(USAGE.to_string()),
+            other => return Err(format!("unknown demo option `{other}`\n\n{USAGE}")),
+        }
+    }
+    Ok(options)
+}
+
+pub fn demo(args: &[String]) -> Result<(), String> {
+    let options = parse(args)?;
+    let started = Instant::now();
+    packages::ensure_installed()?;
+    step(
+        "build puppet and controller",
+        cargo().args([
+            "build",
+            "-p",
+            "rtcdesk-puppet",
+            "-p",
+            "rtcdesk-controller",
+            "--bins",
+        ]),
+    )?;
+    let root = workspace_root();
+    let bin = target_dir(&root).join("debug");
+    let out = root.join("out/demo");
+    std::fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;
+    for entry in std::fs::read_dir(&out)
+        .map_err(|e| e.to_string())?
+        .flatten()
+    {
+        let path = entry.path();
+        if path
+            .extension()
+            .is_some_and(|e| e == "png" || e == "txt" || e == "log")
+        {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    let mut processes = Processes::default();
+    let display = match std::env::var("DISPLAY") {
+        Ok(display) if !display.is_empty() && !options.private_x => {
+            println!("==> using your display {display}: the controller window opens there");
+            display
+        }
+        _ => {
+            let display = start_xvfb(&mut processes, options.size)?;
+            println!("==> started Xvfb on {display} (no display here)");
+            display
+        }
+    };
+
+    let result = run(&options, &bin, &out, &display, &mut processes);
+    processes.stop_all();
+    result?;
+    println!(
+        "==> demo done in {:.0} s; screenshots and stats are in {}",
+        started.elapsed().as_secs_f64(),
+        out.display()
+    );
+    for entry in sorted_entries(&out) {
+        println!("    {}", entry.display());
+    }
+    Ok(())
+}
+
+fn run(
+    options: &Options,
+    bin: &Path,
+    out: &Path,
+    display: &str,
+    processes: &mut Processes,
+) -> Result<(), String> {
+    // The puppet: its own signaling server on loopback, every controller accepted (there is
+    // nobody at a terminal to ask).
+    let puppet_name = "rtcdesk demo puppet";
+    let mut puppet = Command::new(bin.join("puppet"));
+    puppet
+        .args(["--source", &options.source, "--accept-all", "--fps", "30"])
+        .args(["--listen", "127.0.0.1:0", "--name", puppet_name])
+        .args([
+            "--synthetic-size",
+            &format!("{}x{}", options.size.0, options.size.1),
+        ])
+        .arg("--record")
+        .arg(out.join("puppet-video.ivf"))
+        .env("DISPLAY", display)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log_file(out, "puppet.log")?);
+    let mut child = puppet
+        .spawn()
+        .map_err(|e| format!("could not start {}: {e}", bin.join("puppet").display()))?;
+    let stdout = child.stdout.take().ok_or("no puppet stdout")?;
+    let puppet_pid = processes.add("puppet", child);
+    let puppet_lines = lines_of(stdout, out.join("puppet-output.txt"));
+    let mut code = None;
+    let mut url = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while code.is_none() || url.is_none() {
+        let line = puppet_lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .map_err(|_| {
+                "the puppet printed no control code within 30 s (see out/demo/puppet.log)"
+            })?;
+        if let Some(rest) = line.strip_prefix("Control code:") {
+            code = Some(rest.trim().replace(' ', ""));
+        } else if let Some(rest) = line.strip_prefix("Signaling:") {
+            url = Some(rest.trim().to_string());
+        }
+    }
+    let (code, url) = (code.unwrap_or_default(), url.unwrap_or_default());
+    println!("==> puppet (pid {puppet_pid}) registered: code {code} at {url}");
+
+    let controller = Command::new(bin.join("controller"))
+        .args(["--signal", &url, "--name", "demo controller", &code])
+        .env("DISPLAY", display)
+        .stdin(Stdio::null())
+        .stdout(log_file(out, "controller-output.txt")?)
+        .stderr(log_file(out, "controller.log")?)
+        .spawn()
+        .map_err(|e| format!("could not start the controller: {e}"))?;
+    let controller_pid = processes.add("controller", controller);
+    println!("==> controller (pid {controller_pid}) started");
+
+    // The window's title names the puppet by its code ("rtcdesk — puppet 123 456 789 — …").
+    let grouped = if code.len() == 9 {
+        format!("{} {} {}", &code[0..3], &code[3..6], &code[6..9])
+    } else {
+        code.clone()
+    };
+    let window = find_window(display, &grouped, processes)?;
+    println!("==> controller window {window} is up");
+    let x = XTools {
+        display: display.to_string(),
+        window: window.clone(),
+    };
+    x.run(&["windowfocus", "--sync", &window])?;
+    // The first pictures take a moment to arrive and decode.
+    wait_for_title(&x, |title| title.contains("fps"), Duration::from_secs(20));
+    x.screenshot(&out.join("01-connected.png"))?;
+
+    let (ww, wh) = x.window_size()?;
+    // Pointer: across the picture in a few steps, then a click.
+    for step in 1..=8u32 {
+        x.run(&[
+            "mousemove",
+            "--window",
+            &window,
+            &(ww * step / 10).to_string(),
+            &(wh * step / 10).to_string(),
+        ])?;
+        std::thread::sleep(Duration::from_millis(80));
+    }
+    x.run(&["click", "--window", &window, "1"])?;
+    std::thread::sleep(Duration::from_millis(300));
+    x.screenshot(&out.join("02-pointer-moved.png"))?;
+
+    // Typing: the synthetic desktop shows the text in its field.
+    x.run(&[
+        "mousemove",
+        "--window",
+        &window,
+        &(ww / 2).to_string(),
+        &(wh / 2).to_string(),
+    ])?;
+    x.run(&[
+        "type",
+        "--window",
+        &window,
+        "--delay",
+        "40",
+        "hello from rtcdesk",
+    ])?;
+    std::thread::sleep(Duration::from_millis(500));
+    x.screenshot(&out.join("03-typed.png"))?;
+
+    // The wheel: the synthetic desktop's window scrolls.
+    for _ in 0..12 {
+        x.run(&["click", "--window", &window, "5"])?;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    x.screenshot(&out.join("04-scrolled.png"))?;
+
+    std::thread::sleep(options.linger);
+    let title = x.title().unwrap_or_default();
+    x.screenshot(&out.join("05-final.png"))?;
+
+    if let Some(status) = processes.exited("controller") {
+        return Err(format!(
+            "the controller exited early ({status}); see out/demo/controller.log"
+        ));
+    }
+    // The puppet leaves cleanly on Ctrl-C (SIGINT): `leave` for the session, peers closed.
+    let _ = Command::new("kill")
+        .args(["-INT", &puppet_pid.to_string()])
+        .status();
+    let controller_status = wait_exit(processes, "controller", Duration::from_secs(15));
+    let puppet_status = wait_exit(processes, "puppet", Duration::from_secs(10));
+    drop(puppet_lines);
+
+    let summary = summary(out, &title, controller_status, puppet_status);
+    std::fs::write(out.join("stats.txt"), &summary)
+        .map_err(|e| format!("writing stats.txt: {e}"))?;
+    println!("==> stats summary:\n{summary}");
+    Ok(())
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+}
+
+fn log_file(out: &Path, name: &str) -> Result<std::fs::File, String> {
+    std::fs::File::create(out.join(name)).map_err(|e| format!("creating {name}: {e}"))
+}
+
+/// Passes a child's output lines on through a channel, and copies them to a file.
+fn lines_of(stdout: ChildStdout, copy: PathBuf) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut file = std::fs::File::create(copy).ok();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(file) = file.as_mut() {
+                use std::io::Write;
+                let _ = writeln!(file, "{line}");
+            }
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+/// Starts a private Xvfb; returns its display name once it accepts connections.
+fn start_xvfb(processes: &mut Processes, (w, h): (u32, u32)) -> Result<String, String> {
+    let mut child = Command::new("Xvfb")
+        .args(["-displayfd", "1", "-nolisten", "tcp", "-screen", "0"])
+        .arg(format!("{w}x{h}x24"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("could not run Xvfb (cargo xtask deps installs it): {e}"))?;
+    let mut stdout = child.stdout.take().ok_or("no Xvfb stdout")?;
+    processes.add("Xvfb", child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        // Xvfb writes the display number and a newline once it is ready.
+        let mut number = String::new();
+        let mut byte = [0u8; 1];
+        while let Ok(1) = stdout.read(&mut byte) {
+            if byte[0] == b'\n' {
+                break;
+            }
+            number.push(byte[0] as char);
+        }
+        let _ = tx.send(number);
+    });
+    let number = rx
+        .recv_timeout(Duration::from_secs(20))
+        .map_err(|_| "Xvfb did not start within 20 s")?;
+    let number = number.trim();
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("Xvfb exited before it was ready".into());
+    }
+    Ok(format!(":{number}"))
+}
+
+/// Waits for the controller's window, found by a part of its title.
+fn find_window(
+    display: &str,
+    title_part: &str,
+    processes: &mut Processes,
+) -> Result<String, String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Some(status) = processes.exited("controller") {
+            return Err(format!(
+                "the controller exited ({status}) before its window showed; see out/demo/controller.log"
+            ));
+        }
+        let found = Command::new("xdotool")
+            .args(["search", "--name", title_part])
+            .env("DISPLAY", display)
+            .output();
+        if let Ok(output) = found {
+            let text = String::from_utf8_lossy(&output.stdout);
+            if let Some(id) = text.lines().map(str::trim).find(|l| !l.is_empty()) {
+                return Ok(id.to_string());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Err("the controller window did not appear within 60 s; see out/demo/controller.log".into())
+}
+
+struct XTools {
+    display: String,
+    window: String,
+}
+
+impl XTools {
+    fn command(&self, program: &str) -> Command {
+        let mut command = Command::new(program);
+        command.env("DISPLAY", &self.display);
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Result<(), String> {
+        let output = self
+            .command("xdotool")
+            .args(args)
+            .output()
+            .map_err(|e| format!("xdotool: {e}"))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "xdotool {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr).trim()
+            ))
+        }
+    }
+
+    fn title(&self) -> Option<String> {
+        let output = self
+            .command("xdotool")
+            .args(["getwindowname", &self.window])
+            .output()
+            .ok()?;
+        Some(String::from_utf8_lossy(&output.stdout).trim().to_string())
+    }
+
+    fn window_size(&self) -> Result<(u32, u32), String> {
+        let output = self
+            .command("xdotool")
+            .args(["getwindowgeometry", "--shell", &self.window])
+            .output()
+            .map_err(|e| format!("xdotool: {e}"))?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        let field = |name: &str| -> Option<u32> {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix('=')?.trim().parse().ok())
+        };
+        match (field("WIDTH"), field("HEIGHT")) {
+            (Some(w), Some(h)) => Ok((w, h)),
+            _ => Err(format!("could not read the window's size from: {text}")),
+        }
+    }
+
+    fn screenshot(&self, path: &Path) -> Result<(), String> {
+        let status = self
+            .command("import")
+            .args(["-window", "root"])
+            .arg(path)
+            .status()
+            .map_err(|e| format!("import (imagemagick): {e}"))?;
+        if status.success() {
+            println!("    screenshot {}", path.display());
+            Ok(())
+        } else {
+            Err(format!(
+                "import -window root {} failed ({status})",
+                path.display()
+            ))
+        }
+    }
+}
+
+fn wait_for_title(x: &XTools, ready: impl Fn(&str) -> bool, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if x.title().is_some_and(|t| ready(&t)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn wait_exit(
+    processes: &mut Processes,
+    name: &str,
+    limit: Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(status) = processes.exited(name) {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+/// The stats summary: the window title's live figures at the end, the controller's per-second
+/// figures (its log), the puppet's output, and how each program exited.
+fn summary(
+    out: &Path,
+    title: &str,
+    controller: Option<std::process::ExitStatus>,
+    puppet: Option<std::process::ExitStatus>,
+) -> String {
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap_or_default();
+    let controller_log = read("controller.log");
+    let figures: Vec<&str> = controller_log
+        .lines()
+        .filter(|l| l.contains("fps") || l.contains("RTT") || l.contains("latency"))
+        .collect();
+    let exit = |s: Option<std::process::ExitStatus>| match s {
+        Some(status) => status.to_string(),
+        None => "still running after the grace period (killed)".to_string(),
+    };
+    let mut text = String::new();
+    text.push_str(&format!("window title at the end: {title}\n"));
+    text.push_str(&format!("controller exit: {}\n", exit(controller)));
+    text.push_str(&format!("puppet exit: {}\n", exit(puppet)));
+    text.push_str(&format!(
+        "controller figures ({} lines; all in controller.log):\n",
+        figures.len()
+    ));
+    let tail = figures.len().saturating_sub(10);
+    for line in &figures[tail..] {
+        text.push_str("  ");
+        text.push_str(line);
+        text.push('\n');
+    }
+    text.push_str("puppet output:\n");
+    for line in read("puppet-output.txt").lines() {
+        text.push_str("  ");
+        text.push_str(line);
+        text.push('\n');
+    }
+    let video = out.join("puppet-video.ivf");
+    if let Ok(meta) = std::fs::metadata(&video) {
+        text.push_str(&format!(
+            "recorded video: {} ({} bytes; play with `dav1d -i` or ffplay)\n",
+            video.display(),
+            meta.len()
+        ));
+    }
+    text
+}
+
+fn sorted_entries(dir: &Path) -> Vec<PathBuf> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    entries.sort();
+    entries
+}
