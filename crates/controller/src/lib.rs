@@ -1,0 +1,182 @@
+//! The rtcdesk controller: shows a puppet's screen and sends it input.
+//!
+//! [`Controller::connect`] does the whole pairing: it connects to the signaling server, asks for
+//! the puppet by its control code, waits for the puppet's user to accept, answers the puppet's
+//! WebRTC offer and trickles ICE candidates both ways until the peer connection is up. Errors
+//! name what went wrong so the binary can map them to exit codes ([`ConnectError::exit_code`]).
+//!
+//! Data flow once connected: the network task (tokio) receives AV1 frames on the video track;
+//! a decoder thread ([`decode`]) turns each into a picture with dav1d and hands it to a
+//! [`FrameSink`] — the window's latest-wins slot, the headless PNG writer ([`headless`]), or a
+//! test's or benchmark's own sink. Input goes the other way: window events become
+//! [`InputMessage`]s (see `rtcdesk_input::window`), and [`InputSender::send`] puts pointer moves
+//! on the unreliable pointer channel and everything else on the reliable input channel.
+//! [`ControllerEvent`]s report the connection, stats once a second, and the end.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use rtcdesk_controller::{Controller, ControllerConfig, ControllerEvent, DecodedPicture, FrameSink};
+//!
+//! struct Count(u64);
+//! impl FrameSink for Count {
+//!     fn frame(&mut self, picture: &DecodedPicture<'_>) { self.0 += 1; }
+//! }
+//!
+//! let config = ControllerConfig::new("ws://127.0.0.1:8443/", "123 456 789".parse()?);
+//! let mut controller = Controller::connect(config, Box::new(Count(0))).await?;
+//! while let Some(event) = controller.next_event().await {
+//!     if let ControllerEvent::Ended(reason) = event {
+//!         eprintln!("{reason}");
+//!         break;
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod decode;
+pub mod headless;
+mod session;
+pub mod stats;
+pub mod window;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub use decode::{DecodedPicture, FrameSink};
+pub use rtcdesk_input::KeyboardMode;
+pub use rtcdesk_proto::input::InputMessage;
+pub use rtcdesk_proto::ControlCode;
+pub use session::{Controller, ControllerEvent, EndReason, InputSender, SessionStats};
+
+/// Exit code: the user closed the session.
+pub const EXIT_OK: i32 = 0;
+/// Exit code: any error not listed here.
+pub const EXIT_OTHER: i32 = 1;
+/// Exit code: bad command line.
+pub const EXIT_USAGE: i32 = 2;
+/// Exit code: no puppet has this control code.
+pub const EXIT_UNKNOWN_CODE: i32 = 3;
+/// Exit code: the puppet's user refused the connection.
+pub const EXIT_REJECTED: i32 = 4;
+/// Exit code: the signaling server could not be reached.
+pub const EXIT_SIGNAL_UNREACHABLE: i32 = 5;
+/// Exit code: the connection to the puppet failed or was lost.
+pub const EXIT_CONNECTION_LOST: i32 = 6;
+
+/// Everything [`Controller::connect`] needs. [`ControllerConfig::new`] gives working defaults.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// The signaling server, `ws://…` or `wss://…` (what the puppet prints).
+    pub signal_url: String,
+    /// Whom to trust for `wss://` (public CAs by default; a pinned or extra CA for self-signed).
+    pub tls: rtcdesk_signal::tls::TlsOptions,
+    /// The puppet's control code.
+    pub code: ControlCode,
+    /// Our name, shown to the puppet's user when asked to accept.
+    pub name: String,
+    /// How key events are replayed on the puppet (sent on the control channel when it opens).
+    pub keyboard: KeyboardMode,
+    /// STUN servers for server-reflexive candidates (needed across NATs).
+    pub stun_servers: Vec<SocketAddr>,
+    /// Bind the peer's UDP socket here instead of on every interface (tests: `127.0.0.1:0`).
+    pub bind: Option<SocketAddr>,
+    /// How long the puppet's user may take to accept.
+    pub accept_timeout: Duration,
+    /// How long, after acceptance, the WebRTC connection may take to come up.
+    pub connect_timeout: Duration,
+    /// Silence after which a connected session counts as lost (the issue asks for < 10 s).
+    pub lost_after: Duration,
+    /// dav1d worker threads (0: dav1d decides).
+    pub decoder_threads: u32,
+}
+
+impl ControllerConfig {
+    /// Defaults for connecting to `signal_url` with `code`: name from `$USER@hostname`, map
+    /// keyboard, no STUN, 2 minutes to accept, 15 s to connect, lost after 8 s of silence.
+    pub fn new(signal_url: impl Into<String>, code: ControlCode) -> Self {
+        Self {
+            signal_url: signal_url.into(),
+            tls: rtcdesk_signal::tls::TlsOptions::default(),
+            code,
+            name: default_name(),
+            keyboard: KeyboardMode::Map,
+            stun_servers: Vec::new(),
+            bind: None,
+            accept_timeout: Duration::from_secs(120),
+            connect_timeout: Duration::from_secs(15),
+            lost_after: Duration::from_secs(8),
+            decoder_threads: 2,
+        }
+    }
+}
+
+/// `user@host` from the environment, or "controller".
+pub fn default_name() -> String {
+    let user = std::env::var("USER").ok().filter(|u| !u.is_empty());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty());
+    match (user, host) {
+        (Some(user), Some(host)) => format!("{user}@{host}"),
+        (Some(name), None) | (None, Some(name)) => name,
+        (None, None) => "controller".to_owned(),
+    }
+}
+
+/// Why a connection to a puppet could not be made; each variant maps to an exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The signaling server could not be reached (refused, unreachable, TLS, timeout).
+    #[error("cannot reach the signaling server: {0}")]
+    SignalUnreachable(#[source] rtcdesk_signal::client::ClientError),
+    /// The signaling connection broke during pairing.
+    #[error("the signaling server closed the connection during pairing")]
+    SignalClosed,
+    /// No live puppet has this control code (mistyped, expired, or the puppet stopped).
+    #[error("no puppet has the code {0}: check the code the puppet shows (codes expire)")]
+    UnknownCode(ControlCode),
+    /// The puppet's user refused (or did not answer in time).
+    #[error("the puppet's user refused the connection{}", reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
+    Rejected {
+        /// The reason the puppet gave, if any.
+        reason: Option<String>,
+    },
+    /// Nobody accepted within [`ControllerConfig::accept_timeout`].
+    #[error("the puppet's user did not answer within {0:?}")]
+    NoAnswer(Duration),
+    /// The server refused for another reason (rate limited, busy, …).
+    #[error("the signaling server refused: {code}: {message}")]
+    Refused {
+        /// The server's error code.
+        code: rtcdesk_proto::signal::ErrorCode,
+        /// Its explanation.
+        message: String,
+    },
+    /// The peer connection did not come up, or the puppet left before it did.
+    #[error("the connection to the puppet failed: {0}")]
+    ConnectionFailed(String),
+    /// The WebRTC engine failed.
+    #[error("WebRTC: {0}")]
+    Peer(#[from] rtcdesk_peer::Error),
+    /// The video decoder could not start.
+    #[error("video decoder: {0}")]
+    Decoder(#[from] rtcdesk_media::Error),
+}
+
+impl ConnectError {
+    /// The process exit code for this error (see the crate's exit code constants).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ConnectError::SignalUnreachable(_) => EXIT_SIGNAL_UNREACHABLE,
+            ConnectError::UnknownCode(_) => EXIT_UNKNOWN_CODE,
+            ConnectError::Rejected { .. } | ConnectError::NoAnswer(_) => EXIT_REJECTED,
+            ConnectError::ConnectionFailed(_) | ConnectError::SignalClosed => EXIT_CONNECTION_LOST,
+            ConnectError::Refused { .. } | ConnectError::Peer(_) | ConnectError::Decoder(_) => {
+                EXIT_OTHER
+            }
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! `controller`: shows a puppet's screen in a window and sends it input.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use rtcdesk_controller::headless::{png_sink, HeadlessOptions};
+use rtcdesk_controller::window::{FrameSlot, UserEvent, WindowApp, WindowSink};
+use rtcdesk_controller::{
+    stats, ControlCode, Controller, ControllerConfig, ControllerEvent, FrameSink, KeyboardMode,
+    EXIT_OTHER, EXIT_USAGE,
+};
+use rtcdesk_signal::tls::TlsOptions;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  the session was closed by you (window closed, or --headless finished)
+  1  any other error (the message says which)
+  2  usage error (bad option or control code)
+  3  no puppet has this control code (mistyped or expired)
+  4  the puppet's user refused the connection (or did not answer)
+  5  the signaling server could not be reached
+  6  the connection to the puppet failed or was lost (puppet stopped, network gone)
+
+In the window, Ctrl+Alt+Shift releases the keyboard to your own desktop (keys stay here,
+everything held on the puppet is released); press it again to take the keyboard back.";
+
+/// Connects to a puppet by its control code and shows its screen; mouse and keyboard input in
+/// the window are replayed on the puppet once its user has accepted.
+#[derive(Debug, Parser)]
+#[command(name = "controller", version, after_help = EXIT_CODES)]
+struct Args {
+    /// The puppet's control code, as it shows it: 9 digits, spaces optional ("123 456 789").
+    #[arg(required = true, num_args = 1..=3)]
+    code: Vec<String>,
+
+    /// The signaling server, as the puppet prints it (ws://HOST:PORT/ or wss://…). Without
+    /// it, ws://127.0.0.1:8443/ (a puppet with an embedded server on this machine).
+    #[arg(long, value_name = "URL", env = "RTCDESK_SIGNAL")]
+    signal: Option<String>,
+
+    /// Your name, shown to the puppet's user when they are asked to accept.
+    #[arg(long)]
+    name: Option<String>,
+
+    /// How keys are replayed: "map" presses the key at the same position (shortcuts, games);
+    /// "translate" types the character you typed, whatever the puppet's keyboard layout.
+    #[arg(long, value_enum, default_value = "map")]
+    keyboard: Keyboard,
+
+    /// A STUN server (HOST:PORT) for connecting across NATs; repeatable.
+    #[arg(long, value_name = "HOST:PORT")]
+    stun: Vec<String>,
+
+    /// Trust a wss:// server whose certificate has this SHA-256 fingerprint (as
+    /// `rtcdesk-signal` prints it for a self-signed certificate).
+    #[arg(long, value_name = "FINGERPRINT", conflicts_with = "ca")]
+    insecure_pin: Option<String>,
+
+    /// Trust wss:// servers whose certificate is signed by the CA in this PEM file.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+
+    /// No window: save decoded pictures as PNG files into --out and print stats.
+    #[arg(long, requires = "out")]
+    headless: bool,
+
+    /// With --headless: how many pictures to save before exiting (0 when done).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    frames: u32,
+
+    /// With --headless: save every k-th decoded picture.
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    every: u32,
+
+    /// With --headless: the folder for frame-00000.png, … (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+
+    /// How long the puppet's user may take to accept, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    accept_timeout: u64,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Keyboard {
+    Map,
+    Translate,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(error) => {
+            let code = if error.use_stderr() { EXIT_USAGE } else { 0 };
+            let _ = error.print();
+            return ExitCode::from(code as u8);
+        }
+    };
+    let config = match config(&args) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("controller: {error:#}");
+            return ExitCode::from(EXIT_USAGE as u8);
+        }
+    };
+    let result = if args.headless {
+        run_headless(&args, config)
+    } else {
+        run_window(config)
+    };
+    match result {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(error) => {
+            eprintln!("controller: {error:#}");
+            ExitCode::from(EXIT_OTHER as u8)
+        }
+    }
+}
+
+fn config(args: &Args) -> anyhow::Result<ControllerConfig> {
+    let code: ControlCode = args
+        .code
+        .join("")
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{e} (got {:?})", args.code.join(" ")))?;
+    let url = args
+        .signal
+        .clone()
+        .unwrap_or_else(|| "ws://127.0.0.1:8443/".to_owned());
+    let mut config = ControllerConfig::new(url, code);
+    if let Some(name) = &args.name {
+        config.name = name.clone();
+    }
+    config.keyboard = match args.keyboard {
+        Keyboard::Map => KeyboardMode::Map,
+        Keyboard::Translate => KeyboardMode::Translate,
+    };
+    config.accept_timeout = Duration::from_secs(args.accept_timeout);
+    config.stun_servers = args
+        .stun
+        .iter()
+        .map(|server| resolve(server))
+        .collect::<anyhow::Result<Vec<SocketAddr>>>()?;
+    if let Some(fingerprint) = &args.insecure_pin {
+        config.tls = TlsOptions::pinned(fingerprint).context("--insecure-pin")?;
+    } else if let Some(ca) = &args.ca {
+        let pem = std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?;
+        config.tls = TlsOptions::with_ca_pem(&pem).context("--ca")?;
+    }
+    if args.frames == 0 {
+        anyhow::bail!("--frames must be at least 1");
+    }
+    Ok(config)
+}
+
+fn resolve(server: &str) -> anyhow::Result<SocketAddr> {
+    server
+        .to_socket_addrs()
+        .with_context(|| format!("--stun {server}: not HOST:PORT, or the name does not resolve"))?
+        .next()
+        .with_context(|| format!("--stun {server}: no address"))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("rtcdesk-net")
+        .enable_all()
+        .build()
+        .context("cannot start the network threads")
+}
+
+/// Connects, telling the user what is happening; on failure prints why and gives the exit code.
+async fn connect(config: ControllerConfig, sink: Box<dyn FrameSink>) -> Result<Controller, i32> {
+    eprintln!(
+        "controller: asking {} for puppet {} — waiting for its user to accept…",
+        config.signal_url, config.code
+    );
+    match Controller::connect(config, sink).await {
+        Ok(controller) => {
+            eprintln!("controller: connected");
+            Ok(controller)
+        }
+        Err(error) => {
+            eprintln!("controller: {error}");
+            Err(error.exit_code())
+        }
+    }
+}
+
+fn run_headless(args: &Args, config: ControllerConfig) -> anyhow::Result<i32> {
+    let out = args.out.clone().context("--headless needs --out DIR")?;
+    let (sink, mut writer) = png_sink(HeadlessOptions {
+        frames: args.frames,
+        every: args.every,
+        out: out.clone(),
+    })
+    .with_context(|| format!("cannot create {}", out.display()))?;
+    let runtime = runtime()?;
+    let code = runtime.block_on(async {
+        let mut controller = match connect(config, Box::new(sink)).await {
+            Ok(controller) => controller,
+            Err(code) => return code,
+        };
+        let mut last_stats = None;
+        let code = loop {
+            tokio::select! {
+                _ = writer.done() => break 0,
+                event = controller.next_event() => match event {
+                    Some(ControllerEvent::Stats(stats)) => {
+                        eprintln!("controller: {}", stats::figures(&stats));
+                        last_stats = Some(stats);
+                    }
+                    Some(ControllerEvent::Ended(reason)) => {
+                        eprintln!("controller: {reason}");
+                        break reason.exit_code();
+                    }
+                    Some(_) => {}
+                    None => break 6,
+                },
+            }
+        };
+        controller.close().await;
+        if let Some(stats) = last_stats {
+            eprintln!("controller: last second: {}", stats::figures(&stats));
+        }
+        code
+    });
+    let summary = writer.finish().context("writing PNG files")?;
+    let mut ages: Vec<Duration> = summary.stamp_ages.clone();
+    ages.sort();
+    println!(
+        "saved {} pictures ({}x{}) into {}",
+        summary.files.len(),
+        summary.size.0,
+        summary.size.1,
+        out.display()
+    );
+    if !ages.is_empty() {
+        println!(
+            "glass-to-glass (stamped pictures): median {}, max {}",
+            stats::millis(ages[ages.len() / 2]),
+            stats::millis(ages[ages.len() - 1])
+        );
+    }
+    if code == 0 && summary.files.len() < args.frames as usize {
+        eprintln!(
+            "controller: the session ended after {} of {} pictures",
+            summary.files.len(),
+            args.frames
+        );
+        return Ok(EXIT_OTHER);
+    }
+    Ok(code)
+}
+
+fn run_window(config: ControllerConfig) -> anyhow::Result<i32> {
+    let event_loop = winit::event_loop::EventLoop::<UserEvent>::with_user_event()
+        .build()
+        .context("cannot open a window (no display? use --headless --out DIR)")?;
+    let proxy = event_loop.create_proxy();
+    let slot = Arc::new(FrameSlot::default());
+    let sink = WindowSink::new(slot.clone(), proxy.clone());
+    let runtime = runtime()?;
+    let keyboard = config.keyboard;
+    let puppet = format!("puppet {}", config.code);
+    let mut controller = match runtime.block_on(connect(config, Box::new(sink))) {
+        Ok(controller) => controller,
+        Err(code) => return Ok(code),
+    };
+    // Size the window for the video: wait briefly for the first picture (a keyframe follows
+    // the connection at once).
+    let waited = std::time::Instant::now();
+    while slot.size().is_none() && waited.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut events = controller.take_events();
+    runtime.spawn(async move {
+        while let Some(event) = events.recv().await {
+            if proxy.send_event(UserEvent::Controller(event)).is_err() {
+                break;
+            }
+        }
+    });
+    let mut app = WindowApp::new(puppet, slot, controller.input_sender(), keyboard);
+    let run = event_loop.run_app(&mut app);
+    let _ = runtime.block_on(tokio::time::timeout(
+        Duration::from_secs(3),
+        controller.close(),
+    ));
+    run.context("the window's event loop failed")?;
+    if let Some(error) = app.error() {
+        eprintln!("controller: {error}");
+    }
+    Ok(app.exit_code())
+}

@@ -1,0 +1,105 @@
+//! Under a private Xvfb: the real `controller` binary opens its window against an in-process
+//! puppet, and a screenshot of that window shows the puppet's picture.
+
+mod common;
+
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use common::*;
+use rtcdesk_media::{psnr_y, read_stamp_bgra, Frame};
+use rtcdesk_puppet::PuppetEvent;
+use rtcdesk_xvfb::Xvfb;
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The window with "rtcdesk" in its title, once it is mapped.
+fn find_window(xvfb: &Xvfb) -> Option<String> {
+    let output = xvfb
+        .command("xdotool")
+        .args(["search", "--onlyvisible", "--name", "rtcdesk"])
+        .output()
+        .ok()?;
+    String::from_utf8(output.stdout)
+        .ok()?
+        .lines()
+        .next()
+        .map(str::to_owned)
+}
+
+/// A screenshot of one window as a BGRA frame.
+fn screenshot(xvfb: &Xvfb, window: &str, path: &std::path::Path) -> Option<Frame> {
+    let status = xvfb
+        .command("import")
+        .args(["-window", window])
+        .arg(format!("png24:{}", path.display()))
+        .stderr(Stdio::null())
+        .status()
+        .ok()?;
+    if !status.success() {
+        return None;
+    }
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).ok()?));
+    let mut reader = decoder.read_info().ok()?;
+    let mut buffer = vec![0; reader.output_buffer_size()?];
+    let info = reader.next_frame(&mut buffer).ok()?;
+    let channels = info.color_type.samples();
+    let mut frame = Frame::new(info.width, info.height);
+    for y in 0..info.height as usize {
+        for x in 0..info.width as usize {
+            let src = &buffer[y * info.line_size + x * channels..][..3];
+            let dst = &mut frame.data[y * frame.stride + x * 4..][..4];
+            dst.copy_from_slice(&[src[2], src[1], src[0], 255]);
+        }
+    }
+    Some(frame)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_screenshot_of_the_controller_window_shows_the_puppets_picture() {
+    let xvfb = Xvfb::start(1024, 768).expect("Xvfb starts");
+    let mut puppet = start_puppet().await;
+    let child = xvfb
+        .command(env!("CARGO_BIN_EXE_controller"))
+        .args(["--signal", puppet.signal_url()])
+        .arg(puppet.control_code().to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the controller binary runs");
+    let _child = KillOnDrop(child);
+    wait_puppet_event(&mut puppet, "SessionConnected", |e| {
+        matches!(e, PuppetEvent::SessionConnected { .. })
+    })
+    .await;
+
+    let path = std::env::temp_dir().join(format!("rtcdesk-window-{}.png", std::process::id()));
+    // Poll the screen (an external program's window: no event tells us it was drawn).
+    let found = tokio::time::timeout(DEADLINE, async {
+        loop {
+            if let Some(window) = find_window(&xvfb) {
+                if let Some(frame) = screenshot(&xvfb, &window, &path) {
+                    if let Some(stamp) = read_stamp_bgra(&frame) {
+                        return (frame, stamp);
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    let (frame, stamp) = found.expect("a window showing a stamped picture within 10 s");
+    assert_eq!((frame.width, frame.height), (WIDTH, HEIGHT));
+    let shown = rtcdesk_media::convert::to_i420(&frame);
+    let psnr = psnr_y(shown.view(), reference(stamp, |_| {}).view());
+    assert!(psnr >= 30.0, "the window shows the desktop at {psnr:.1} dB");
+    let _ = std::fs::remove_file(path);
+    puppet.shutdown().await;
+}
