@@ -221,7 +221,9 @@ fn run(
     println!("==> puppet (pid {puppet_pid}) registered: code {code} at {url}");
 
     let controller = Command::new(bin.join("controller"))
-        .args(["--signal", &url, "--name", "demo controller", &code])
+        // Translate mode sends typed characters as text, which the synthetic desktop shows.
+        .args(["--signal", &url, "--name", "demo controller"])
+        .args(["--keyboard", "translate", &code])
         .env("DISPLAY", display)
         .stdin(Stdio::null())
         .stdout(log_file(out, "controller-output.txt")?)
@@ -246,7 +248,9 @@ fn run(
     x.run(&["windowfocus", "--sync", &window])?;
     // The first pictures take a moment to arrive and decode.
     wait_for_title(&x, |title| title.contains("fps"), Duration::from_secs(20));
+    let mut titles = Vec::new();
     x.screenshot(&out.join("01-connected.png"))?;
+    titles.push(("connected", x.title().unwrap_or_default()));
 
     let (ww, wh) = x.window_size()?;
     // Pointer: across the picture in a few steps, then a click.
@@ -263,6 +267,7 @@ fn run(
     x.run(&["click", "--window", &window, "1"])?;
     std::thread::sleep(Duration::from_millis(300));
     x.screenshot(&out.join("02-pointer-moved.png"))?;
+    titles.push(("pointer moved", x.title().unwrap_or_default()));
 
     // Typing: the synthetic desktop shows the text in its field.
     x.run(&[
@@ -282,6 +287,7 @@ fn run(
     ])?;
     std::thread::sleep(Duration::from_millis(500));
     x.screenshot(&out.join("03-typed.png"))?;
+    titles.push(("typed", x.title().unwrap_or_default()));
 
     // The wheel: the synthetic desktop's window scrolls.
     for _ in 0..12 {
@@ -290,9 +296,10 @@ fn run(
     }
     std::thread::sleep(Duration::from_millis(500));
     x.screenshot(&out.join("04-scrolled.png"))?;
+    titles.push(("scrolled", x.title().unwrap_or_default()));
 
     std::thread::sleep(options.linger);
-    let title = x.title().unwrap_or_default();
+    titles.push(("still, at the end", x.title().unwrap_or_default()));
     x.screenshot(&out.join("05-final.png"))?;
 
     if let Some(status) = processes.exited("controller") {
@@ -308,7 +315,7 @@ fn run(
     let puppet_status = wait_exit(processes, "puppet", Duration::from_secs(10));
     drop(puppet_lines);
 
-    let summary = summary(out, &title, controller_status, puppet_status);
+    let summary = summary(out, &titles, controller_status, puppet_status);
     std::fs::write(out.join("stats.txt"), &summary)
         .map_err(|e| format!("writing stats.txt: {e}"))?;
     println!("==> stats summary:\n{summary}");
@@ -507,7 +514,7 @@ fn wait_exit(
 /// figures (its log), the puppet's output, and how each program exited.
 fn summary(
     out: &Path,
-    title: &str,
+    titles: &[(&str, String)],
     controller: Option<std::process::ExitStatus>,
     puppet: Option<std::process::ExitStatus>,
 ) -> String {
@@ -522,7 +529,10 @@ fn summary(
         None => "still running after the grace period (killed)".to_string(),
     };
     let mut text = String::new();
-    text.push_str(&format!("window title at the end: {title}\n"));
+    text.push_str("controller window title (live figures) after each step:\n");
+    for (step, title) in titles {
+        text.push_str(&format!("  {step:<18} {title}\n"));
+    }
     text.push_str(&format!("controller exit: {}\n", exit(controller)));
     text.push_str(&format!("puppet exit: {}\n", exit(puppet)));
     text.push_str(&format!(

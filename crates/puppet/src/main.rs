@@ -223,11 +223,19 @@ async fn run(args: Args) -> Result<()> {
         println!("Every controller with the code is accepted (--accept-all).");
     }
     println!("Waiting for controllers; Ctrl-C to stop.");
+    let mut shown_code = puppet.control_code();
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             event = puppet.next_event() => match event {
-                Some(event) => print_event(&puppet, &event),
+                // The first code was printed above; only a new one is news.
+                Some(PuppetEvent::Registered { code, .. }) if code == shown_code => {}
+                Some(event) => {
+                    if let PuppetEvent::Registered { code, .. } = &event {
+                        shown_code = *code;
+                    }
+                    print_event(&puppet, &event);
+                }
                 None => break,
             },
         }

@@ -439,6 +439,8 @@ impl Shell {
     }
 
     async fn carry_out(&mut self) {
+        // The book is already in its new state: publish it before the events that announce it.
+        self.publish_sessions();
         while let Some(output) = self.book.poll_output() {
             match output {
                 Output::Send(message) => self.send(message).await,
@@ -468,12 +470,16 @@ impl Shell {
                 Output::Event(event) => self.emit(event),
             }
         }
+        self.publish_sessions();
+        self.sessions.retain(|_, (_, task)| !task.is_finished());
+    }
+
+    fn publish_sessions(&self) {
         *self
             .shared
             .sessions
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = self.book.sessions();
-        self.sessions.retain(|_, (_, task)| !task.is_finished());
     }
 
     async fn command(&mut self, session: &SessionId, command: SessionCommand) {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use rtcdesk_input::{InjectorHandle, KeyboardMode, PuppetInput, ScreenArea, SessionConfig};
-use rtcdesk_peer::{Channel, Peer, PeerConfig, PeerEvent};
+use rtcdesk_peer::{Channel, Peer, PeerConfig, PeerEvent, PeerStats};
 use rtcdesk_proto::control::{self, ControlMessage};
 use rtcdesk_proto::signal::{Candidate, Offer, SessionId, SignalMessage};
 use rtcdesk_proto::InputMessage;
@@ -103,8 +103,24 @@ async fn drive(
         .into(),
     )
     .await;
+    // A still screen sends no video; without traffic the peers' silence detection would end
+    // an idle session after a few seconds. A stats message each second keeps both directions
+    // alive (its SCTP acknowledgement is the controller's traffic) and tells the controller
+    // how the puppet sees the session.
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_stats = PeerStats::default();
+    let mut channel_open = false;
     let result = loop {
         tokio::select! {
+            _ = heartbeat.tick() => {
+                if channel_open {
+                    let message = stats_message(&last_stats);
+                    if let Err(error) = handle.try_send_data(Channel::Control, message.encode().into_bytes()) {
+                        tracing::debug!(%session, %error, "stats not sent");
+                    }
+                }
+            }
             command = commands.recv() => match command {
                 Some(SessionCommand::Remote(SignalMessage::Answer(answer))) => {
                     handle.accept_answer(answer.sdp).await?;
@@ -152,7 +168,9 @@ async fn drive(
                 Some(PeerEvent::KeyframeRequested) => context.hub.request_keyframe(),
                 Some(PeerEvent::Stats(stats)) => {
                     tracing::debug!(%session, ?stats, "session stats");
+                    last_stats = stats;
                 }
+                Some(PeerEvent::ChannelOpen(Channel::Control)) => channel_open = true,
                 Some(PeerEvent::ChannelOpen(_)) => {}
             },
         }
@@ -161,6 +179,20 @@ async fn drive(
     input.end();
     handle.close().await;
     Ok(result)
+}
+
+/// How often the puppet sends its stats on the control channel.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The puppet's view of the session for the controller: frames and bits sent in the last
+/// stats interval, round-trip time, loss reported by the controller.
+fn stats_message(stats: &PeerStats) -> ControlMessage {
+    ControlMessage::Stats {
+        fps: stats.frames_sent as f64,
+        rtt_ms: stats.rtt.map_or(0.0, |rtt| rtt.as_secs_f64() * 1000.0),
+        bitrate_kbps: stats.send_bitrate_bps as f64 / 1000.0,
+        loss: stats.egress_loss.map_or(0.0, f64::from),
+    }
 }
 
 fn handle_control(

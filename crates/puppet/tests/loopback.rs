@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rtcdesk_media::{find_pointer, read_stamp, Decoder};
 use rtcdesk_peer::{Channel, Peer, PeerConfig, PeerEvent, PeerHandle, Role, VideoReceiver};
-use rtcdesk_proto::input::{InputEvent, InputMessage};
+use rtcdesk_proto::input::{InputEvent, InputMessage, WheelUnit};
 use rtcdesk_proto::signal::{Answer, Candidate, Connect, Leave, SessionId, SignalMessage};
 use rtcdesk_puppet::{
     AcceptPolicy, EndReason, Puppet, PuppetConfig, PuppetEvent, SessionState, Source,
@@ -128,6 +128,13 @@ impl TestController {
                 }
                 // Keep draining peer events so the network loop never waits on us.
                 _ = self.events.recv() => {}
+                // Keep reading signaling: that answers the server's pings, without which it
+                // drops us after its dead timeout (and the puppet ends the session).
+                message = self.signal.recv() => {
+                    if let Ok(Some(SignalMessage::Left(_))) | Ok(None) | Err(_) = message {
+                        panic!("the session ended while waiting for video: {message:?}");
+                    }
+                }
                 _ = tokio::time::sleep_until(deadline) => panic!("no matching frame within {WAIT:?}"),
             }
         }
@@ -211,9 +218,29 @@ async fn video_decodes_with_increasing_stamps_and_input_reaches_the_desktop() {
         .send_input(2, InputEvent::Text("typed".into()))
         .await;
     // Typing changes the desktop, so a frame follows; wait on frames, not on a clock.
+    let before = controller
+        .frame_until(&mut decoder, |p| {
+            read_stamp(p.view()).filter(|_| desktop.typed_text().ends_with("typed"))
+        })
+        .await;
+
+    // Three wheel notches down scroll the desktop's window: the picture changes (a frame with
+    // a newer stamp arrives although nothing else changed).
     controller
-        .frame_until(&mut decoder, |_| {
-            desktop.typed_text().ends_with("typed").then_some(())
+        .send_input(
+            3,
+            InputEvent::Wheel {
+                x: 16384,
+                y: 16384,
+                unit: WheelUnit::Lines120,
+                dx: 0,
+                dy: 360,
+            },
+        )
+        .await;
+    controller
+        .frame_until(&mut decoder, |p| {
+            read_stamp(p.view()).filter(|s| s.frame_number > before.frame_number)
         })
         .await;
 
