@@ -253,6 +253,9 @@ fn run(
     titles.push(("connected", x.title().unwrap_or_default()));
 
     let (ww, wh) = x.window_size()?;
+    // Input goes through XTEST like a real user's (xdotool with --window would send synthetic
+    // events, which windows listening through XInput2 ignore): the pointer is moved over the
+    // window and the window has the focus.
     // Pointer: across the picture in a few steps, then a click.
     for step in 1..=8u32 {
         x.run(&[
@@ -264,7 +267,7 @@ fn run(
         ])?;
         std::thread::sleep(Duration::from_millis(80));
     }
-    x.run(&["click", "--window", &window, "1"])?;
+    x.run(&["click", "1"])?;
     std::thread::sleep(Duration::from_millis(300));
     x.screenshot(&out.join("02-pointer-moved.png"))?;
     titles.push(("pointer moved", x.title().unwrap_or_default()));
@@ -291,7 +294,7 @@ fn run(
 
     // The wheel: the synthetic desktop's window scrolls.
     for _ in 0..12 {
-        x.run(&["click", "--window", &window, "5"])?;
+        x.run(&["click", "5"])?;
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(500));

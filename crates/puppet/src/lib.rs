@@ -8,8 +8,8 @@
 //!
 //! - **Video, one pipeline for all sessions.** A capture thread grabs the screen (X11, or the
 //!   [`SyntheticDesktop`]) and keeps only the latest changed frame. The encoder thread takes it
-//!   as soon as the [`pacer`] allows (at most `fps` frames a second, nothing while the screen is
-//!   still), scales it down to `max_size` if asked, encodes it (libaom realtime or rav1e) and
+//!   as soon as the [`pacer`] allows (at most `fps` frames a second; once the screen stops
+//!   changing, one sharp keyframe of the final picture, then nothing while it stays still), scales it down to `max_size` if asked, encodes it (libaom realtime or rav1e) and
 //!   hands the same encoded frame to every connected session's latest-wins video slot. A new
 //!   session or a keyframe request from any viewer forces a keyframe.
 //! - **Input, one injector for all sessions.** Each session's input and pointer data channels

@@ -23,6 +23,11 @@ use crate::Error;
 /// screen and a stop request are seen quickly.
 const IDLE_WAIT: Duration = Duration::from_millis(10);
 
+/// After the screen has been still this long, the last picture is sent once more as a keyframe:
+/// a burst of motion leaves the rate control's last frames coarse, and a still screen should end
+/// sharp. After that, nothing is sent until the screen changes.
+const SETTLE_AFTER: Duration = Duration::from_millis(400);
+
 /// The sessions that receive video, shared by the network side (which adds and removes them)
 /// and the encoder thread (which sends to them).
 #[derive(Debug, Default)]
@@ -183,6 +188,8 @@ impl Worker {
     fn run(mut self) {
         // The newest changed frame not encoded yet (latest wins).
         let mut waiting: Option<Frame> = None;
+        // When the last changed frame was encoded, until the settling keyframe has been sent.
+        let mut unsettled_since: Option<Instant> = None;
         while !self.stop.load(Ordering::Acquire) {
             let now = Instant::now();
             let wait = match (self.pacer.poll_timeout(), waiting.is_some()) {
@@ -210,12 +217,16 @@ impl Worker {
                 self.encoder.request_keyframe();
             }
             let now = Instant::now();
+            let settle = unsettled_since.is_some_and(|at| now - at >= SETTLE_AFTER);
             let result = if waiting.is_some() && self.pacer.poll_encode(now) {
                 let frame = waiting.take().expect("checked above");
                 let result = self.encode(&frame);
                 self.capture.recycle(frame);
+                unsettled_since = Some(now);
                 result
-            } else if keyframe && waiting.is_none() {
+            } else if (keyframe || settle) && waiting.is_none() {
+                unsettled_since = None;
+                self.encoder.request_keyframe();
                 // A still screen: send the last picture again, as a keyframe.
                 self.encoder.tick(now).map(|_| ())
             } else {
