@@ -11,9 +11,9 @@
 //!   a new one 50 ms after the last was seen);
 //! - delivered fps (decoded pictures per second), received bitrate (peer stats), and
 //! - CPU of each side, in cores: per-thread CPU time from `/proc/self/task/*/stat`, grouped by
-//!   thread name (controller: `ctl-net*`, `rtcdesk-decode`; puppet: everything else the
-//!   puppet started — `pup-net*`, `capture`, `encode`, `rtcdesk-inject` — and the codec
-//!   threads they spawned, which inherit those names). "other threads" is the rest: the
+//!   thread name (controller: `ctl-net*`, `rtcdesk-decode`, `dav1d-worker`; puppet:
+//!   `pup-net*`, `capture`, `encode`, `rtcdesk-inject`, `aom enc worker`, and unnamed codec
+//!   threads, which inherit their creator's name). "other threads" is the rest: the
 //!   benchmark's own main and workload threads, and any thread not named as above.
 //!
 //! Workloads: **typing** (a character typed on the desktop every 80 ms, 12.5 per second),
@@ -63,6 +63,9 @@ struct Probe {
 #[derive(Default)]
 struct Measured {
     glass: Vec<Duration>,
+    /// Per stamped picture: capture → first packet received, received → decoded, decoded →
+    /// RGBA handed over.
+    split: Vec<(Duration, Duration, Duration)>,
     photon: Vec<Duration>,
     pictures: u64,
 }
@@ -88,7 +91,15 @@ impl FrameSink for BenchSink {
         if let Some(stamp) = picture.stamp() {
             if self.last_frame_number != Some(stamp.frame_number) {
                 self.last_frame_number = Some(stamp.frame_number);
-                measured.glass.push(stamp.age_at(handed_over));
+                let age = stamp.age_at(handed_over);
+                let since_received = now - picture.received_at;
+                let since_decoded = now - picture.decoded_at;
+                measured.glass.push(age);
+                measured.split.push((
+                    age.saturating_sub(since_received),
+                    since_received.saturating_sub(since_decoded),
+                    since_decoded,
+                ));
             }
         }
         let mut probe = self.probe.lock().unwrap_or_else(|e| e.into_inner());
@@ -127,12 +138,16 @@ fn cpu_by_group() -> HashMap<&'static str, u64> {
                 .get(12)
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0);
-        let group = if name.starts_with("ctl-net") || name.starts_with("rtcdesk-decode") {
+        let group = if name.starts_with("ctl-net")
+            || name.starts_with("rtcdesk-decode")
+            || name.starts_with("dav1d")
+        {
             "controller"
         } else if name.starts_with("pup-net")
             || name.starts_with("capture")
             || name.starts_with("encode")
             || name.starts_with("rtcdesk-inject")
+            || name.starts_with("aom")
         {
             "puppet"
         } else {
@@ -162,6 +177,10 @@ fn percentile(sorted: &[Duration], p: f64) -> String {
     format!("{:.1}", sorted[index].as_secs_f64() * 1000.0)
 }
 
+fn ms(duration: Duration) -> String {
+    format!("{:.1}", duration.as_secs_f64() * 1000.0)
+}
+
 struct Case {
     width: u32,
     height: u32,
@@ -171,6 +190,7 @@ struct Case {
 
 struct Row {
     glass: Vec<Duration>,
+    split: (Duration, Duration, Duration),
     photon: Vec<Duration>,
     probes_sent: u64,
     fps: f64,
@@ -198,7 +218,8 @@ fn run_case(case: &Case, seconds: u64) -> anyhow::Result<Row> {
     });
     config.encoder = case.encoder;
     config.fps = 60;
-    let puppet: Puppet = puppet_rt.block_on(Puppet::start(config))?;
+    // Started on a runtime worker, so threads the codecs create unnamed inherit `pup-net`.
+    let puppet: Puppet = puppet_rt.block_on(puppet_rt.spawn(Puppet::start(config)))??;
     let desktop: SyntheticDesktop = puppet
         .synthetic_desktop()
         .ok_or_else(|| anyhow::anyhow!("no synthetic desktop"))?;
@@ -216,8 +237,8 @@ fn run_case(case: &Case, seconds: u64) -> anyhow::Result<Row> {
     let mut controller_config = ControllerConfig::new(puppet.signal_url(), puppet.control_code());
     controller_config.name = "e2e bench".into();
     controller_config.bind = Some("127.0.0.1:0".parse()?);
-    let mut controller =
-        controller_rt.block_on(Controller::connect(controller_config, Box::new(sink)))?;
+    let mut controller = controller_rt
+        .block_on(controller_rt.spawn(Controller::connect(controller_config, Box::new(sink))))??;
     let input = controller.input_sender();
     let mut events = controller.take_events();
     let bitrates = Arc::new(Mutex::new(Vec::<u64>::new()));
@@ -344,7 +365,17 @@ fn run_case(case: &Case, seconds: u64) -> anyhow::Result<Row> {
     glass.sort();
     let mut photon = measured.photon;
     photon.sort();
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v.get(v.len() / 2).copied().unwrap_or_default()
+    };
+    let split = (
+        median(measured.split.iter().map(|s| s.0).collect()),
+        median(measured.split.iter().map(|s| s.1).collect()),
+        median(measured.split.iter().map(|s| s.2).collect()),
+    );
     Ok(Row {
+        split,
         glass,
         photon,
         probes_sent,
@@ -432,9 +463,9 @@ fn main() -> anyhow::Result<()> {
     );
     println!();
     println!(
-        "| size | workload | encoder | glass-to-glass p50/p95/p99 | input-to-photon p50/p95/p99 (seen/sent) | fps | Mbit/s | puppet CPU | controller CPU | other threads |"
+        "| size | workload | encoder | glass-to-glass p50/p95/p99 | g2g p50 split: capture→received / →decoded / →RGBA | input-to-photon p50/p95/p99 (seen/sent) | fps | Mbit/s | puppet CPU | controller CPU | other threads |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for &(width, height) in &sizes {
         for &workload in &workloads {
             for &encoder in &encoders {
@@ -450,11 +481,14 @@ fn main() -> anyhow::Result<()> {
                 };
                 match run_case(&case, seconds) {
                     Ok(row) => println!(
-                        "| {width}×{height} | {} | {encoder_name} | {} / {} / {} | {} / {} / {} ({}/{}) | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                        "| {width}×{height} | {} | {encoder_name} | {} / {} / {} | {} / {} / {} | {} / {} / {} ({}/{}) | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} |",
                         workload.name(),
                         percentile(&row.glass, 0.5),
                         percentile(&row.glass, 0.95),
                         percentile(&row.glass, 0.99),
+                        ms(row.split.0),
+                        ms(row.split.1),
+                        ms(row.split.2),
                         percentile(&row.photon, 0.5),
                         percentile(&row.photon, 0.95),
                         percentile(&row.photon, 0.99),
@@ -467,7 +501,7 @@ fn main() -> anyhow::Result<()> {
                         row.other_cores,
                     ),
                     Err(error) => println!(
-                        "| {width}×{height} | {} | {encoder_name} | failed: {error:#} ||||||||",
+                        "| {width}×{height} | {} | {encoder_name} | failed: {error:#} |||||||||",
                         workload.name()
                     ),
                 }
