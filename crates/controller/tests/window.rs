@@ -101,5 +101,31 @@ async fn a_screenshot_of_the_controller_window_shows_the_puppets_picture() {
     let psnr = psnr_y(shown.view(), reference(stamp, |_| {}).view());
     assert!(psnr >= 30.0, "the window shows the desktop at {psnr:.1} dB");
     let _ = std::fs::remove_file(path);
+
+    // The pointer moved over the window reaches the puppet's desktop at the same place of the
+    // picture (the window shows it 1:1 here).
+    let desktop = puppet.synthetic_desktop().expect("synthetic source");
+    let window = find_window(&xvfb).expect("the window");
+    let status = xvfb
+        .command("xdotool")
+        .args(["mousemove", "--window", &window, "160", "270"])
+        .status()
+        .expect("xdotool runs");
+    assert!(status.success());
+    let moved = tokio::time::timeout(DEADLINE, async {
+        loop {
+            let (x, y) = desktop.pointer();
+            if x.abs_diff(160) <= 2 && y.abs_diff(270) <= 2 {
+                return (x, y);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(
+        moved.is_ok(),
+        "the desktop pointer is at {:?}",
+        desktop.pointer()
+    );
     puppet.shutdown().await;
 }
