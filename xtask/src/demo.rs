@@ -22,7 +22,8 @@ const USAGE: &str = "\
 usage: cargo xtask demo [--source synthetic|x11] [--size WxH] [--headless-x] [--seconds N]
 
   --source synthetic   share a generated test desktop that draws the input it receives (default)
-  --source x11         share the X screen itself (the real desktop, or the demo's Xvfb)
+  --source x11         share a real X screen (a second private Xvfb with a clock on it, so the
+                       controller window does not film itself)
   --size WxH           size of the synthetic desktop and of the demo's Xvfb (default 1280x720)
   --headless-x         use a private Xvfb even when DISPLAY is set (no window on your desktop)
   --seconds N          how long to keep the session open after the scripted input (default 3)
@@ -181,6 +182,27 @@ fn run(
     // The puppet: its own signaling server on loopback, every controller accepted (there is
     // nobody at a terminal to ask).
     let puppet_name = "rtcdesk demo puppet";
+    // A puppet sharing the X screen the controller window is on would see its own window and
+    // replay its own input back into it (a feedback loop): the x11 puppet gets a screen of its
+    // own, a private Xvfb with a clock and a pair of eyes on it, like a second machine.
+    let puppet_display = if options.source == "x11" {
+        let display = start_xvfb(processes, options.size)?;
+        for (name, args) in [("xclock", &["-update", "1"][..]), ("xeyes", &[][..])] {
+            if let Ok(child) = Command::new(name)
+                .args(args)
+                .env("DISPLAY", &display)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+            {
+                processes.add(name, child);
+            }
+        }
+        println!("==> the x11 puppet shares its own Xvfb {display}");
+        display
+    } else {
+        display.to_string()
+    };
     let mut puppet = Command::new(bin.join("puppet"));
     puppet
         .args(["--source", &options.source, "--accept-all", "--fps", "30"])
@@ -191,7 +213,7 @@ fn run(
         ])
         .arg("--record")
         .arg(out.join("puppet-video.ivf"))
-        .env("DISPLAY", display)
+        .env("DISPLAY", &puppet_display)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
