@@ -69,7 +69,7 @@ struct Args {
     #[arg(long, requires = "out")]
     headless: bool,
 
-    /// With --headless: how many pictures to save before exiting (0 when done).
+    /// With --headless: how many pictures to save; then the controller exits with code 0.
     #[arg(long, value_name = "N", default_value_t = 10)]
     frames: u32,
 
