@@ -22,8 +22,8 @@ use rtcdesk_signal::tls::TlsOptions;
 #[command(name = "puppet", version, after_help = AFTER_HELP)]
 struct Args {
     /// Signaling server to register with (ws://HOST:PORT/ or wss://HOST/). Without it, the
-    /// puppet starts its own on a free port of every interface and prints the URLs that reach
-    /// it, so on a LAN nothing else is needed.
+    /// puppet starts its own on every interface, port 8443 (a free port when that is taken),
+    /// and prints the URLs that reach it, so on a LAN nothing else is needed.
     #[arg(long, value_name = "URL", env = "RTCDESK_SIGNAL")]
     signal: Option<String>,
 
