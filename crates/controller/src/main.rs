@@ -238,6 +238,9 @@ fn run_headless(args: &Args, config: ControllerConfig) -> anyhow::Result<i32> {
         code
     });
     let summary = writer.finish().context("writing PNG files")?;
+    if summary.files.is_empty() && code != 0 {
+        return Ok(code);
+    }
     let mut ages: Vec<Duration> = summary.stamp_ages.clone();
     ages.sort();
     println!(
