@@ -112,7 +112,10 @@ impl FrameSink for PngSink {
         let Some(pictures) = self.pictures.as_ref() else {
             return;
         };
-        if !picture.index.is_multiple_of(u64::from(self.options.every.max(1))) {
+        if !picture
+            .index
+            .is_multiple_of(u64::from(self.options.every.max(1)))
+        {
             return;
         }
         let mut rgba = self.spare.try_recv().unwrap_or_default();

@@ -299,9 +299,8 @@ fn run_window(config: ControllerConfig) -> anyhow::Result<i32> {
     let mut app = WindowApp::new(puppet, slot, controller.input_sender(), keyboard);
     let run = event_loop.run_app(&mut app);
     // The timer must be made inside the runtime (tokio::time::timeout panics outside one).
-    let _ = runtime.block_on(async {
-        tokio::time::timeout(Duration::from_secs(3), controller.close()).await
-    });
+    let _ = runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(3), controller.close()).await });
     run.context("the window's event loop failed")?;
     if let Some(error) = app.error() {
         eprintln!("controller: {error}");
