@@ -1,0 +1,214 @@
+//! AV1 decoding with dav1d: a picture out as soon as its temporal unit is in.
+
+use crate::error::{Error, Result};
+use crate::frame::I420View;
+
+/// A decoded picture, still in dav1d's buffers (no copy); [`DecodedFrame::view`] reads it and
+/// [`crate::convert::i420_to_rgba`] turns it into window pixels.
+#[derive(Debug, Clone)]
+pub struct DecodedFrame {
+    y: dav1d::Plane,
+    u: dav1d::Plane,
+    v: dav1d::Plane,
+    width: u32,
+    height: u32,
+    y_stride: usize,
+    uv_stride: usize,
+    /// The timestamp given with the packet to [`Decoder::decode`].
+    pub timestamp: i64,
+}
+
+impl DecodedFrame {
+    /// The picture as planes with strides.
+    pub fn view(&self) -> I420View<'_> {
+        I420View {
+            width: self.width,
+            height: self.height,
+            y: &self.y,
+            u: &self.u,
+            v: &self.v,
+            y_stride: self.y_stride,
+            uv_stride: self.uv_stride,
+        }
+    }
+
+    /// Picture width.
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    /// Picture height.
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+}
+
+/// A dav1d decoder set for lowest latency: one frame in flight (`max_frame_delay = 1`), so each
+/// packet's picture is returned by the same [`Decoder::decode`] call.
+pub struct Decoder {
+    inner: dav1d::Decoder,
+}
+
+impl Decoder {
+    /// A decoder using `threads` worker threads (0: dav1d picks by core count).
+    pub fn new(threads: u32) -> Result<Decoder> {
+        let mut settings = dav1d::Settings::new();
+        settings.set_n_threads(threads);
+        settings.set_max_frame_delay(1);
+        // Reject frames bigger than 8K so hostile input cannot ask for huge allocations.
+        settings.set_frame_size_limit(8192 * 8192);
+        let inner = dav1d::Decoder::with_settings(&settings)
+            .map_err(|e| Error::DecoderInit(e.to_string()))?;
+        Ok(Decoder { inner })
+    }
+
+    /// Decodes one temporal unit (one [`crate::EncodedFrame`]'s bytes, or one depacketized
+    /// AV1 frame from the network). Returns its picture, or `None` when the unit holds no shown
+    /// frame (rare: our encoders and browsers show every frame). Bytes that are not valid AV1,
+    /// units cut short and units without a frame give [`Error::CorruptData`]; after one, ask the
+    /// sender for a keyframe.
+    pub fn decode(&mut self, data: &[u8], timestamp: i64) -> Result<Option<DecodedFrame>> {
+        check_obus(data)?;
+        let mut picture = None;
+        let mut sent = self
+            .inner
+            .send_data(data.to_vec(), None, Some(timestamp), None);
+        loop {
+            match sent {
+                Ok(()) => break,
+                Err(dav1d::Error::Again) => {
+                    // The decoder wants its finished picture taken before it accepts the rest.
+                    if let Some(p) = self.take_picture()? {
+                        picture = Some(p);
+                    }
+                    sent = self.inner.send_pending_data();
+                }
+                Err(e) => return Err(corrupt(e)),
+            }
+        }
+        if picture.is_none() {
+            picture = self.take_picture()?;
+        }
+        picture.map(to_decoded).transpose()
+    }
+
+    fn take_picture(&mut self) -> Result<Option<dav1d::Picture>> {
+        match self.inner.get_picture() {
+            Ok(picture) => Ok(Some(picture)),
+            Err(dav1d::Error::Again) => Ok(None),
+            Err(e) => Err(corrupt(e)),
+        }
+    }
+
+    /// Forgets all state (after a seek or a broken stream); the next unit must be a keyframe.
+    pub fn reset(&mut self) {
+        self.inner.flush();
+    }
+}
+
+/// Walks the OBUs of a temporal unit (low-overhead format, as RTP depacketizers and our encoders
+/// produce) and checks that each is complete and that one carries a frame. dav1d alone accepts a
+/// unit cut at an OBU boundary as valid-but-empty; this turns such truncation into an error.
+fn check_obus(mut data: &[u8]) -> Result<()> {
+    const OBU_FRAME_HEADER: u8 = 3;
+    const OBU_FRAME: u8 = 6;
+    const OBU_REDUNDANT_FRAME_HEADER: u8 = 7;
+    if data.is_empty() {
+        return Err(Error::CorruptData("empty packet".into()));
+    }
+    let mut has_frame = false;
+    while let Some((&header, rest)) = data.split_first() {
+        if header & 0x80 != 0 {
+            return Err(Error::CorruptData("OBU forbidden bit set".into()));
+        }
+        let kind = (header >> 3) & 0x0f;
+        let has_extension = header & 0x04 != 0;
+        let has_size = header & 0x02 != 0;
+        let rest = if has_extension {
+            rest.get(1..)
+                .ok_or_else(|| Error::CorruptData("OBU extension cut off".into()))?
+        } else {
+            rest
+        };
+        let (size, rest) = if has_size {
+            let (size, used) = leb128(rest)?;
+            (size, &rest[used..])
+        } else {
+            // Without a size field the OBU runs to the end of the unit.
+            (rest.len() as u64, rest)
+        };
+        if size > rest.len() as u64 {
+            return Err(Error::CorruptData(format!(
+                "OBU of {size} bytes with {} left: truncated",
+                rest.len()
+            )));
+        }
+        has_frame |= matches!(
+            kind,
+            OBU_FRAME | OBU_FRAME_HEADER | OBU_REDUNDANT_FRAME_HEADER
+        );
+        data = &rest[size as usize..];
+    }
+    if !has_frame {
+        return Err(Error::CorruptData(
+            "no frame in the packet (truncated?)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// An unsigned LEB128 number of at most 8 bytes (the AV1 limit); returns it and its length.
+fn leb128(data: &[u8]) -> Result<(u64, usize)> {
+    let mut value: u64 = 0;
+    for (i, byte) in data.iter().take(8).enumerate() {
+        value |= ((byte & 0x7f) as u64) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Ok((value, i + 1));
+        }
+    }
+    Err(Error::CorruptData(
+        "OBU size field cut off or too long".into(),
+    ))
+}
+
+fn corrupt(error: dav1d::Error) -> Error {
+    Error::CorruptData(error.to_string())
+}
+
+fn to_decoded(picture: dav1d::Picture) -> Result<DecodedFrame> {
+    use dav1d::PlanarImageComponent as C;
+    if picture.bit_depth() != 8 || picture.pixel_layout() != dav1d::PixelLayout::I420 {
+        return Err(Error::UnsupportedPicture(format!(
+            "{:?} at {} bits",
+            picture.pixel_layout(),
+            picture.bit_depth()
+        )));
+    }
+    Ok(DecodedFrame {
+        width: picture.width(),
+        height: picture.height(),
+        y_stride: picture.stride(C::Y) as usize,
+        uv_stride: picture.stride(C::U) as usize,
+        timestamp: picture.timestamp().unwrap_or(0),
+        y: picture.plane(C::Y),
+        u: picture.plane(C::U),
+        v: picture.plane(C::V),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn obu_walk_accepts_whole_units_and_rejects_cut_ones() {
+        // Temporal delimiter, then a frame OBU of 3 bytes.
+        let unit = [0x12, 0x00, 0x32, 0x03, 1, 2, 3];
+        assert!(check_obus(&unit).is_ok());
+        assert!(check_obus(&unit[..2]).is_err(), "delimiter only: no frame");
+        assert!(check_obus(&unit[..6]).is_err(), "frame cut short");
+        assert!(check_obus(&[0x32, 0x80]).is_err(), "size field cut off");
+        assert!(check_obus(&[0xb2, 0x00]).is_err(), "forbidden bit");
+        assert!(check_obus(&[0x32, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]).is_err());
+    }
+}
