@@ -70,12 +70,14 @@ pub fn sdp(data: &[u8]) {
 
 /// A UDP datagram reaching the STUN client (a server's answer, or anything else on its socket).
 pub fn stun_message(data: &[u8]) {
-    let looks_like_stun = rtcdesk_stun::looks_like_stun(data);
+    let _ = rtcdesk_stun::looks_like_stun(data);
     if let Ok(message) = rtcdesk_stun::parse(data) {
-        assert!(
-            looks_like_stun,
-            "a parsed message must pass the demultiplexing check"
-        );
+        // What RFC 8489 makes mandatory for any message: the top two bits of the type clear, the
+        // magic cookie, and a length that is a whole number of 32-bit words. (The RFC 7983
+        // demultiplexing check is stricter on purpose: it only admits first bytes 0..=3.)
+        assert_eq!(data[0] & 0xc0, 0, "type's top bits must be zero");
+        assert_eq!(data[4..8], [0x21, 0x12, 0xa4, 0x42], "magic cookie");
+        assert_eq!(data.len() % 4, 0, "whole 32-bit words");
         let _ = message.mapped_address();
         let _ = message.error_code();
         let _ = message.software();

@@ -63,6 +63,7 @@ struct Row {
     to_rgba: Vec<f64>,
     psnr: Vec<f64>,
     stamps_ok: usize,
+    decode_errors: usize,
     frames: usize,
     keyframe_bytes: usize,
 }
@@ -106,6 +107,7 @@ fn run(
         to_rgba: vec![],
         psnr: vec![],
         stamps_ok: 0,
+        decode_errors: 0,
         frames,
         keyframe_bytes: 0,
     };
@@ -121,10 +123,20 @@ fn run(
             row.keyframe_bytes = packet.data.len();
         }
         let started = Instant::now();
-        let picture = decoder
-            .decode(&packet.data, 0)
-            .expect("decode")
-            .expect("picture");
+        let picture = match decoder.decode(&packet.data, 0) {
+            Ok(Some(picture)) => picture,
+            other => {
+                eprintln!(
+                    "decode of frame {} (repeat {}, {} bytes) failed: {:?}",
+                    packet.meta.number,
+                    packet.repeat,
+                    packet.data.len(),
+                    other.map(|p| p.is_some())
+                );
+                row.decode_errors += 1;
+                return;
+            }
+        };
         row.decode.push(ms(started.elapsed()));
         let started = Instant::now();
         i420_to_rgba(picture.view(), &mut rgba);
@@ -286,6 +298,12 @@ fn main() {
                     r.stamps_ok,
                     r.frames,
                 );
+                if r.decode_errors > 0 {
+                    println!(
+                        "    ^ {} packets failed to decode (details on stderr)",
+                        r.decode_errors
+                    );
+                }
             }
         }
     }
