@@ -277,7 +277,7 @@ fn run_window(config: ControllerConfig) -> anyhow::Result<i32> {
     let sink = WindowSink::new(slot.clone(), proxy.clone());
     let runtime = runtime()?;
     let keyboard = config.keyboard;
-    let puppet = format!("puppet {}", config.code);
+    let code = config.code;
     let mut controller = match runtime.block_on(connect(config, Box::new(sink))) {
         Ok(controller) => controller,
         Err(code) => return Ok(code),
@@ -296,6 +296,10 @@ fn run_window(config: ControllerConfig) -> anyhow::Result<i32> {
             }
         }
     });
+    let puppet = match controller.puppet_name() {
+        Some(name) if !name.trim().is_empty() => format!("{name} ({code})"),
+        _ => format!("puppet {code}"),
+    };
     let mut app = WindowApp::new(puppet, slot, controller.input_sender(), keyboard);
     let run = event_loop.run_app(&mut app);
     // The timer must be made inside the runtime (tokio::time::timeout panics outside one).

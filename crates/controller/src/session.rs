@@ -119,6 +119,7 @@ impl InputSender {
 /// signaling server; call [`Controller::close`] for a clean goodbye).
 pub struct Controller {
     session: SessionId,
+    puppet_name: Option<String>,
     input: InputSender,
     events: mpsc::Receiver<ControllerEvent>,
     close: Option<oneshot::Sender<()>>,
@@ -185,7 +186,7 @@ impl Controller {
             .await
             .map_err(|_| ConnectError::SignalClosed)?;
 
-        let session = wait_for_acceptance(&mut signal, &config).await?;
+        let (session, puppet_name) = wait_for_acceptance(&mut signal, &config).await?;
         tracing::info!(
             session = session.as_str(),
             "accepted; waiting for the offer"
@@ -267,6 +268,7 @@ impl Controller {
         let task = tokio::spawn(task.run(close_rx));
         let controller = Controller {
             session,
+            puppet_name,
             input: InputSender { peer: handle },
             events,
             close: Some(close_tx),
@@ -286,6 +288,12 @@ impl Controller {
     /// The session id the signaling server gave.
     pub fn session(&self) -> &SessionId {
         &self.session
+    }
+
+    /// The name the puppet registered with, as the signaling server told it in `ringing`
+    /// (`None` from a server that does not send it); the window's title shows it.
+    pub fn puppet_name(&self) -> Option<&str> {
+        self.puppet_name.as_deref()
     }
 
     /// A sender for input messages, for the window thread.
@@ -332,7 +340,8 @@ impl Drop for Controller {
 async fn wait_for_acceptance(
     signal: &mut SignalClient,
     config: &ControllerConfig,
-) -> Result<SessionId, ConnectError> {
+) -> Result<(SessionId, Option<String>), ConnectError> {
+    let mut puppet_name = None;
     let wait = async {
         loop {
             let message = match signal.recv().await {
@@ -346,11 +355,12 @@ async fn wait_for_acceptance(
             };
             match pairing_step(&message) {
                 PairingStep::Wait => {
-                    if let SignalMessage::Ringing(_) = message {
+                    if let SignalMessage::Ringing(ringing) = message {
                         tracing::info!("ringing: waiting for the puppet's user to accept");
+                        puppet_name = ringing.name;
                     }
                 }
-                PairingStep::Accepted(session) => return Ok(session),
+                PairingStep::Accepted(session) => return Ok((session, puppet_name.take())),
                 PairingStep::Fail(PairingFailure::UnknownCode) => {
                     return Err(ConnectError::UnknownCode(config.code))
                 }
@@ -582,7 +592,10 @@ mod tests {
 
     #[test]
     fn ringing_waits_and_accepted_proceeds() {
-        let ringing = SignalMessage::Ringing(Ringing { session: session() });
+        let ringing = SignalMessage::Ringing(Ringing {
+            session: session(),
+            name: Some("front desk".into()),
+        });
         assert_eq!(pairing_step(&ringing), PairingStep::Wait);
         let accepted = SignalMessage::Accepted(Accepted { session: session() });
         assert_eq!(pairing_step(&accepted), PairingStep::Accepted(session()));

@@ -124,6 +124,10 @@ pub struct Incoming {
 pub struct Ringing {
     /// The new session's id.
     pub session: SessionId,
+    /// The name the puppet registered with, so the controller can say whom it is waiting for
+    /// and title its window (an optional extension of v1: older peers ignore it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// Puppet → server: its user lets this controller in.
@@ -373,7 +377,7 @@ impl SignalMessage {
     pub fn session(&self) -> Option<&SessionId> {
         match self {
             SignalMessage::Incoming(Incoming { session, .. })
-            | SignalMessage::Ringing(Ringing { session })
+            | SignalMessage::Ringing(Ringing { session, .. })
             | SignalMessage::Accept(Accept { session })
             | SignalMessage::Reject(Reject { session, .. })
             | SignalMessage::Accepted(Accepted { session })
@@ -559,8 +563,11 @@ mod tests {
                 r#"{"type":"incoming","session":"s1","from":"Ada"}"#,
             ),
             (
-                SignalMessage::Ringing(Ringing { session: sid("s1") }),
-                r#"{"type":"ringing","session":"s1"}"#,
+                SignalMessage::Ringing(Ringing {
+                    session: sid("s1"),
+                    name: Some("front desk".into()),
+                }),
+                r#"{"type":"ringing","session":"s1","name":"front desk"}"#,
             ),
             (
                 SignalMessage::Accept(Accept { session: sid("s1") }),

@@ -43,7 +43,11 @@ fn signal_message() -> impl Strategy<Value = SignalMessage> {
         .into()),
         (control_code(), text()).prop_map(|(code, name)| Connect { code, name }.into()),
         (session(), text()).prop_map(|(session, from)| Incoming { session, from }.into()),
-        session().prop_map(|session| Ringing { session }.into()),
+        (session(), proptest::option::of(text())).prop_map(|(session, name)| Ringing {
+            session,
+            name
+        }
+        .into()),
         session().prop_map(|session| Accept { session }.into()),
         (session(), proptest::option::of(text())).prop_map(|(session, reason)| Reject {
             session,

@@ -216,6 +216,8 @@ struct Connection {
 struct Puppet {
     conn: ConnId,
     expires_at: Instant,
+    /// The name it registered with, told to controllers in `ringing`.
+    name: String,
 }
 
 #[derive(Debug)]
@@ -516,7 +518,7 @@ impl Router {
         }
     }
 
-    fn register(&mut self, conn: ConnId, _register: Register, now: Instant) {
+    fn register(&mut self, conn: ConnId, register: Register, now: Instant) {
         let Some(old_code) = self.connections.get(&conn).map(|c| c.code) else {
             return;
         };
@@ -525,7 +527,14 @@ impl Router {
         }
         let code = self.fresh_code(now);
         let expires_at = now + self.config.code_lifetime;
-        self.puppets.insert(code, Puppet { conn, expires_at });
+        self.puppets.insert(
+            code,
+            Puppet {
+                conn,
+                expires_at,
+                name: register.name,
+            },
+        );
         if let Some(connection) = self.connections.get_mut(&conn) {
             connection.code = Some(code);
         }
@@ -627,8 +636,8 @@ impl Router {
             self.refuse_rate_limited(conn);
             return;
         }
-        let puppet_conn = match self.puppets.get(&connect.code) {
-            Some(puppet) if puppet.expires_at > now => puppet.conn,
+        let (puppet_conn, puppet_name) = match self.puppets.get(&connect.code) {
+            Some(puppet) if puppet.expires_at > now => (puppet.conn, puppet.name.clone()),
             _ => {
                 if self.record_failed_connect(conn, now) {
                     self.send_error(
@@ -694,7 +703,14 @@ impl Router {
             }
             .into(),
         );
-        self.send(conn, Ringing { session }.into());
+        self.send(
+            conn,
+            Ringing {
+                session,
+                name: Some(puppet_name),
+            }
+            .into(),
+        );
     }
 
     /// The session, if `conn` is one of its ends; else `unknown_session` was sent.
@@ -979,6 +995,11 @@ mod tests {
                 panic!("expected ringing: {out:?}");
             };
             assert_eq!(incoming.session, ringing.session);
+            assert_eq!(
+                ringing.name.as_deref(),
+                Some("pc"),
+                "ringing names the puppet"
+            );
             ringing.session
         }
 
