@@ -10,16 +10,24 @@ use crate::Error;
 
 /// The addresses to bind: the configured one, or one per usable interface address
 /// (up, not link-local; loopback only when there is nothing else).
+///
+/// IPv6 addresses are used only when the host has no usable IPv4 one. With both families
+/// bound, sessions between two peers on a host with 192.0.2.2 and fd00::2 failed to connect
+/// in 2 of 5 runs (never within 20 s), and in 0 of 6 with IPv4 alone; until the IPv6 path is
+/// understood, a session that connects every time matters more than an extra candidate.
 pub(crate) fn bind_addresses(configured: Option<SocketAddr>) -> Result<Vec<SocketAddr>, Error> {
     if let Some(addr) = configured {
         return Ok(vec![addr]);
     }
     let interfaces = if_addrs::get_if_addrs()?;
-    let usable: Vec<IpAddr> = interfaces
+    let mut usable: Vec<IpAddr> = interfaces
         .iter()
         .map(|i| i.ip())
         .filter(|ip| is_usable(*ip))
         .collect();
+    if usable.iter().any(IpAddr::is_ipv4) {
+        usable.retain(IpAddr::is_ipv4);
+    }
     let chosen: Vec<SocketAddr> = if usable.iter().any(|ip| !ip.is_loopback()) {
         usable
             .into_iter()
