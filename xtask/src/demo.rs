@@ -27,7 +27,15 @@ usage: cargo xtask demo [--source synthetic|x11] [--size WxH] [--headless-x] [--
   --size WxH           size of the synthetic desktop and of the demo's Xvfb (default 1280x720)
   --headless-x         use a private Xvfb even when DISPLAY is set (no window on your desktop)
   --seconds N          how long to keep the session open after the scripted input (default 3)
+
+The puppet's and controller's logs go to out/demo/*.log at level info; set RTCDESK_DEMO_LOG to a
+tracing filter (e.g. info,rtcdesk_signal=debug) for more.
 ";
+
+/// The tracing filter for both programs' logs: info, or what `RTCDESK_DEMO_LOG` says.
+fn log_filter() -> String {
+    std::env::var("RTCDESK_DEMO_LOG").unwrap_or_else(|_| "info".into())
+}
 
 /// Everything the demo spawned, killed in reverse order when it ends, also on error.
 #[derive(Default)]
@@ -214,7 +222,7 @@ fn run(
         .arg("--record")
         .arg(out.join("puppet-video.ivf"))
         .env("DISPLAY", &puppet_display)
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", log_filter())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log_file(out, "puppet.log")?);
@@ -247,6 +255,7 @@ fn run(
         .args(["--signal", &url, "--name", "demo controller"])
         .args(["--keyboard", "translate", &code])
         .env("DISPLAY", display)
+        .env("RUST_LOG", log_filter())
         .stdin(Stdio::null())
         .stdout(log_file(out, "controller-output.txt")?)
         .stderr(log_file(out, "controller.log")?)
