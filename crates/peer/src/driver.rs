@@ -385,6 +385,10 @@ impl Driver {
                     Err(mpsc::error::TrySendError::Closed(_)) => {}
                 }
             }
+            // Published before the events go out, so whoever sees a stats event with an
+            // estimate also finds it on the video sender.
+            self.slot
+                .set_bandwidth_estimate(self.session.bandwidth_estimate_bps());
             while let Some(event) = self.session.poll_event() {
                 moved = true;
                 if event == PeerEvent::KeyframeRequested {

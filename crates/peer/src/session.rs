@@ -709,6 +709,11 @@ impl Session {
         });
     }
 
+    /// The video sender's current bandwidth estimate (TWCC), once it has one.
+    pub(crate) fn bandwidth_estimate_bps(&self) -> Option<u64> {
+        self.stats.bandwidth_estimate_bps
+    }
+
     fn handle_peer_stats(&mut self, peer: str0m::stats::PeerStats) {
         let (tx, rx) = (peer.peer_bytes_tx, peer.peer_bytes_rx);
         if let Some((at, prev_tx, prev_rx)) = self.previous_totals {

@@ -7,7 +7,7 @@
 //! Incoming: a bounded queue. When the decoder is behind, the newest frame is dropped, frames up
 //! to the next keyframe are skipped, and a keyframe is requested from the sender.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -52,6 +52,8 @@ pub(crate) struct VideoSlot {
     state: Mutex<SlotState>,
     notify: Notify,
     keyframe_wanted: AtomicBool,
+    /// The session's bandwidth estimate in bit/s, 0 while there is none.
+    estimate_bps: AtomicU64,
 }
 
 impl VideoSlot {
@@ -69,6 +71,11 @@ impl VideoSlot {
 
     pub(crate) fn request_keyframe(&self) {
         self.keyframe_wanted.store(true, Ordering::Release);
+    }
+
+    /// Publishes the session's bandwidth estimate for the encoder, which runs elsewhere.
+    pub(crate) fn set_bandwidth_estimate(&self, bps: Option<u64>) {
+        self.estimate_bps.store(bps.unwrap_or(0), Ordering::Relaxed);
     }
 
     pub(crate) fn close(&self) {
@@ -105,6 +112,16 @@ impl VideoSender {
     /// [`PeerEvent::KeyframeRequested`]: crate::PeerEvent::KeyframeRequested
     pub fn take_keyframe_request(&self) -> bool {
         self.slot.keyframe_wanted.swap(false, Ordering::AcqRel)
+    }
+
+    /// How many bits per second this session's path can carry, by the sender's bandwidth
+    /// estimate (TWCC); `None` until the first estimate, or when estimation is off. The encoder
+    /// keeps its bitrate below it, so frames do not queue in the pacer and grow old.
+    pub fn bandwidth_estimate_bps(&self) -> Option<u64> {
+        match self.slot.estimate_bps.load(Ordering::Relaxed) {
+            0 => None,
+            bps => Some(bps),
+        }
     }
 }
 

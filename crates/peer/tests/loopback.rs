@@ -276,6 +276,13 @@ async fn stats_report_rtt_bitrates_frames_and_bandwidth_estimate() {
         sender_stats.bandwidth_estimate_bps.is_some(),
         "{sender_stats:?}"
     );
+    // The encoder, on its own thread, reads the estimate from its video sender to steer its
+    // bitrate; the network loop publishes it there by the time it sends the stats.
+    let published = puppet.handle.video_sender().bandwidth_estimate_bps();
+    assert!(
+        published.is_some_and(|bps| bps > 0),
+        "estimate not published to the video sender: {published:?}"
+    );
     let receiver_stats = controller
         .wait_for("receiver stats with frames", |e| match e {
             PeerEvent::Stats(s) if s.frames_received > 0 && s.receive_bitrate_bps > 0 => Some(s),

@@ -10,7 +10,8 @@
 //!   [`SyntheticDesktop`]) and keeps only the latest changed frame. The encoder thread takes it
 //!   as soon as the [`pacer`] allows (at most `fps` frames a second; once the screen stops
 //!   changing, one sharp keyframe of the final picture, then nothing while it stays still), scales it down to `max_size` if asked, encodes it (libaom realtime or rav1e) and
-//!   hands the same encoded frame to every connected session's latest-wins video slot. A new
+//!   hands the same encoded frame to every connected session's latest-wins video slot. The
+//!   encoder's bitrate stays under the slowest viewer's bandwidth estimate ([`bitrate`]). A new
 //!   session or a keyframe request from any viewer forces a keyframe.
 //! - **Input, one injector for all sessions.** Each session's input and pointer data channels
 //!   carry [`rtcdesk_proto::InputMessage`]s into that session's
@@ -42,6 +43,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bitrate;
 pub mod core;
 mod injector;
 pub mod pacer;

@@ -15,6 +15,7 @@ use rtcdesk_media::{
 use rtcdesk_peer::{EncodedVideoFrame, VideoSender};
 use rtcdesk_proto::signal::SessionId;
 
+use crate::bitrate::BitrateFollower;
 use crate::pacer::Pacer;
 use crate::scale::{fit_within, Scaler};
 use crate::Error;
@@ -64,15 +65,24 @@ impl VideoHub {
         self.lock().keyframe = true;
     }
 
-    /// Whether anyone watches, and whether a keyframe is wanted (taking the request).
-    fn poll(&self) -> (bool, bool) {
+    /// Whether anyone watches, whether a keyframe is wanted (taking the request), and the
+    /// slowest viewer's bandwidth estimate.
+    fn poll(&self) -> HubPoll {
         let mut state = self.lock();
         let mut keyframe = std::mem::take(&mut state.keyframe);
+        let mut slowest: Option<u64> = None;
         for (_, sender) in &state.viewers {
             // Take every flag (not just the first), so none lingers into a later frame.
             keyframe |= sender.take_keyframe_request();
+            if let Some(bps) = sender.bandwidth_estimate_bps() {
+                slowest = Some(slowest.map_or(bps, |s| s.min(bps)));
+            }
         }
-        (!state.viewers.is_empty(), keyframe)
+        HubPoll {
+            watched: !state.viewers.is_empty(),
+            keyframe,
+            estimate_bps: slowest,
+        }
     }
 
     /// Hands a packet to every viewer; viewers whose session closed are dropped.
@@ -86,6 +96,13 @@ impl VideoHub {
             })
         });
     }
+}
+
+/// What the encoder thread learns from the hub before each frame.
+struct HubPoll {
+    watched: bool,
+    keyframe: bool,
+    estimate_bps: Option<u64>,
 }
 
 /// What the encoder thread is started with.
@@ -129,9 +146,11 @@ impl Pipeline {
             None => None,
         };
         let stop = Arc::new(AtomicBool::new(false));
+        let bitrate = BitrateFollower::new(encoder.bitrate());
         let worker = Worker {
             capture,
             encoder,
+            bitrate,
             scaler,
             crop: None,
             pacer: Pacer::new(config.fps),
@@ -175,6 +194,7 @@ fn open_recording(path: &Path, (w, h): (u32, u32)) -> Result<IvfWriter<BufWriter
 struct Worker {
     capture: CaptureThread,
     encoder: VideoEncoder,
+    bitrate: BitrateFollower,
     scaler: Option<Scaler>,
     /// An odd-sized screen is cropped by a pixel to the even size the encoder needs.
     crop: Option<Frame>,
@@ -209,7 +229,11 @@ impl Worker {
                     break;
                 }
             }
-            let (watched, keyframe) = self.hub.poll();
+            let HubPoll {
+                watched,
+                keyframe,
+                estimate_bps,
+            } = self.hub.poll();
             if !watched {
                 continue;
             }
@@ -217,6 +241,10 @@ impl Worker {
                 self.encoder.request_keyframe();
             }
             let now = Instant::now();
+            if let Some(kbps) = self.bitrate.update(estimate_bps, now) {
+                tracing::debug!(kbps, ?estimate_bps, "encoder bitrate follows the estimate");
+                self.encoder.set_bitrate(kbps);
+            }
             let settle = unsettled_since.is_some_and(|at| now - at >= SETTLE_AFTER);
             let result = if waiting.is_some() && self.pacer.poll_encode(now) {
                 let frame = waiting.take().expect("checked above");
