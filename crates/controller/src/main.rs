@@ -284,10 +284,7 @@ fn run_window(config: ControllerConfig) -> anyhow::Result<i32> {
     };
     // Size the window for the video: wait briefly for the first picture (a keyframe follows
     // the connection at once).
-    let waited = std::time::Instant::now();
-    while slot.size().is_none() && waited.elapsed() < Duration::from_secs(2) {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    slot.wait_for_size(Duration::from_secs(2));
     let mut events = controller.take_events();
     runtime.spawn(async move {
         while let Some(event) = events.recv().await {

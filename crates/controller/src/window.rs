@@ -13,7 +13,8 @@
 //! (pointer input still goes to the puppet). The same combination takes the keyboard back.
 //! Losing focus also releases everything held.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use pixels::{Pixels, PixelsBuilder, ScalingMode, SurfaceTexture};
 use rtcdesk_input::window::{PictureRect, WindowInput};
@@ -50,6 +51,8 @@ struct SlotInner {
 #[derive(Debug, Default)]
 pub struct FrameSlot {
     inner: Mutex<SlotInner>,
+    /// Signalled with each picture, for [`FrameSlot::wait_for_size`].
+    arrived: Condvar,
 }
 
 impl FrameSlot {
@@ -60,6 +63,31 @@ impl FrameSlot {
     /// The size of the newest picture, once there is one.
     pub fn size(&self) -> Option<(u32, u32)> {
         let inner = self.lock();
+        (inner.width > 0).then_some((inner.width, inner.height))
+    }
+
+    /// Swaps a new RGBA picture in (the caller gets the old buffer back for reuse) and wakes
+    /// whoever waits for one. Returns whether an unshown picture was already there.
+    fn put(&self, rgba: &mut Vec<u8>, width: u32, height: u32) -> bool {
+        let was_fresh = {
+            let mut inner = self.lock();
+            std::mem::swap(&mut inner.rgba, rgba);
+            inner.width = width;
+            inner.height = height;
+            std::mem::replace(&mut inner.fresh, true)
+        };
+        self.arrived.notify_all();
+        was_fresh
+    }
+
+    /// Waits up to `timeout` for the first picture and returns its size, so the window can
+    /// open at the video's size rather than be resized under the user a moment later.
+    pub fn wait_for_size(&self, timeout: Duration) -> Option<(u32, u32)> {
+        let inner = self.lock();
+        let (inner, _) = self
+            .arrived
+            .wait_timeout_while(inner, timeout, |inner| inner.width == 0)
+            .unwrap_or_else(|e| e.into_inner());
         (inner.width > 0).then_some((inner.width, inner.height))
     }
 }
@@ -86,13 +114,9 @@ impl FrameSink for WindowSink {
     fn frame(&mut self, picture: &DecodedPicture<'_>) {
         // Convert outside the lock, then swap buffers: the window never waits on a conversion.
         picture.to_rgba(&mut self.rgba);
-        let was_fresh = {
-            let mut inner = self.slot.lock();
-            std::mem::swap(&mut inner.rgba, &mut self.rgba);
-            inner.width = picture.width();
-            inner.height = picture.height();
-            std::mem::replace(&mut inner.fresh, true)
-        };
+        let was_fresh = self
+            .slot
+            .put(&mut self.rgba, picture.width(), picture.height());
         if !was_fresh {
             let _ = self.proxy.send_event(UserEvent::Frame);
         }
@@ -367,5 +391,29 @@ impl ApplicationHandler<UserEvent> for WindowApp {
         }
         self.input.handle_window_event(&event, now);
         self.send_pending_input();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiting_for_the_size_wakes_with_the_first_picture() {
+        let slot = Arc::new(FrameSlot::default());
+        assert_eq!(slot.wait_for_size(Duration::from_millis(1)), None);
+        let decoder = {
+            let slot = slot.clone();
+            std::thread::spawn(move || {
+                let mut rgba = vec![0u8; 4 * 4 * 2];
+                slot.put(&mut rgba, 4, 2)
+            })
+        };
+        // Long enough never to be reached: the picture's arrival ends the wait.
+        assert_eq!(slot.wait_for_size(Duration::from_secs(60)), Some((4, 2)));
+        assert!(
+            !decoder.join().unwrap(),
+            "the first picture found no unshown one"
+        );
     }
 }
