@@ -15,7 +15,11 @@
 //! - answers and candidates are passed on only for sessions that were accepted;
 //! - a session ends once, whoever ends it, and the peer is closed exactly then;
 //! - the code is registered again shortly before it expires (sessions go on; the server keeps
-//!   them), so the puppet always shows a code that works.
+//!   them), so the puppet always shows a code that works;
+//! - when the signaling connection is lost, connected sessions go on (their peers no longer
+//!   need it), sessions still being asked or set up end, and the shell is asked to connect
+//!   again after 1 s, then 2, 4, … up to 30 s between tries; once connected the puppet
+//!   registers and shows its new code.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -44,7 +48,16 @@ pub enum Output {
     ClosePeer(SessionId),
     /// Tell the user interface.
     Event(PuppetEvent),
+    /// Connect to the signaling server again, then call
+    /// [`SessionBook::handle_signaling_connected`] or, on failure,
+    /// [`SessionBook::handle_signaling_lost`].
+    ConnectSignaling,
 }
+
+/// The first wait before connecting to the signaling server again.
+const RECONNECT_FIRST: Duration = Duration::from_secs(1);
+/// The longest wait between two tries.
+const RECONNECT_MAX: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -70,6 +83,12 @@ pub struct SessionBook {
     sessions: BTreeMap<SessionId, Entry>,
     out: VecDeque<Output>,
     shut_down: bool,
+    /// Whether the signaling connection is up (the shell connects before making the book).
+    signaling_up: bool,
+    /// When to try connecting to the signaling server again, while it is down.
+    reconnect_at: Option<Instant>,
+    /// The wait before the next try after this one fails.
+    reconnect_backoff: Duration,
 }
 
 impl SessionBook {
@@ -85,6 +104,9 @@ impl SessionBook {
             sessions: BTreeMap::new(),
             out: VecDeque::new(),
             shut_down: false,
+            signaling_up: true,
+            reconnect_at: None,
+            reconnect_backoff: RECONNECT_FIRST,
         }
     }
 
@@ -264,12 +286,66 @@ impl SessionBook {
             self.register_at = None;
             self.register();
         }
+        if self.reconnect_at.is_some_and(|at| at <= now) && !self.shut_down {
+            self.reconnect_at = None;
+            self.out.push_back(Output::ConnectSignaling);
+        }
+    }
+
+    /// The signaling connection closed or failed, or connecting again failed. Connected
+    /// sessions go on; those that still needed signaling end; a new try is scheduled.
+    pub fn handle_signaling_lost(&mut self, reason: String, now: Instant) {
+        if self.shut_down {
+            return;
+        }
+        self.code = None;
+        self.register_at = None;
+        let unfinished: Vec<(SessionId, bool)> = self
+            .sessions
+            .iter()
+            .filter_map(|(id, entry)| match entry.stage {
+                Stage::Asking { .. } => Some((id.clone(), true)),
+                Stage::Connecting { .. } => Some((id.clone(), false)),
+                Stage::Connected => None,
+            })
+            .collect();
+        for (session, asking) in unfinished {
+            if asking {
+                // The server has told the controller `left`; there is nobody to answer.
+                if let Some(entry) = self.sessions.remove(&session) {
+                    self.event(PuppetEvent::Declined {
+                        session,
+                        from: entry.name,
+                    });
+                }
+            } else {
+                self.end(&session, EndReason::ConnectFailed, false);
+            }
+        }
+        if std::mem::replace(&mut self.signaling_up, false) {
+            self.event(PuppetEvent::SignalingLost { reason });
+        } else {
+            tracing::info!(%reason, "the signaling server is still unreachable");
+        }
+        self.reconnect_at = Some(now + self.reconnect_backoff);
+        self.reconnect_backoff = (self.reconnect_backoff * 2).min(RECONNECT_MAX);
+    }
+
+    /// The shell connected to the signaling server again: register for a new code.
+    pub fn handle_signaling_connected(&mut self) {
+        if self.shut_down {
+            return;
+        }
+        self.signaling_up = true;
+        self.reconnect_backoff = RECONNECT_FIRST;
+        self.register();
     }
 
     /// The puppet is leaving: every controller asking is rejected, every session left.
     pub fn handle_shutdown(&mut self) {
         self.shut_down = true;
         self.register_at = None;
+        self.reconnect_at = None;
         let sessions: Vec<SessionId> = self.sessions.keys().cloned().collect();
         for session in sessions {
             if matches!(
@@ -292,6 +368,7 @@ impl SessionBook {
                 Stage::Connected => None,
             })
             .chain(self.register_at)
+            .chain(self.reconnect_at)
             .min()
     }
 
@@ -642,6 +719,57 @@ mod tests {
             [SignalMessage::Register(_)]
         ));
         assert_eq!(book.poll_timeout(), None);
+    }
+
+    #[test]
+    fn losing_signaling_keeps_connected_sessions_ends_the_rest_and_retries_with_backoff() {
+        let (mut book, now) = book();
+        drain(&mut book);
+        for id in ["connected", "connecting", "asking"] {
+            incoming(&mut book, id, now);
+        }
+        book.handle_decision(&"connected".into(), true, now);
+        book.handle_decision(&"connecting".into(), true, now);
+        book.handle_peer_connected(&"connected".into());
+        drain(&mut book);
+
+        book.handle_signaling_lost("closed".into(), now);
+        let out = drain(&mut book);
+        assert_eq!(book.code(), None);
+        assert!(sent(&out).is_empty(), "nothing can be sent: {out:?}");
+        assert!(out.contains(&Output::ClosePeer("connecting".into())));
+        assert!(out.iter().any(|o| matches!(o,
+            Output::Event(PuppetEvent::Declined { session, .. }) if *session == "asking".into())));
+        assert!(out.contains(&Output::Event(PuppetEvent::SignalingLost {
+            reason: "closed".into()
+        })));
+        let sessions = book.sessions();
+        assert_eq!(sessions.len(), 1);
+        assert_eq!(sessions[0].session, "connected".into());
+
+        // Tries after 1 s, then 2 s, then 4 s while they fail; the user is told once.
+        let mut at = now;
+        for wait in [1, 2, 4] {
+            let due = book.poll_timeout().expect("a retry is scheduled");
+            assert_eq!(due - at, Duration::from_secs(wait));
+            book.handle_timeout(due);
+            assert_eq!(drain(&mut book), vec![Output::ConnectSignaling]);
+            book.handle_signaling_lost("refused".into(), due);
+            assert!(drain(&mut book).is_empty());
+            at = due;
+        }
+
+        // Connected again: register; the connected session is still there.
+        book.handle_signaling_connected();
+        assert!(matches!(
+            sent(&drain(&mut book))[..],
+            [SignalMessage::Register(_)]
+        ));
+        assert_eq!(book.sessions().len(), 1);
+        // And the backoff starts from 1 s again.
+        book.handle_signaling_lost("closed".into(), at);
+        drain(&mut book);
+        assert_eq!(book.poll_timeout().unwrap() - at, Duration::from_secs(1));
     }
 
     #[test]

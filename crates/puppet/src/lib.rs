@@ -296,7 +296,8 @@ pub enum PuppetEvent {
         reason: EndReason,
     },
     /// The connection to the signaling server was lost: no new controller can reach us, but
-    /// connected sessions go on.
+    /// connected sessions go on. The puppet connects again by itself (1 s, 2 s, … up to 30 s
+    /// between tries) and then reports a new code with [`PuppetEvent::Registered`].
     SignalingLost {
         /// What happened.
         reason: String,

@@ -257,7 +257,7 @@ fn print_event(puppet: &Puppet, event: &PuppetEvent) {
             println!("Session {session} ended: {reason}.");
         }
         PuppetEvent::SignalingLost { reason } => println!(
-            "Lost the signaling server ({reason}); connected controllers go on, new ones cannot reach this puppet."
+            "Lost the signaling server ({reason}); connecting again; new controllers need the new code shown once it is back."
         ),
     }
     if matches!(

@@ -148,9 +148,13 @@ pub(crate) async fn start(config: PuppetConfig) -> Result<Puppet, Error> {
     let (decisions_tx, decisions_rx) = mpsc::channel(64);
     let asker = Asker::new(config.accept.clone(), decisions_tx);
     let (stop_tx, stop_rx) = oneshot::channel();
+    let (reconnected_tx, reconnected_rx) = mpsc::channel(1);
     let shell = Shell {
         book,
         client: Some(client),
+        signal_url: signal_url.clone(),
+        tls: config.tls.clone(),
+        reconnected: reconnected_tx,
         context,
         sessions: HashMap::new(),
         events: event_tx,
@@ -164,7 +168,14 @@ pub(crate) async fn start(config: PuppetConfig) -> Result<Puppet, Error> {
             shell.emit(event);
         }
     }
-    let task = tokio::spawn(shell.run(reports_rx, decisions_rx, stop_rx, pipeline, injector));
+    let task = tokio::spawn(shell.run(
+        reports_rx,
+        decisions_rx,
+        reconnected_rx,
+        stop_rx,
+        pipeline,
+        injector,
+    ));
     Ok(Puppet {
         code: code_rx,
         signal_url,
@@ -345,9 +356,16 @@ pub(crate) fn printable(name: &str) -> String {
     name.chars().filter(|c| !c.is_control()).take(64).collect()
 }
 
+/// What a try to connect to the signaling server again gave.
+type Reconnected = Result<SignalClient, rtcdesk_signal::client::ClientError>;
+
 struct Shell {
     book: SessionBook,
     client: Option<SignalClient>,
+    signal_url: String,
+    tls: rtcdesk_signal::tls::TlsOptions,
+    /// Where connection tries report; they run as their own tasks so the loop never waits.
+    reconnected: mpsc::Sender<Reconnected>,
     context: SessionContext,
     sessions: HashMap<SessionId, (mpsc::Sender<SessionCommand>, JoinHandle<()>)>,
     events: mpsc::Sender<PuppetEvent>,
@@ -370,6 +388,7 @@ impl Shell {
         mut self,
         mut reports: mpsc::Receiver<SessionReport>,
         mut decisions: mpsc::Receiver<(SessionId, bool)>,
+        mut reconnected: mpsc::Receiver<Reconnected>,
         mut stop: oneshot::Receiver<()>,
         pipeline: Pipeline,
         injector: InjectorThread,
@@ -403,6 +422,14 @@ impl Shell {
                 Some((session, accept)) = decisions.recv() => {
                     self.book.handle_decision(&session, accept, Instant::now());
                 }
+                Some(result) = reconnected.recv() => match result {
+                    Ok(client) => {
+                        tracing::info!("connected to the signaling server again");
+                        self.client = Some(client);
+                        self.book.handle_signaling_connected();
+                    }
+                    Err(error) => self.book.handle_signaling_lost(error.to_string(), Instant::now()),
+                },
                 _ = sleep => self.book.handle_timeout(Instant::now()),
             }
         }
@@ -426,7 +453,18 @@ impl Shell {
     fn signaling_lost(&mut self, reason: String) {
         tracing::warn!(%reason, "lost the signaling connection");
         self.client = None;
-        self.emit(PuppetEvent::SignalingLost { reason });
+        self.book.handle_signaling_lost(reason, Instant::now());
+    }
+
+    fn reconnect(&self) {
+        let (url, tls, report) = (
+            self.signal_url.clone(),
+            self.tls.clone(),
+            self.reconnected.clone(),
+        );
+        tokio::spawn(async move {
+            let _ = report.send(SignalClient::connect(&url, &tls).await).await;
+        });
     }
 
     async fn send(&mut self, message: SignalMessage) {
@@ -468,6 +506,7 @@ impl Shell {
                     }
                 }
                 Output::Event(event) => self.emit(event),
+                Output::ConnectSignaling => self.reconnect(),
             }
         }
         self.publish_sessions();

@@ -317,3 +317,55 @@ async fn two_controllers_watch_at_once_and_shutdown_tells_both() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_signaling_server_restarts_the_puppet_registers_again_and_keeps_its_session() {
+    use rtcdesk_puppet::Signaling;
+    use rtcdesk_signal::server::{Server, ServerConfig};
+
+    let first = Server::bind(ServerConfig::new("127.0.0.1:0".parse().unwrap()))
+        .await
+        .expect("server starts");
+    let address = first.local_addr();
+    let mut config = PuppetConfig::loopback(synthetic());
+    config.signaling = Signaling::Url(first.url());
+    let mut puppet = Puppet::start(config).await.expect("puppet starts");
+    let old_code = puppet.control_code();
+    let watching = dial(&puppet).await.expect("accepted");
+    wait_event(&mut puppet, |e| {
+        matches!(e, PuppetEvent::SessionConnected { .. })
+    })
+    .await;
+
+    first.shutdown().await;
+    wait_event(&mut puppet, |e| {
+        matches!(e, PuppetEvent::SignalingLost { .. })
+    })
+    .await;
+    // The connected controller does not need signaling any more: its session stays.
+    assert_eq!(puppet.sessions().len(), 1);
+    assert_eq!(puppet.sessions()[0].state, SessionState::Connected);
+
+    // The server comes back on the same address; the puppet finds it and gets a new code.
+    let second = Server::bind(ServerConfig::new(address))
+        .await
+        .expect("server restarts on the same port");
+    let PuppetEvent::Registered { code, .. } =
+        wait_event(&mut puppet, |e| matches!(e, PuppetEvent::Registered { .. })).await
+    else {
+        unreachable!()
+    };
+    assert_ne!(code, old_code, "a fresh registration");
+    assert_eq!(puppet.control_code(), code);
+    // A new controller reaches it with the new code, and the first one is still there.
+    let _second_controller = dial(&puppet).await.expect("accepted with the new code");
+    assert_eq!(puppet.sessions().len(), 2);
+    assert!(puppet
+        .sessions()
+        .iter()
+        .any(|s| s.state == SessionState::Connected));
+    drop(watching.signal);
+    watching.handle.close().await;
+    puppet.shutdown().await;
+    second.shutdown().await;
+}
