@@ -6,8 +6,8 @@
 //!
 //! Both conversions sit on the real-time path (a few ms per 720p frame when written plainly), so
 //! the loops are shaped for LLVM's vectoriser: whole pixels read as numbers, `i32` lanes, no
-//! branches. They are compiled twice, for the baseline target and, on x86_64, for AVX2, chosen
-//! at run time; AVX2's eight lanes make the difference. The plain per-pixel code is kept in
+//! branches. They are compiled for the baseline target and, on x86_64, again for AVX2 and for
+//! AVX-512, chosen at run time: the wider lanes make most of the difference. The plain per-pixel code is kept in
 //! `scalar` as the reference the tests hold the fast loops to, bit for bit.
 
 use std::ops::Range;
@@ -69,7 +69,7 @@ pub fn i420_to_rgba(image: I420View<'_>, rgba: &mut Vec<u8>) {
 }
 
 /// Which code converts: the per-pixel reference (tests only), or the vector-friendly loops
-/// compiled for the baseline target or for AVX2.
+/// compiled for the baseline target, for AVX2 or for AVX-512.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kernel {
     #[cfg(test)]
@@ -77,14 +77,22 @@ enum Kernel {
     Fast,
     #[cfg(target_arch = "x86_64")]
     Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
 }
 
 impl Kernel {
     /// The fastest kernel this processor runs (the feature check is a cached atomic load).
     fn best() -> Kernel {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            return Kernel::Avx2;
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx512f") && has!("avx512bw") {
+                return Kernel::Avx512;
+            }
+            if has!("avx2") {
+                return Kernel::Avx2;
+            }
         }
         Kernel::Fast
     }
@@ -100,6 +108,10 @@ impl Kernel {
             // said yes (in `best` and in the tests), so the processor runs AVX2 code.
             #[allow(unsafe_code)]
             Kernel::Avx2 => unsafe { avx2::bgra_pairs(frame, out, pairs) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: likewise, only chosen once AVX-512 F and BW were detected.
+            #[allow(unsafe_code)]
+            Kernel::Avx512 => unsafe { avx512::bgra_pairs(frame, out, pairs) },
         }
     }
 
@@ -112,6 +124,10 @@ impl Kernel {
             // SAFETY: as in `bgra_pairs`, AVX2 was detected before this kernel was chosen.
             #[allow(unsafe_code)]
             Kernel::Avx2 => unsafe { avx2::i420_to_rgba(image, rgba) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as in `bgra_pairs`, AVX-512 F and BW were detected before.
+            #[allow(unsafe_code)]
+            Kernel::Avx512 => unsafe { avx512::i420_to_rgba(image, rgba) },
         }
     }
 }
@@ -128,6 +144,22 @@ mod avx2 {
     }
 
     #[target_feature(enable = "avx2")]
+    pub(super) fn i420_to_rgba(image: I420View<'_>, rgba: &mut Vec<u8>) {
+        i420_to_rgba_with::<true>(image, rgba);
+    }
+}
+
+/// The same again with AVX-512 (16 `i32` lanes), which most recent x86 servers have.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::*;
+
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) fn bgra_pairs(frame: &Frame, out: &mut I420, pairs: Range<usize>) {
+        bgra_pairs_with::<true>(frame, out, pairs);
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw")]
     pub(super) fn i420_to_rgba(image: I420View<'_>, rgba: &mut Vec<u8>) {
         i420_to_rgba_with::<true>(image, rgba);
     }
@@ -171,8 +203,11 @@ fn i420_to_rgba_with<const FAST: bool>(image: I420View<'_>, rgba: &mut Vec<u8>) 
         let u = &image.u[chroma_at..chroma_at + cw];
         let v = &image.v[chroma_at..chroma_at + cw];
         let out = &mut rgba[row * width * 4..(row + 1) * width * 4];
-        // The per-pixel loop already vectorises: it is the fast one too.
-        scalar::rgba_row(y, u, v, out);
+        if FAST {
+            fast::rgba_row(y, u, v, out);
+        } else {
+            scalar::rgba_row(y, u, v, out);
+        }
     }
 }
 
@@ -240,7 +275,51 @@ mod fast {
             odd_column(row0, row1, u, v);
         }
     }
+
+    /// Blocks of [`RGBA_BLOCK`] pixels in two passes: first each chroma sample's offsets,
+    /// written twice (once per pixel they cover), then every pixel alone, packed into one `u32`.
+    /// Each pass is a plain loop over lanes.
+    #[inline(always)]
+    pub(super) fn rgba_row(y: &[u8], u: &[u8], v: &[u8], out: &mut [u8]) {
+        let (lumas, lumas_left) = y.as_chunks::<RGBA_BLOCK>();
+        let (pixels, pixels_left) = out.as_chunks_mut::<{ 4 * RGBA_BLOCK }>();
+        let blocks = lumas.iter().zip(pixels);
+        let chroma = u.chunks(RGBA_BLOCK / 2).zip(v.chunks(RGBA_BLOCK / 2));
+        for ((lumas, pixels), (u, v)) in blocks.zip(chroma) {
+            rgba_block(lumas, u, v, pixels);
+        }
+        let done = lumas.len() * RGBA_BLOCK / 2;
+        rgba_block(lumas_left, &u[done..], &v[done..], pixels_left);
+    }
+
+    /// Up to [`RGBA_BLOCK`] pixels, with the chroma samples covering them.
+    #[inline(always)]
+    fn rgba_block(y: &[u8], u: &[u8], v: &[u8], out: &mut [u8]) {
+        let mut r_offs = [0; RGBA_BLOCK];
+        let mut g_offs = [0; RGBA_BLOCK];
+        let mut b_offs = [0; RGBA_BLOCK];
+        let samples = y.len().div_ceil(2).min(RGBA_BLOCK / 2);
+        for (k, (&cb, &cr)) in u[..samples].iter().zip(&v[..samples]).enumerate() {
+            let (r, g, b) = chroma_offsets(cb, cr);
+            (r_offs[2 * k], r_offs[2 * k + 1]) = (r, r);
+            (g_offs[2 * k], g_offs[2 * k + 1]) = (g, g);
+            (b_offs[2 * k], b_offs[2 * k + 1]) = (b, b);
+        }
+        let offsets = r_offs.iter().zip(&g_offs).zip(&b_offs);
+        for ((&luma, px), ((&r_off, &g_off), &b_off)) in
+            y.iter().zip(out.as_chunks_mut::<4>().0).zip(offsets)
+        {
+            let c = C_Y * (luma as i32 - 16);
+            let r = ((c + r_off) >> 16).clamp(0, 255) as u32;
+            let g = ((c + g_off) >> 16).clamp(0, 255) as u32;
+            let b = ((c + b_off) >> 16).clamp(0, 255) as u32;
+            *px = (r | g << 8 | b << 16 | 0xff << 24).to_le_bytes();
+        }
+    }
 }
+
+/// Pixels per block of [`fast::rgba_row`]: its offsets fill 1.5 KiB of stack.
+const RGBA_BLOCK: usize = 128;
 
 /// An odd width leaves one column whose block is only one pixel wide: repeat it.
 #[inline(always)]
@@ -462,10 +541,17 @@ mod tests {
 
     /// Every kernel this machine runs, the reference first.
     fn kernels() -> Vec<Kernel> {
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
         let mut kernels = vec![Kernel::Scalar, Kernel::Fast];
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            kernels.push(Kernel::Avx2);
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx2") {
+                kernels.push(Kernel::Avx2);
+            }
+            if has!("avx512f") && has!("avx512bw") {
+                kernels.push(Kernel::Avx512);
+            }
         }
         kernels
     }
