@@ -4,12 +4,13 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::ops::Range;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use crate::convert::bgra_to_i420;
+use crate::convert::bgra_to_i420_rows;
 use crate::error::{Error, Result};
-use crate::frame::{Frame, I420};
+use crate::frame::{chroma_size, Frame, I420};
 
 pub mod aom;
 pub mod rav1e;
@@ -193,13 +194,21 @@ pub const DEFAULT_REFRESH: Duration = Duration::from_secs(3);
 /// stillness is the last picture sent again, as a keyframe. Keyframe requests (PLI/FIR) and
 /// bitrate changes go through it, and a screen size change makes a fresh encoder of the same
 /// kind (the first packet then is a keyframe with the new size).
+///
+/// A frame that directly follows the last one it converted (the next [`Frame::number`]) is
+/// converted only in the rows of its [`Frame::changed`] region; any other frame in full.
 pub struct VideoEncoder {
     kind: EncoderKind,
     config: EncoderConfig,
     encoder: Box<dyn Encoder>,
+    /// The last frame handed to [`VideoEncoder::encode`], converted.
     current: I420,
+    /// The last picture given to the encoder. Equal to `current` between calls once
+    /// `has_previous` is set, which lets a call compare and copy only the rows it converted.
     previous: I420,
     has_previous: bool,
+    /// The number of the frame `current` holds, while it holds one in full.
+    current_number: Option<u64>,
     keyframe_requested: bool,
     last_sent: Option<Instant>,
     last_meta: Option<FrameMeta>,
@@ -218,6 +227,7 @@ impl VideoEncoder {
             config,
             encoder,
             has_previous: false,
+            current_number: None,
             keyframe_requested: false,
             last_sent: None,
             last_meta: None,
@@ -264,11 +274,19 @@ impl VideoEncoder {
         if frame.width != self.config.width || frame.height != self.config.height {
             self.restart(frame.width, frame.height)?;
         }
-        bgra_to_i420(frame, &mut self.current);
-        if self.has_previous && !self.keyframe_requested && self.current == self.previous {
+        let rows = self.rows_to_convert(frame);
+        let rows = bgra_to_i420_rows(frame, &mut self.current, rows);
+        self.current_number = Some(frame.number);
+        let unchanged = self.has_previous && same_rows(&self.current, &self.previous, rows.clone());
+        if unchanged && !self.keyframe_requested {
             return Ok(false);
         }
-        std::mem::swap(&mut self.current, &mut self.previous);
+        if self.has_previous {
+            // Outside `rows` the two are equal already (see `previous`).
+            copy_rows(&self.current, &mut self.previous, rows);
+        } else {
+            self.previous.clone_from(&self.current);
+        }
         self.has_previous = true;
         let meta = FrameMeta::of(frame);
         let keyframe = std::mem::take(&mut self.keyframe_requested);
@@ -309,6 +327,22 @@ impl VideoEncoder {
         self.encoder.flush()
     }
 
+    /// The rows of `frame` that can differ from the frame `current` holds: its changed region
+    /// when it is the source's next frame after that one, otherwise all of them. A frame the
+    /// caller skipped (the puppet drops frames when the encoder is busy) breaks the sequence,
+    /// and its changes would be missed, so the numbers must follow each other.
+    fn rows_to_convert(&self, frame: &Frame) -> Range<u32> {
+        let follows = self
+            .current_number
+            .is_some_and(|n| n.checked_add(1) == Some(frame.number));
+        match frame.changed {
+            Some(rect) if follows && rect.y.saturating_add(rect.height) <= frame.height => {
+                rect.y..rect.y + rect.height
+            }
+            _ => 0..frame.height,
+        }
+    }
+
     fn send(&mut self, meta: FrameMeta, keyframe: bool) -> Result<()> {
         self.encoder.send_frame(&self.previous, meta, keyframe)?;
         self.last_sent = Some(meta.submitted_at);
@@ -317,6 +351,9 @@ impl VideoEncoder {
     }
 
     fn restart(&mut self, width: u32, height: u32) -> Result<()> {
+        // Whatever fails below, the next frame is converted and compared in full.
+        self.has_previous = false;
+        self.current_number = None;
         // Packets of the old size still held by the encoder go out first.
         self.encoder.flush()?;
         while let Some(packet) = self.encoder.poll_packet()? {
@@ -327,7 +364,132 @@ impl VideoEncoder {
         self.encoder = self.config.build(self.kind)?;
         self.current.resize(width, height);
         self.previous.resize(width, height);
-        self.has_previous = false;
         Ok(())
+    }
+}
+
+/// The luma and chroma bytes of image rows `rows` (widened to whole chroma rows).
+fn plane_ranges(image: &I420, rows: Range<u32>) -> [Range<usize>; 2] {
+    let width = image.width as usize;
+    let (cw, _) = chroma_size(image.width, image.height);
+    let (start, end) = (rows.start as usize, rows.end as usize);
+    [
+        start * width..end * width,
+        start / 2 * cw..end.div_ceil(2) * cw,
+    ]
+}
+
+/// Whether two images have the same size and agree in rows `rows`.
+fn same_rows(a: &I420, b: &I420, rows: Range<u32>) -> bool {
+    let [luma, chroma] = plane_ranges(a, rows);
+    (a.width, a.height) == (b.width, b.height)
+        && a.y.get(luma.clone()) == b.y.get(luma)
+        && a.u.get(chroma.clone()) == b.u.get(chroma.clone())
+        && a.v.get(chroma.clone()) == b.v.get(chroma)
+}
+
+/// Copies rows `rows` of `from` into `to`, an image of the same size.
+fn copy_rows(from: &I420, to: &mut I420, rows: Range<u32>) {
+    let [luma, chroma] = plane_ranges(from, rows);
+    to.y[luma.clone()].copy_from_slice(&from.y[luma]);
+    to.u[chroma.clone()].copy_from_slice(&from.u[chroma.clone()]);
+    to.v[chroma.clone()].copy_from_slice(&from.v[chroma]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::changed_region;
+    use crate::convert::to_i420;
+    use crate::frame::Rect;
+
+    const W: u32 = 64;
+    const H: u32 = 48;
+
+    fn encoder() -> VideoEncoder {
+        VideoEncoder::new(EncoderKind::Aom, EncoderConfig::new(W, H)).unwrap()
+    }
+
+    /// A frame of the given number whose pixels depend on `seed` (a gradient, so rows differ).
+    fn frame(number: u64, seed: u8) -> Frame {
+        let mut frame = Frame::new(W, H);
+        for (i, px) in frame.data.chunks_exact_mut(4).enumerate() {
+            let v = (i as u32).wrapping_mul(7).wrapping_add(seed as u32 * 31) as u8;
+            px.copy_from_slice(&[v, v.wrapping_mul(3), seed, 0]);
+        }
+        frame.number = number;
+        frame
+    }
+
+    /// `frame` with rows `rows` repainted from `other`, and the changed region set as a source
+    /// would (the bounding box of the differences).
+    fn repaint(base: &Frame, other: &Frame, rows: Range<u32>, number: u64) -> Frame {
+        let mut next = base.clone();
+        for y in rows {
+            let at = y as usize * next.stride;
+            let len = W as usize * 4;
+            next.data[at..at + len].copy_from_slice(&other.data[at..at + len]);
+        }
+        next.number = number;
+        next.changed = changed_region(&base.data, &next.data, W, H, base.stride);
+        next
+    }
+
+    #[test]
+    fn following_frames_converted_by_their_changed_rows_equal_full_conversions() {
+        let mut encoder = encoder();
+        let mut shown = frame(1, 0);
+        assert!(encoder.encode(&shown).unwrap());
+        for (number, rows) in [(2, 0..1), (3, 5..6), (4, 47..48), (5, 10..31), (6, 0..48)] {
+            let next = repaint(&shown, &frame(0, number as u8), rows.clone(), number);
+            assert!(encoder.encode(&next).unwrap(), "frame {number}");
+            assert_eq!(
+                encoder.previous,
+                to_i420(&next),
+                "frame {number}, rows {rows:?}"
+            );
+            assert_eq!(encoder.current, encoder.previous);
+            shown = next;
+        }
+    }
+
+    #[test]
+    fn a_change_that_converts_to_the_same_picture_is_not_encoded() {
+        let mut encoder = encoder();
+        let first = frame(1, 0);
+        assert!(encoder.encode(&first).unwrap());
+        // Only the fourth byte (not alpha, X11's padding) changes.
+        let mut next = first.clone();
+        next.data[4 * 70 + 3] = 9;
+        next.number = 2;
+        next.changed = changed_region(&first.data, &next.data, W, H, first.stride);
+        assert!(next.changed.is_some());
+        assert!(!encoder.encode(&next).unwrap());
+    }
+
+    #[test]
+    fn only_the_next_frame_of_the_sequence_is_trusted_with_its_changed_region() {
+        // A region that does not cover the changes shows which path was taken.
+        let understated = Some(Rect {
+            x: 0,
+            y: 20,
+            width: W,
+            height: 2,
+        });
+        let mut encoder = encoder();
+        assert!(encoder.encode(&frame(1, 0)).unwrap());
+        let mut next = frame(2, 1);
+        next.changed = understated;
+        assert!(encoder.encode(&next).unwrap());
+        let (partial, full) = (&encoder.previous, to_i420(&next));
+        let rows = plane_ranges(&full, 20..22)[0].clone();
+        assert_eq!(partial.y[rows.clone()], full.y[rows]);
+        assert_ne!(*partial, full, "rows outside the region were converted");
+
+        // A frame after a gap (the caller dropped frame 3) is converted in full.
+        let mut after_gap = frame(4, 2);
+        after_gap.changed = understated;
+        assert!(encoder.encode(&after_gap).unwrap());
+        assert_eq!(encoder.previous, to_i420(&after_gap));
     }
 }
