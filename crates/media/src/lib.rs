@@ -28,7 +28,9 @@
 //! # Ok::<(), rtcdesk_media::Error>(())
 //! ```
 //!
-//! All `unsafe` code (the libaom bindings) lives in [`encode::aom`], with its invariants.
+//! `unsafe` code is denied except in two places, each with its invariants beside it: the libaom
+//! bindings in [`encode::aom`], and the calls into the AVX2 and AVX-512 builds of the pixel
+//! conversions in [`convert`], made only after the processor was seen to support them.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
