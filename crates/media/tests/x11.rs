@@ -165,6 +165,18 @@ fn counted_capture(display: &str, fps: u32) -> (CaptureThread, Arc<Mutex<Counts>
     (capture, counts, signals)
 }
 
+/// Fills a rectangle of the root window with one colour and waits until the server has drawn it.
+fn fill_root(client: &RustConnection, screen: usize, colour: u32, rectangle: Rectangle) {
+    let root = client.setup().roots[screen].root;
+    let gc = client.generate_id().unwrap();
+    client
+        .create_gc(gc, root, &CreateGCAux::new().foreground(colour))
+        .unwrap();
+    client.poly_fill_rectangle(root, gc, &[rectangle]).unwrap();
+    client.free_gc(gc).unwrap();
+    client.get_input_focus().unwrap().reply().unwrap();
+}
+
 /// Waits (bounded) for a frame whose pixel at (`x`, `y`) is `bgr`.
 fn frame_showing(capture: &CaptureThread, (x, y): (u32, u32), bgr: [u8; 3]) -> Option<Frame> {
     for _ in 0..50 {
@@ -206,11 +218,6 @@ fn x11_damage_wakes_the_capture_and_a_still_screen_is_not_grabbed() {
 
     // Another client fills a rectangle on the root window.
     let (client, screen) = RustConnection::connect(Some(x.display())).expect("X client");
-    let root = client.setup().roots[screen].root;
-    let gc = client.generate_id().unwrap();
-    client
-        .create_gc(gc, root, &CreateGCAux::new().foreground(0xff8000))
-        .unwrap();
     let rectangle = Rectangle {
         x: 10,
         y: 20,
@@ -218,8 +225,7 @@ fn x11_damage_wakes_the_capture_and_a_still_screen_is_not_grabbed() {
         height: 40,
     };
     let before = *counts.lock().unwrap();
-    client.poly_fill_rectangle(root, gc, &[rectangle]).unwrap();
-    client.flush().unwrap();
+    fill_root(&client, screen, 0xff8000, rectangle);
     let frame =
         frame_showing(&capture, (30, 40), [0x00, 0x80, 0xff]).expect("the drawing is captured");
     assert_eq!(
@@ -244,7 +250,7 @@ fn x11_damage_wakes_the_capture_and_a_still_screen_is_not_grabbed() {
         .create_window(
             COPY_DEPTH_FROM_PARENT,
             window,
-            root,
+            client.setup().roots[screen].root,
             200,
             100,
             60,
@@ -264,6 +270,32 @@ fn x11_damage_wakes_the_capture_and_a_still_screen_is_not_grabbed() {
         [0x00, 0x80, 0xff],
         "the rectangle stays"
     );
+}
+
+#[test]
+fn x11_capture_polls_when_damage_misses_changes() {
+    let x = Xvfb::start(320, 240).expect("Xvfb");
+    let mut capture = X11Capture::open(Some(x.display())).expect("open the Xvfb display");
+    assert!(capture.signals_changes());
+    let mut frame = Frame::new(1, 1);
+    assert!(capture.grab(&mut frame).unwrap());
+    let (client, screen) = RustConnection::connect(Some(x.display())).expect("X client");
+    // Grabbing without waiting for the notice looks, to the capture, like damage that never came.
+    for colour in [0x112233, 0x445566] {
+        let rectangle = Rectangle {
+            x: 0,
+            y: 0,
+            width: 30,
+            height: 30,
+        };
+        fill_root(&client, screen, colour, rectangle);
+        assert!(capture.grab(&mut frame).unwrap());
+    }
+    assert!(
+        !capture.signals_changes(),
+        "two unsignalled changes in a row: DAMAGE is not trusted"
+    );
+    assert!(capture.wait_for_change(Duration::ZERO).unwrap(), "polling");
 }
 
 /// A private Xvfb started with extra arguments (the xvfb crate's cannot take any), killed on drop.
@@ -316,19 +348,13 @@ fn x11_capture_polls_a_server_without_damage() {
         .expect("a first frame");
     capture.recycle(first);
     let (client, screen) = RustConnection::connect(Some(&x.display)).expect("X client");
-    let root = client.setup().roots[screen].root;
-    let gc = client.generate_id().unwrap();
-    client
-        .create_gc(gc, root, &CreateGCAux::new().foreground(0x00ff00))
-        .unwrap();
     let rectangle = Rectangle {
         x: 0,
         y: 0,
         width: 20,
         height: 20,
     };
-    client.poly_fill_rectangle(root, gc, &[rectangle]).unwrap();
-    client.flush().unwrap();
+    fill_root(&client, screen, 0x00ff00, rectangle);
     assert!(
         frame_showing(&capture, (5, 5), [0x00, 0xff, 0x00]).is_some(),
         "polling finds the drawing"
@@ -398,7 +424,6 @@ fn measure_x11_capture_still_cost_and_change_latency() {
             let theirs = 100.0 * (cpu_seconds(&server) - theirs) / seconds;
 
             let (client, screen) = RustConnection::connect(Some(&x.display)).expect("X client");
-            let root = client.setup().roots[screen].root;
             let mut to_grab = Vec::new();
             let mut to_frame = Vec::new();
             for i in 0..CHANGES {
@@ -408,10 +433,6 @@ fn measure_x11_capture_still_cost_and_change_latency() {
                     capture.recycle(frame);
                 }
                 let colour = if i % 2 == 0 { 0xff8000 } else { 0x0080ff };
-                let gc = client.generate_id().unwrap();
-                client
-                    .create_gc(gc, root, &CreateGCAux::new().foreground(colour))
-                    .unwrap();
                 let rectangle = Rectangle {
                     x: 100,
                     y: 100,
@@ -419,8 +440,7 @@ fn measure_x11_capture_still_cost_and_change_latency() {
                     height: 30,
                 };
                 let drawn = Instant::now();
-                client.poly_fill_rectangle(root, gc, &[rectangle]).unwrap();
-                client.flush().unwrap();
+                fill_root(&client, screen, colour, rectangle);
                 let bgr = [
                     (colour & 0xff) as u8,
                     (colour >> 8) as u8,
@@ -430,7 +450,6 @@ fn measure_x11_capture_still_cost_and_change_latency() {
                 to_frame.push(drawn.elapsed());
                 to_grab.push(frame.captured_at.saturating_duration_since(drawn));
                 capture.recycle(frame);
-                client.free_gc(gc).unwrap();
             }
             to_grab.sort();
             to_frame.sort();

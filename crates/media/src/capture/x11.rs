@@ -23,10 +23,15 @@ use x11rb::{COPY_DEPTH_FROM_PARENT, COPY_FROM_PARENT, NONE};
 
 use super::{changed_region, Capture};
 use crate::error::{Error, Result};
-use crate::frame::{unix_micros_now, Frame};
+use crate::frame::{unix_micros_now, Frame, Rect};
 
 /// How often the screen size is checked (one RandR round trip) to follow resolution changes.
 const SIZE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Grabs in a row, not preceded by a damage notice, that found the screen changed, after which
+/// DAMAGE is taken as unreliable on this server (some drivers' page flips report none) and the
+/// screen is polled. One could be a change whose notice was still on its way.
+const MISSES_BEFORE_POLLING: u32 = 2;
 
 /// Captures the primary monitor of an X display. Not `Send` (scrap's capturer is not): open it
 /// on the thread that grabs, e.g. inside [`super::CaptureThread::spawn`].
@@ -39,8 +44,7 @@ pub struct X11Capture {
     has_previous: bool,
     frame_number: u64,
     last_size_check: Instant,
-    /// Change notices from DAMAGE; `None` when the server lacks it (or lost it): then we poll.
-    damage: Option<DamageWatch>,
+    changes: ChangeSignal,
 }
 
 impl X11Capture {
@@ -82,13 +86,17 @@ impl X11Capture {
             has_previous: false,
             frame_number: 0,
             last_size_check: Instant::now(),
-            damage,
+            changes: ChangeSignal {
+                damage,
+                signalled: false,
+                misses: 0,
+            },
         })
     }
 
     /// Whether the screen's changes are signalled (X DAMAGE) rather than found by polling.
     pub fn signals_changes(&self) -> bool {
-        self.damage.is_some()
+        self.changes.damage.is_some()
     }
 
     /// Re-reads the monitor size and makes a new capturer when it changed.
@@ -113,6 +121,15 @@ fn primary_monitor(server: &Rc<Server>) -> Result<Display> {
         return Ok(first);
     }
     Ok(displays.find(Display::is_default).unwrap_or(first))
+}
+
+/// Copies the BGRX pixels of `rect` from `source` into `target`, both `stride` bytes a row.
+fn copy_rect(target: &mut [u8], source: &[u8], rect: Rect, stride: usize) {
+    let (x, width) = (rect.x as usize * 4, rect.width as usize * 4);
+    for y in rect.y as usize..(rect.y + rect.height) as usize {
+        let row = y * stride + x..y * stride + x + width;
+        target[row.clone()].copy_from_slice(&source[row]);
+    }
 }
 
 fn monitor_size(display: &Display) -> (u32, u32) {
@@ -140,22 +157,27 @@ impl Capture for X11Capture {
         }
         let pixels = &pixels[..stride * height as usize];
         let changed = if self.has_previous {
-            match changed_region(&self.previous, pixels, width, height, stride) {
-                None => return Ok(false),
-                Some(rect) => Some(rect),
-            }
+            let found = changed_region(&self.previous, pixels, width, height, stride);
+            self.changes.grabbed(found.is_some());
+            let Some(rect) = found else {
+                return Ok(false);
+            };
+            // Outside `rect` the two are equal already: copying the rest is wasted time.
+            copy_rect(&mut self.previous, pixels, rect, stride);
+            Some(rect)
         } else {
+            self.changes.signalled = false;
+            self.previous.clear();
+            self.previous.extend_from_slice(pixels);
+            self.has_previous = true;
             None
         };
-        self.previous.clear();
-        self.previous.extend_from_slice(pixels);
-        self.has_previous = true;
         self.frame_number += 1;
         frame.width = width;
         frame.height = height;
         frame.stride = stride;
         frame.data.clear();
-        frame.data.extend_from_slice(&self.previous);
+        frame.data.extend_from_slice(pixels);
         frame.number = self.frame_number;
         frame.captured_at = captured_at;
         frame.captured_unix_micros = captured_unix_micros;
@@ -164,17 +186,56 @@ impl Capture for X11Capture {
     }
 
     fn wait_for_change(&mut self, timeout: Duration) -> Result<bool> {
+        Ok(self.changes.wait(timeout))
+    }
+}
+
+/// Says when the screen changed: from DAMAGE while the server has it and it proves reliable,
+/// otherwise "maybe" at every poll.
+struct ChangeSignal {
+    /// `None` when the server lacks DAMAGE, lost it or missed changes: then we poll.
+    damage: Option<DamageWatch>,
+    /// Whether DAMAGE signalled a change since the last grab.
+    signalled: bool,
+    /// Unsignalled grabs in a row that found a change.
+    misses: u32,
+}
+
+impl ChangeSignal {
+    /// Waits up to `timeout` for a change; returns whether a grab is worth doing.
+    fn wait(&mut self, timeout: Duration) -> bool {
         let Some(watch) = &self.damage else {
             std::thread::sleep(timeout);
-            return Ok(true);
+            return true;
         };
         match watch.wait(timeout) {
-            Ok(changed) => Ok(changed),
+            Ok(changed) => {
+                self.signalled |= changed;
+                changed
+            }
             Err(error) => {
                 tracing::warn!(%error, "lost X DAMAGE events; polling the screen");
                 self.damage = None;
-                Ok(true)
+                true
             }
+        }
+    }
+
+    /// Notes what a grab found: a change DAMAGE did not signal is a miss, and after a few misses
+    /// in a row the screen is polled.
+    fn grabbed(&mut self, changed: bool) {
+        let signalled = std::mem::take(&mut self.signalled);
+        if self.damage.is_none() || signalled {
+            return;
+        }
+        if !changed {
+            self.misses = 0;
+            return;
+        }
+        self.misses += 1;
+        if self.misses >= MISSES_BEFORE_POLLING {
+            tracing::info!("X DAMAGE missed screen changes; polling the screen");
+            self.damage = None;
         }
     }
 }
@@ -324,6 +385,37 @@ fn watch(connection: &RustConnection, wake_window: Window, notify: &SyncSender<N
                 // Blocks only while a notice is pending, which the capture takes at its next wait.
                 let _ = notify.send(Notice::Lost(error));
                 return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_rect_copies_that_rectangle_only() {
+        let (width, height, stride) = (8, 6, 8 * 4);
+        let source: Vec<u8> = (0..stride * height).map(|i| i as u8 | 1).collect();
+        let mut target = vec![0u8; stride * height];
+        let rect = Rect {
+            x: 2,
+            y: 1,
+            width: 3,
+            height: 4,
+        };
+        copy_rect(&mut target, &source, rect, stride);
+        for y in 0..height {
+            for x in 0..width {
+                let inside = (2..5).contains(&x) && (1..5).contains(&y);
+                let pixel = y * stride + x * 4..y * stride + x * 4 + 4;
+                let expected = if inside {
+                    &source[pixel.clone()]
+                } else {
+                    &[0; 4][..]
+                };
+                assert_eq!(&target[pixel], expected, "({x}, {y})");
             }
         }
     }
