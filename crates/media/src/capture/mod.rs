@@ -96,8 +96,9 @@ pub struct CaptureThread {
 
 impl CaptureThread {
     /// Starts a thread that opens a source with `open` and grabs it at most `fps` times a second:
-    /// when the source signals a change, or `fps` times a second if it cannot signal. Returns
-    /// once the source is open, with its error if it could not be.
+    /// when the source signals a change (and once a second regardless, in case it missed one),
+    /// or `fps` times a second if it cannot signal. Returns once the source is open, with its
+    /// error if it could not be.
     pub fn spawn<C, F>(open: F, fps: u32) -> Result<CaptureThread>
     where
         C: Capture,
