@@ -1,8 +1,9 @@
 //! Screen capture: the [`Capture`] trait, its two sources (X11 through scrap, and the synthetic
-//! desktop), and [`CaptureThread`], which polls a source at a set rate and hands on only the
-//! frames that changed, latest first.
+//! desktop), and [`CaptureThread`], which grabs a source when it says its screen changed (or
+//! polls it, for sources that cannot say), at most at a set rate, and hands on only the frames
+//! that changed, latest first.
 
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -23,6 +24,16 @@ pub trait Capture {
     /// since the last grab that returned `true`; returns whether it did. The frame's number,
     /// capture time and changed region are set on `true`; on `false` the frame is untouched.
     fn grab(&mut self, frame: &mut Frame) -> Result<bool>;
+    /// Waits up to `timeout` for the screen to change and returns whether it may have: `true`
+    /// means a grab is worth doing now, `false` that nothing changed in that time. Lets the
+    /// capture thread sleep through a still screen and grab as soon as it changes.
+    ///
+    /// The default is for sources that cannot tell: it sleeps the whole timeout and returns
+    /// `true`, so they are polled at the thread's rate.
+    fn wait_for_change(&mut self, timeout: Duration) -> Result<bool> {
+        std::thread::sleep(timeout);
+        Ok(true)
+    }
 }
 
 /// Compares a new screen image with the previous one and returns the bounding box of the
@@ -73,7 +84,7 @@ struct Slot {
 const SPARE_FRAMES: usize = 3;
 
 /// A thread that owns a capture source (scrap's capturer cannot leave the thread that made it),
-/// grabs at a fixed rate and keeps the latest changed frame for the consumer. When the consumer
+/// grabs it when it changes and keeps the latest changed frame for the consumer. When the consumer
 /// is slower than the screen, older frames are replaced (latest wins) and their changed regions
 /// merged into the newer one's. Stopped and joined on drop.
 pub struct CaptureThread {
@@ -84,8 +95,10 @@ pub struct CaptureThread {
 }
 
 impl CaptureThread {
-    /// Starts a thread that opens a source with `open` and grabs it `fps` times a second. Returns
-    /// once the source is open, with its error if it could not be.
+    /// Starts a thread that opens a source with `open` and grabs it at most `fps` times a second:
+    /// when the source signals a change (and once a second regardless, in case it missed one),
+    /// or `fps` times a second if it cannot signal. Returns once the source is open, with its
+    /// error if it could not be.
     pub fn spawn<C, F>(open: F, fps: u32) -> Result<CaptureThread>
     where
         C: Capture,
@@ -185,6 +198,64 @@ impl CaptureThread {
     }
 }
 
+/// How long a source may say "unchanged" before the thread grabs anyway: a safety net for a
+/// source that misses a change (a lost X event), cheap at once a second.
+const RECHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// When the capture thread grabs, as plain logic over the times it is given.
+///
+/// Between grabs the thread waits for the source to signal a change, up to the next poll tick
+/// (`period` apart): a source that cannot signal is thus polled at `period`, and a stop request
+/// is seen within one. A signalled change is grabbed at once after a quiet spell, and at most
+/// once per `period` while the screen keeps changing (the rate limit). Without a signal the
+/// thread grabs only `recheck` after the last grab.
+#[derive(Debug)]
+struct Pacing {
+    period: Duration,
+    recheck: Duration,
+    next_tick: Instant,
+    last_grab: Option<Instant>,
+}
+
+impl Pacing {
+    fn new(period: Duration, recheck: Duration, now: Instant) -> Pacing {
+        Pacing {
+            period,
+            recheck,
+            next_tick: now,
+            last_grab: None,
+        }
+    }
+
+    /// How long to wait for a change before the next tick.
+    fn wait_timeout(&self, now: Instant) -> Duration {
+        self.next_tick.saturating_duration_since(now)
+    }
+
+    /// Called after waiting, with whether the source signalled a change: when to grab (now or at
+    /// the end of the rate limit), or `None` for not yet.
+    fn grab_at(&mut self, changed: bool, now: Instant) -> Option<Instant> {
+        if now >= self.next_tick {
+            self.next_tick += self.period;
+            if self.next_tick < now {
+                // Fell behind (slow grab): skip the missed ticks rather than burst.
+                self.next_tick = now;
+            }
+        }
+        match self.last_grab {
+            None => Some(now),
+            Some(last) if changed => Some((last + self.period).max(now)),
+            Some(last) if now >= last + self.recheck => Some(now),
+            Some(_) => None,
+        }
+    }
+
+    /// Records that a grab started at `at`.
+    fn grabbed(&mut self, at: Instant) {
+        self.last_grab = Some(at);
+    }
+}
+
 fn run<C: Capture>(
     mut source: C,
     period: Duration,
@@ -192,8 +263,27 @@ fn run<C: Capture>(
     stop: &mpsc::Receiver<()>,
 ) {
     let lock = || slot.0.lock().unwrap_or_else(|e| e.into_inner());
-    let mut next = Instant::now();
-    loop {
+    let mut pacing = Pacing::new(period, RECHECK_INTERVAL, Instant::now());
+    let ended = loop {
+        let changed = match source.wait_for_change(pacing.wait_timeout(Instant::now())) {
+            Ok(changed) => changed,
+            Err(e) => break Some(e),
+        };
+        match stop.try_recv() {
+            Err(TryRecvError::Empty) => {}
+            Ok(()) | Err(TryRecvError::Disconnected) => break None,
+        }
+        let Some(at) = pacing.grab_at(changed, Instant::now()) else {
+            continue;
+        };
+        let now = Instant::now();
+        if at > now {
+            match stop.recv_timeout(at - now) {
+                Err(RecvTimeoutError::Timeout) => {}
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => break None,
+            }
+        }
+        pacing.grabbed(Instant::now());
         let mut frame = lock().spare.pop().unwrap_or_else(|| Frame::new(0, 0));
         match source.grab(&mut frame) {
             Ok(true) => {
@@ -216,24 +306,10 @@ fn run<C: Capture>(
                     guard.spare.push(frame);
                 }
             }
-            Err(e) => {
-                lock().ended = Some(e.to_string());
-                slot.1.notify_all();
-                return;
-            }
+            Err(e) => break Some(e),
         }
-        next += period;
-        let now = Instant::now();
-        if next < now {
-            // Fell behind (slow grab): skip the missed ticks rather than burst.
-            next = now;
-        }
-        match stop.recv_timeout(next - now) {
-            Err(RecvTimeoutError::Timeout) => {}
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
-        }
-    }
-    lock().ended = Some(String::new());
+    };
+    lock().ended = Some(ended.map_or_else(String::new, |e| e.to_string()));
     slot.1.notify_all();
 }
 
@@ -295,6 +371,163 @@ mod tests {
             .unwrap()
             .expect("changed frame");
         assert_eq!(second.number, 2);
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_source_that_cannot_signal_is_polled_once_per_period() {
+        let t0 = Instant::now();
+        let mut pacing = Pacing::new(ms(10), ms(1000), t0);
+        let mut now = t0;
+        for tick in 0..5 {
+            // The default wait sleeps the whole timeout and says "maybe changed".
+            now += pacing.wait_timeout(now);
+            assert_eq!(now, t0 + ms(10 * tick));
+            assert_eq!(pacing.grab_at(true, now), Some(now));
+            pacing.grabbed(now);
+            now += ms(2); // the grab
+        }
+    }
+
+    #[test]
+    fn a_still_screen_is_grabbed_only_by_the_recheck() {
+        let t0 = Instant::now();
+        let mut pacing = Pacing::new(ms(10), ms(1000), t0);
+        assert_eq!(pacing.grab_at(false, t0), Some(t0), "the first grab");
+        pacing.grabbed(t0);
+        let mut now = t0;
+        let mut grabs = Vec::new();
+        while now < t0 + ms(2500) {
+            now += pacing.wait_timeout(now).max(ms(1));
+            if let Some(at) = pacing.grab_at(false, now) {
+                pacing.grabbed(at);
+                grabs.push(at - t0);
+            }
+        }
+        assert_eq!(grabs, [ms(1000), ms(2000)]);
+    }
+
+    #[test]
+    fn a_change_after_a_quiet_spell_is_grabbed_at_once_and_a_busy_screen_at_the_rate() {
+        let t0 = Instant::now();
+        let mut pacing = Pacing::new(ms(10), ms(1000), t0);
+        pacing.grab_at(false, t0);
+        pacing.grabbed(t0);
+        // Quiet ticks, then a change signalled between two ticks.
+        let mut now = t0;
+        while now < t0 + ms(500) {
+            now += pacing.wait_timeout(now);
+            assert_eq!(pacing.grab_at(false, now), None);
+        }
+        let change = now + ms(3);
+        assert_eq!(pacing.grab_at(true, change), Some(change));
+        pacing.grabbed(change);
+        // The screen keeps changing: one grab per period.
+        assert_eq!(pacing.grab_at(true, change + ms(1)), Some(change + ms(10)));
+        pacing.grabbed(change + ms(10));
+        assert_eq!(pacing.grab_at(true, change + ms(14)), Some(change + ms(20)));
+    }
+
+    /// Counts the grabs of a source and how many followed a signalled change.
+    struct Counting<C> {
+        source: C,
+        counts: Arc<Mutex<Counts>>,
+        signalled: bool,
+    }
+
+    #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+    struct Counts {
+        grabs: u64,
+        after_signal: u64,
+    }
+
+    impl<C: Capture> Capture for Counting<C> {
+        fn size(&self) -> (u32, u32) {
+            self.source.size()
+        }
+
+        fn grab(&mut self, frame: &mut Frame) -> Result<bool> {
+            let mut counts = self.counts.lock().unwrap();
+            counts.grabs += 1;
+            counts.after_signal += u64::from(std::mem::take(&mut self.signalled));
+            drop(counts);
+            self.source.grab(frame)
+        }
+
+        fn wait_for_change(&mut self, timeout: Duration) -> Result<bool> {
+            let changed = self.source.wait_for_change(timeout)?;
+            self.signalled |= changed;
+            Ok(changed)
+        }
+    }
+
+    #[test]
+    fn a_still_synthetic_desktop_is_not_grabbed_and_each_change_is() {
+        let desktop = SyntheticDesktop::new(320, 180);
+        let counts = Arc::new(Mutex::new(Counts::default()));
+        let (source, thread_counts) = (desktop.clone(), counts.clone());
+        let open = move || {
+            Ok(Counting {
+                source,
+                counts: thread_counts,
+                signalled: false,
+            })
+        };
+        let capture = CaptureThread::spawn(open, 200).unwrap();
+        let first = capture.next_frame(Duration::from_secs(10)).unwrap();
+        assert_eq!(first.map(|f| f.number), Some(1));
+        let still_from = Instant::now();
+        let before = *counts.lock().unwrap();
+        assert!(capture.next_frame(ms(300)).unwrap().is_none());
+        let during = counts.lock().unwrap().grabs - before.grabs;
+        // Polling at 200/s would have grabbed ~60 times; only the once-a-second recheck may.
+        let rechecks = still_from.elapsed().as_secs_f64().ceil() as u64;
+        assert!(during <= rechecks, "{during} grabs of a still desktop");
+
+        for (i, text) in ["a", "b", "c"].into_iter().enumerate() {
+            let before = *counts.lock().unwrap();
+            desktop.text(text);
+            let frame = capture
+                .next_frame(Duration::from_secs(10))
+                .unwrap()
+                .expect("the change is captured");
+            assert_eq!(frame.number, 2 + i as u64);
+            let after = *counts.lock().unwrap();
+            assert!(
+                after.after_signal > before.after_signal,
+                "grabbed because the change was signalled, not by a poll"
+            );
+            capture.recycle(frame);
+        }
+    }
+
+    #[test]
+    fn an_animated_desktop_is_grabbed_at_most_at_the_rate() {
+        let desktop = SyntheticDesktop::new(320, 180);
+        desktop.set_animation(true);
+        let counts = Arc::new(Mutex::new(Counts::default()));
+        let (source, thread_counts) = (desktop.clone(), counts.clone());
+        let open = move || {
+            Ok(Counting {
+                source,
+                counts: thread_counts,
+                signalled: false,
+            })
+        };
+        let start = Instant::now();
+        let capture = CaptureThread::spawn(open, 20).unwrap();
+        for _ in 0..5 {
+            let frame = capture.next_frame(Duration::from_secs(10)).unwrap();
+            capture.recycle(frame.expect("the animation keeps changing"));
+        }
+        let grabs = counts.lock().unwrap().grabs;
+        let elapsed = start.elapsed();
+        // 20 a second over the time taken, plus the first grab and one in flight.
+        let allowed = (elapsed.as_secs_f64() * 20.0).ceil() as u64 + 2;
+        assert!(grabs <= allowed, "{grabs} grabs in {elapsed:?}");
     }
 
     #[test]

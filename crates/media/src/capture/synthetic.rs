@@ -4,15 +4,15 @@
 //! It shows a top bar (frame stamp, held mouse buttons, held keys), a window with text rows that
 //! scrolls on demand, a text field showing what was typed, a region that animates on demand, and
 //! a red pointer marker where pointer events put it. A frame is produced only when something
-//! changed, and each carries its frame number and capture time in a [`crate::stamp`] block code.
+//! changed, each change wakes a capture thread waiting for one, and each frame carries its frame number and capture time in a [`crate::stamp`] block code.
 //!
 //! The input API is plain on purpose (the input crate adapts protocol events to it):
 //! [`SyntheticDesktop::pointer_to`] (coordinates normalized to 0..=65535),
 //! [`SyntheticDesktop::button`], [`SyntheticDesktop::key`] (W3C `KeyboardEvent.code` names),
 //! [`SyntheticDesktop::text`] and [`SyntheticDesktop::scroll`].
 
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use super::Capture;
 use crate::error::Result;
@@ -79,38 +79,43 @@ struct State {
 /// thread), another injects input.
 #[derive(Debug, Clone)]
 pub struct SyntheticDesktop {
-    state: Arc<Mutex<State>>,
+    /// The state, and the condition a capture waits on for it to change.
+    state: Arc<(Mutex<State>, Condvar)>,
 }
 
 impl SyntheticDesktop {
     /// A desktop of the given size (at least 320×180 for everything to fit).
     pub fn new(width: u32, height: u32) -> SyntheticDesktop {
         SyntheticDesktop {
-            state: Arc::new(Mutex::new(State {
-                width,
-                height,
-                frame_number: 0,
-                dirty: true,
-                pointer: (width / 2, height / 2),
-                buttons: [false; 5],
-                keys_held: Vec::new(),
-                typed: String::new(),
-                scroll: 0,
-                animate: false,
-                phase: 0,
-            })),
+            state: Arc::new((
+                Mutex::new(State {
+                    width,
+                    height,
+                    frame_number: 0,
+                    dirty: true,
+                    pointer: (width / 2, height / 2),
+                    buttons: [false; 5],
+                    keys_held: Vec::new(),
+                    typed: String::new(),
+                    scroll: 0,
+                    animate: false,
+                    phase: 0,
+                }),
+                Condvar::new(),
+            )),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while drawing leaves plain data behind; keep using it.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn change(&self, f: impl FnOnce(&mut State)) {
         let mut state = self.lock();
         f(&mut state);
         state.dirty = true;
+        self.state.1.notify_all();
     }
 
     /// Moves the pointer; `x`, `y` are normalized to the screen, 0..=65535 edge to edge.
@@ -237,6 +242,16 @@ impl Capture for SyntheticDesktop {
         render(&state, frame);
         draw_stamp(frame, Stamp::new(frame.number, frame.captured_unix_micros));
         Ok(true)
+    }
+
+    fn wait_for_change(&mut self, timeout: Duration) -> Result<bool> {
+        let state = self.lock();
+        let (state, _) = self
+            .state
+            .1
+            .wait_timeout_while(state, timeout, |s| !s.dirty && !s.animate)
+            .unwrap_or_else(|e| e.into_inner());
+        Ok(state.dirty || state.animate)
     }
 }
 
