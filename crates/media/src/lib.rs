@@ -3,7 +3,8 @@
 //! On the puppet, frames enter from a [`Capture`] source: the X11 screen ([`X11Capture`],
 //! through scrap) or the [`SyntheticDesktop`], a deterministic screen that is also an input
 //! sink and stamps every frame with its number and capture time. A [`CaptureThread`] grabs the
-//! source at a fixed rate and hands on only changed frames (BGRA, [`Frame`]). A
+//! source as soon as it signals a change (X DAMAGE; the synthetic desktop's own signal), up to a
+//! set rate, or polls at that rate when it cannot signal, and hands on only changed frames (BGRA, [`Frame`]). A
 //! [`VideoEncoder`] converts them to I420 (BT.709 limited range) and encodes them with libaom
 //! in realtime mode (the default) or rav1e; out come [`EncodedFrame`]s, AV1 temporal units for
 //! str0m's packetizer or an [`IvfWriter`] recording. On the controller, a [`Decoder`] (dav1d)

@@ -192,8 +192,10 @@ pub(crate) async fn start(config: PuppetConfig) -> Result<Puppet, Error> {
 type Opened = (CaptureThread, Option<SyntheticDesktop>, InjectorThread);
 
 fn open_source(config: &PuppetConfig) -> Result<Opened, Error> {
-    // The capture thread polls faster than the encode rate so a change is seen within a few
-    // milliseconds; the pacer keeps the encoder at `fps`.
+    // The capture thread grabs as soon as the source signals a change (X DAMAGE, the synthetic
+    // desktop's own signal), or polls at this rate when it cannot. While the screen keeps
+    // changing it grabs at most this often: twice the encode rate, so a change waits at most
+    // half an encode interval to be grabbed. The pacer keeps the encoder at `fps`.
     let poll_rate = (config.fps * 2).clamp(config.fps, 240);
     match &config.source {
         Source::Synthetic { width, height } => {
