@@ -195,7 +195,15 @@ fn run(
     // own, a private Xvfb with a clock and a pair of eyes on it, like a second machine.
     let puppet_display = if options.source == "x11" {
         let display = start_xvfb(processes, options.size)?;
-        for (name, args) in [("xclock", &["-update", "1"][..]), ("xeyes", &[][..])] {
+        // Side by side (there is no window manager to place them): the eyes follow the pointer
+        // the controller moves.
+        for (name, args) in [
+            (
+                "xclock",
+                &["-update", "1", "-geometry", "240x240+40+40"][..],
+            ),
+            ("xeyes", &["-geometry", "400x260+360+200"][..]),
+        ] {
             if let Ok(child) = Command::new(name)
                 .args(args)
                 .env("DISPLAY", &display)
