@@ -221,7 +221,7 @@ fn run(
     };
     let mut puppet = Command::new(bin.join("puppet"));
     puppet
-        .args(["--source", &options.source, "--accept-all", "--fps", "30"])
+        .args(["--source", &options.source, "--accept-all"])
         .args(["--listen", "127.0.0.1:0", "--name", puppet_name])
         .args([
             "--synthetic-size",

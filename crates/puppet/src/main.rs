@@ -64,7 +64,7 @@ struct Args {
     record: Option<PathBuf>,
 
     /// Most frames per second sent; fewer while little changes, none while the screen is still.
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=240))]
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=240))]
     fps: u32,
 
     /// Scale the picture down to fit inside this size before sending (keeps the aspect
