@@ -191,6 +191,9 @@ struct Case {
 struct Row {
     glass: Vec<Duration>,
     split: (Duration, Duration, Duration),
+    /// Inside the puppet, p50 per encoded frame: capture → handed to the encoder (waiting for
+    /// the pacer and the previous encode, converting), and the encode itself.
+    puppet_split: (Duration, Duration),
     photon: Vec<Duration>,
     probes_sent: u64,
     fps: f64,
@@ -296,6 +299,8 @@ fn run_case(case: &Case, seconds: u64) -> anyhow::Result<Row> {
     let ticks = ticks_per_second();
     let cpu_start = cpu_by_group();
     let wall_start = Instant::now();
+    // Only the frames encoded while measuring count.
+    let _ = puppet.take_frame_timings();
     measuring.store(true, Ordering::Relaxed);
 
     let positions = [(0.3, 0.45), (0.7, 0.55), (0.45, 0.7), (0.6, 0.35)];
@@ -340,6 +345,7 @@ fn run_case(case: &Case, seconds: u64) -> anyhow::Result<Row> {
     }
 
     measuring.store(false, Ordering::Relaxed);
+    let timings = puppet.take_frame_timings();
     let wall = wall_start.elapsed().as_secs_f64();
     let cpu_end = cpu_by_group();
     let cores = |group: &str| {
@@ -369,6 +375,20 @@ fn run_case(case: &Case, seconds: u64) -> anyhow::Result<Row> {
         v.sort();
         v.get(v.len() / 2).copied().unwrap_or_default()
     };
+    let puppet_split = (
+        median(
+            timings
+                .iter()
+                .map(|t| t.submitted_at.saturating_duration_since(t.captured_at))
+                .collect(),
+        ),
+        median(
+            timings
+                .iter()
+                .map(|t| t.produced_at.saturating_duration_since(t.submitted_at))
+                .collect(),
+        ),
+    );
     let split = (
         median(measured.split.iter().map(|s| s.0).collect()),
         median(measured.split.iter().map(|s| s.1).collect()),
@@ -376,6 +396,7 @@ fn run_case(case: &Case, seconds: u64) -> anyhow::Result<Row> {
     );
     Ok(Row {
         split,
+        puppet_split,
         glass,
         photon,
         probes_sent,
@@ -463,9 +484,9 @@ fn main() -> anyhow::Result<()> {
     );
     println!();
     println!(
-        "| size | workload | encoder | glass-to-glass p50/p95/p99 | g2g p50 split: capture→received / →decoded / →RGBA | input-to-photon p50/p95/p99 (seen/sent) | fps | Mbit/s | puppet CPU | controller CPU | other threads |"
+        "| size | workload | encoder | glass-to-glass p50/p95/p99 | g2g p50 split: capture→received / →decoded / →RGBA | puppet p50: capture→encoder / encode | input-to-photon p50/p95/p99 (seen/sent) | fps | Mbit/s | puppet CPU | controller CPU | other threads |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for &(width, height) in &sizes {
         for &workload in &workloads {
             for &encoder in &encoders {
@@ -481,7 +502,7 @@ fn main() -> anyhow::Result<()> {
                 };
                 match run_case(&case, seconds) {
                     Ok(row) => println!(
-                        "| {width}×{height} | {} | {encoder_name} | {} / {} / {} | {} / {} / {} | {} / {} / {} ({}/{}) | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                        "| {width}×{height} | {} | {encoder_name} | {} / {} / {} | {} / {} / {} | {} / {} | {} / {} / {} ({}/{}) | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} |",
                         workload.name(),
                         percentile(&row.glass, 0.5),
                         percentile(&row.glass, 0.95),
@@ -489,6 +510,8 @@ fn main() -> anyhow::Result<()> {
                         ms(row.split.0),
                         ms(row.split.1),
                         ms(row.split.2),
+                        ms(row.puppet_split.0),
+                        ms(row.puppet_split.1),
                         percentile(&row.photon, 0.5),
                         percentile(&row.photon, 0.95),
                         percentile(&row.photon, 0.99),
@@ -501,7 +524,7 @@ fn main() -> anyhow::Result<()> {
                         row.other_cores,
                     ),
                     Err(error) => println!(
-                        "| {width}×{height} | {} | {encoder_name} | failed: {error:#} |||||||||",
+                        "| {width}×{height} | {} | {encoder_name} | failed: {error:#} ||||||||||",
                         workload.name()
                     ),
                 }

@@ -63,6 +63,7 @@ use rtcdesk_signal::tls::TlsOptions;
 use tokio::sync::{mpsc, watch};
 
 pub use injector::SyntheticInjector;
+pub use pipeline::FrameTiming;
 
 /// The port the embedded signaling server tries first: the one `controller` uses when it is
 /// given no `--signal`, so on one machine `controller CODE` just works.
@@ -176,7 +177,7 @@ pub struct PuppetConfig {
 }
 
 impl PuppetConfig {
-    /// Defaults: the machine's host name, libaom, 30 fps, the screen's own size, full control,
+    /// Defaults: the machine's host name, libaom, 60 fps, the screen's own size, full control,
     /// a terminal prompt with a 30 s timeout, an embedded signaling server on every interface
     /// at port [`DEFAULT_SIGNAL_PORT`] (a free one if taken), no STUN server, no recording,
     /// 20 s to connect.
@@ -185,7 +186,7 @@ impl PuppetConfig {
             name: default_name(),
             source,
             encoder: EncoderKind::Aom,
-            fps: 30,
+            fps: 60,
             max_size: None,
             view_only: false,
             accept: AcceptPolicy::Prompt {
@@ -365,6 +366,8 @@ pub enum Error {
 #[derive(Debug, Default)]
 struct Shared {
     sessions: Mutex<Vec<SessionInfo>>,
+    /// The video fan-out, which also records frame timings.
+    hub: Option<Arc<pipeline::VideoHub>>,
 }
 
 /// A running puppet. Drop it only after [`Puppet::shutdown`]; dropping it without that stops
@@ -426,6 +429,16 @@ impl Puppet {
     /// video with it and check that input reached it.
     pub fn synthetic_desktop(&self) -> Option<SyntheticDesktop> {
         self.synthetic.clone()
+    }
+
+    /// Where the time of each frame encoded since the last call went (the newest 4096 at most):
+    /// for benchmarks and diagnostics of latency inside the puppet.
+    pub fn take_frame_timings(&self) -> Vec<FrameTiming> {
+        self.shared
+            .hub
+            .as_ref()
+            .map(|hub| hub.take_timings())
+            .unwrap_or_default()
     }
 
     /// The controllers asking, connecting or connected now.

@@ -1,6 +1,7 @@
 //! The video pipeline shared by every session: capture thread → pacer → encoder thread →
 //! fan-out to each connected session's latest-wins video slot (and the recording).
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -40,6 +41,27 @@ pub(crate) struct VideoHub {
 struct HubState {
     viewers: Vec<(SessionId, VideoSender)>,
     keyframe: bool,
+    /// The newest frames' timings, oldest first, at most [`TIMINGS_KEPT`].
+    timings: VecDeque<FrameTiming>,
+}
+
+/// How many frame timings the hub keeps for [`crate::Puppet::take_frame_timings`].
+const TIMINGS_KEPT: usize = 4096;
+
+/// Where one encoded frame's time went inside the puppet, for diagnostics and benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameTiming {
+    /// When the screen was grabbed.
+    pub captured_at: Instant,
+    /// When the frame, converted, was handed to the encoder: minus `captured_at` is the time
+    /// it waited for the pacer and for the encoder to finish the frame before, plus conversion.
+    pub submitted_at: Instant,
+    /// When its packet came out of the encoder and went to every viewer's video slot.
+    pub produced_at: Instant,
+    /// The packet's size in bytes.
+    pub bytes: usize,
+    /// Whether it was a keyframe.
+    pub keyframe: bool,
 }
 
 impl VideoHub {
@@ -85,9 +107,24 @@ impl VideoHub {
         }
     }
 
+    /// The timings recorded since the last call, oldest first.
+    pub(crate) fn take_timings(&self) -> Vec<FrameTiming> {
+        self.lock().timings.drain(..).collect()
+    }
+
     /// Hands a packet to every viewer; viewers whose session closed are dropped.
     fn fan_out(&self, packet: &EncodedFrame) {
         let mut state = self.lock();
+        if state.timings.len() == TIMINGS_KEPT {
+            state.timings.pop_front();
+        }
+        state.timings.push_back(FrameTiming {
+            captured_at: packet.meta.captured_at,
+            submitted_at: packet.meta.submitted_at,
+            produced_at: packet.produced_at,
+            bytes: packet.data.len(),
+            keyframe: packet.keyframe,
+        });
         state.viewers.retain(|(_, sender)| {
             sender.send(EncodedVideoFrame {
                 data: packet.data.clone(),

@@ -131,7 +131,10 @@ pub(crate) async fn start(config: PuppetConfig) -> Result<Puppet, Error> {
     .map_err(|_| Error::NotRegistered(format!("no answer within {REGISTER_TIMEOUT:?}")))??;
 
     let (code_tx, code_rx) = watch::channel(code);
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Shared {
+        hub: Some(hub.clone()),
+        ..Shared::default()
+    });
     let (reports_tx, reports_rx) = mpsc::channel(1024);
     let mut peer_config = PeerConfig::new(Role::Offerer);
     peer_config.bind = config.peer_bind;
