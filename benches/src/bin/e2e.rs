@@ -412,23 +412,6 @@ fn run_case(case: &Case, seconds: u64) -> anyhow::Result<Row> {
     })
 }
 
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("model name")
-                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
-            })
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default();
-    format!("{cpu}, {cores} cores, Linux {kernel}")
-}
-
 fn parse_list<T>(text: &str, parse: impl Fn(&str) -> Option<T>) -> Option<Vec<T>> {
     text.split(',').map(|s| parse(s.trim())).collect()
 }
@@ -476,7 +459,7 @@ fn main() -> anyhow::Result<()> {
     println!(
         "# rtcdesk end-to-end benchmark (puppet + headless controller, loopback, one process)"
     );
-    println!("machine: {}", machine());
+    println!("machine: {}", rtcdesk_benches::machine());
     println!("command: {COMMAND}");
     println!(
         "per case: 2 s warm-up, {seconds} s measured; puppet at most 60 fps; latencies in ms \

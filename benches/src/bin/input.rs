@@ -275,23 +275,6 @@ fn text_rate(bench: &mut Bench, repeats: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|line| line.starts_with("model name"))
-                .and_then(|line| line.split(':').nth(1))
-                .map(|name| name.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|k| k.trim().to_owned())
-        .unwrap_or_default();
-    format!("{cpu}, {cores} cores, Linux {kernel}")
-}
-
 fn arg(args: &[String], name: &str, default: f64) -> Result<f64, String> {
     match args.iter().position(|a| a == name) {
         None => Ok(default),
@@ -309,7 +292,7 @@ fn run() -> Result<(), String> {
 
     println!("rtcdesk input injection benchmark");
     println!("command: cargo xtask bench input --events {events} --seconds {seconds}");
-    println!("machine: {}", machine());
+    println!("machine: {}", rtcdesk_benches::machine());
     println!(
         "setup:   Xvfb {WIDTH}x{HEIGHT}x24, EnigoInjector (enigo 0.6 x11rb/XTEST; text by its own XTEST typist) on the injector thread, queue capacity {DEFAULT_QUEUE_CAPACITY}, observer = x11rb client window"
     );

@@ -41,21 +41,8 @@ async fn main() {
 }
 
 fn print_machine() {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("model name")
-                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
-            })
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default();
     println!("# rtcdesk-peer benchmark");
-    println!("machine: {cpu}, {cores} cores, Linux {kernel}");
+    println!("machine: {}", rtcdesk_benches::machine());
     println!("command: {COMMAND}");
     println!(
         "setup:   two peers in one process (tokio, 2 worker threads), 127.0.0.1 UDP, no relay"
