@@ -6,8 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rtcdesk_media::{Capture, CaptureThread, Frame, Rect, Result, X11Capture};
+use rtcdesk_media::{Capture, CaptureThread, Frame, Rect, X11Capture};
 use rtcdesk_xvfb::Xvfb;
+
+mod common;
+use common::{Counting, Counts};
 use x11rb::connection::Connection as _;
 use x11rb::protocol::xproto::{
     ConnectionExt as _, CreateGCAux, CreateWindowAux, Rectangle, WindowClass,
@@ -106,39 +109,6 @@ fn a_missing_display_is_an_error_not_a_panic() {
         result,
         Err(rtcdesk_media::Error::DisplayUnavailable { .. })
     ));
-}
-
-/// Counts a source's grabs, and how many of them followed a signalled change.
-struct Counting<C> {
-    source: C,
-    counts: Arc<Mutex<Counts>>,
-    signalled: bool,
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct Counts {
-    grabs: u64,
-    after_signal: u64,
-}
-
-impl<C: Capture> Capture for Counting<C> {
-    fn size(&self) -> (u32, u32) {
-        self.source.size()
-    }
-
-    fn grab(&mut self, frame: &mut Frame) -> Result<bool> {
-        let mut counts = self.counts.lock().unwrap();
-        counts.grabs += 1;
-        counts.after_signal += u64::from(std::mem::take(&mut self.signalled));
-        drop(counts);
-        self.source.grab(frame)
-    }
-
-    fn wait_for_change(&mut self, timeout: Duration) -> Result<bool> {
-        let changed = self.source.wait_for_change(timeout)?;
-        self.signalled |= changed;
-        Ok(changed)
-    }
 }
 
 /// A capture thread on `display` grabbing at most `fps` times a second that counts its grabs;
