@@ -2,12 +2,13 @@
 //! what they say, while the same sockets carry the WebRTC traffic.
 
 mod common;
+#[path = "../../stun/tests/common/coturn.rs"]
+mod coturn;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 
 use common::*;
+use coturn::Coturn;
 use rtcdesk_peer::{PeerEvent, Role};
 use rtcdesk_stun::{parse, Attribute, Class, Message, METHOD_BINDING};
 use tokio::net::UdpSocket;
@@ -84,59 +85,14 @@ async fn the_mapped_address_is_trickled_as_a_srflx_candidate_then_gathering_comp
     );
 }
 
-/// Kills coturn when the test ends, also when it fails.
-struct TurnServer(Child);
-
-impl Drop for TurnServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_gathers_against_coturn_and_still_connects() {
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("turnserver")
-        .args([
-            "-n",
-            "--listening-ip=127.0.0.1",
-            &format!("--listening-port={port}"),
-            "--no-tls",
-            "--no-dtls",
-            "--no-tcp",
-            "--stun-only",
-            "--no-cli",
-            "--log-file=stdout",
-            "--pidfile=/dev/null",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn();
-    let mut child = match child {
-        Ok(child) => child,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            panic!("turnserver is not installed: `cargo xtask deps` installs coturn, which this test checks against")
-        }
-        Err(e) => panic!("starting turnserver: {e}"),
-    };
-    let stdout = child.stdout.take().unwrap();
-    let _server = TurnServer(child);
-    std::thread::spawn(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .for_each(drop)
-    });
+    let coturn = Coturn::start();
 
     // coturn answers from its port once it is up; the STUN client's retransmissions (500 ms
     // doubling) wait for it. Gathering completes only when the answer was read from the
     // session's socket, so this also proves STUN and WebRTC share the socket correctly.
-    let server: SocketAddr = ([127, 0, 0, 1], port).into();
+    let server = coturn.addr;
     let mut puppet_config = loopback_config(Role::Offerer);
     puppet_config.stun_servers = vec![server];
     let mut controller_config = loopback_config(Role::Answerer);

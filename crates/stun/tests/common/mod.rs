@@ -1,0 +1,3 @@
+//! Helpers shared by the STUN client's tests.
+
+pub mod coturn;
