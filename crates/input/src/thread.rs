@@ -4,16 +4,20 @@
 //!
 //! # Flood policy
 //!
-//! The queue holds at most `capacity` actions, and text of at most [`MAX_QUEUED_TEXT`] bytes in
-//! all (typing is the slowest action). Pointer moves coalesce: a move replaces a move at the
-//! tail of the queue (latest wins), and when the queue is full a move is dropped. Keys,
+//! The queue is shared by every session on the puppet, and each session may have at most
+//! `capacity` actions and [`MAX_QUEUED_TEXT`] bytes of text in it (typing is the slowest action),
+//! so one controller's flood never ends another's session. Pointer moves coalesce: a move
+//! replaces the same session's move at the tail of the queue (latest wins), and when the
+//! session's share is full a move is dropped. Keys,
 //! buttons, wheel and text are never dropped silently: when one finds the queue full, the
-//! session is ended on the spot (queued actions discarded, every held key and button released)
-//! and [`Error::Overloaded`] tells the caller to close it. The producer never blocks, so a flood
+//! session is ended on the spot (its queued actions discarded, every key and button it held
+//! released; other sessions' actions stay) and [`Error::Overloaded`] tells the caller to close
+//! it. The producer never blocks, so a flood
 //! cannot stall the network side, and the injector thread never holds more than `capacity`
 //! actions plus one session's releases, so it cannot fall unboundedly behind either.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -46,11 +50,15 @@ pub struct QueueStats {
     pub overloads: u64,
 }
 
+/// Whose an action is: each [`PuppetInput`] has its own; [`InjectorHandle::push`] uses 0.
+type Owner = u64;
+
+/// Hands out owners to sessions.
+static NEXT_OWNER: AtomicU64 = AtomicU64::new(1);
+
 #[derive(Debug, Default)]
 struct QueueState {
-    actions: VecDeque<Action>,
-    /// Bytes of text in `actions`.
-    text_bytes: usize,
+    actions: VecDeque<(Owner, Action)>,
     /// The worker is carrying out an action it has taken off the queue.
     busy: bool,
     closed: bool,
@@ -163,6 +171,14 @@ impl Drop for StopOnExit<'_> {
     }
 }
 
+/// Bytes of text an action adds to the queue.
+fn text_len(action: &Action) -> usize {
+    match action {
+        Action::Text(text) => text.len(),
+        _ => 0,
+    }
+}
+
 fn run_worker<I: Injector>(shared: &Shared, mut injector: I) {
     let _stop = StopOnExit(shared);
     loop {
@@ -171,10 +187,7 @@ fn run_worker<I: Injector>(shared: &Shared, mut injector: I) {
             state.busy = false;
             shared.progress.notify_all();
             loop {
-                if let Some(action) = state.actions.pop_front() {
-                    if let Action::Text(text) = &action {
-                        state.text_bytes = state.text_bytes.saturating_sub(text.len());
-                    }
+                if let Some((_, action)) = state.actions.pop_front() {
                     state.busy = true;
                     break action;
                 }
@@ -202,47 +215,53 @@ impl InjectorHandle {
     /// Queues one action under the flood policy (see the module docs); `Err(Overloaded)` means a
     /// must-deliver action found the queue full and was not queued.
     pub fn push(&self, action: Action) -> Result<(), Error> {
+        self.push_from(0, action)
+    }
+
+    fn push_from(&self, owner: Owner, action: Action) -> Result<(), Error> {
         let mut state = self.shared.lock();
         if state.stopped {
             return Err(Error::InjectorStopped);
         }
+        let (queued, text_bytes) = state
+            .actions
+            .iter()
+            .filter(|(o, _)| *o == owner)
+            .fold((0, 0), |(n, bytes), (_, action)| {
+                (n + 1, bytes + text_len(action))
+            });
         if matches!(action, Action::MoveTo { .. }) {
-            if let Some(tail @ Action::MoveTo { .. }) = state.actions.back_mut() {
-                *tail = action;
-                state.stats.coalesced_moves += 1;
-                return Ok(());
+            if let Some((o, tail @ Action::MoveTo { .. })) = state.actions.back_mut() {
+                if *o == owner {
+                    *tail = action;
+                    state.stats.coalesced_moves += 1;
+                    return Ok(());
+                }
             }
-            if state.actions.len() >= self.shared.capacity {
+            if queued >= self.shared.capacity {
                 state.stats.dropped_moves += 1;
                 return Ok(());
             }
-        } else {
-            let text_len = match &action {
-                Action::Text(text) => text.len(),
-                _ => 0,
-            };
-            if state.actions.len() >= self.shared.capacity
-                || state.text_bytes + text_len > MAX_QUEUED_TEXT
-            {
-                return Err(Error::Overloaded {
-                    capacity: self.shared.capacity,
-                });
-            }
-            state.text_bytes += text_len;
+        } else if queued >= self.shared.capacity || text_bytes + text_len(&action) > MAX_QUEUED_TEXT
+        {
+            return Err(Error::Overloaded {
+                capacity: self.shared.capacity,
+            });
         }
-        state.actions.push_back(action);
+        state.actions.push_back((owner, action));
         drop(state);
         self.shared.work.notify_one();
         Ok(())
     }
 
-    /// Replaces whatever is queued with `releases`, which bypass the capacity (there are at most
-    /// one per key and button). Used when a session ends.
-    fn replace_with(&self, releases: Vec<Action>, overloaded: bool) {
+    /// Replaces what `owner` has queued with `releases`, which bypass the capacity (there are
+    /// at most one per key and button); other sessions' actions stay. Used when a session ends.
+    fn replace_with(&self, owner: Owner, releases: Vec<Action>, overloaded: bool) {
         let mut state = self.shared.lock();
-        state.actions.clear();
-        state.text_bytes = 0;
-        state.actions.extend(releases);
+        state.actions.retain(|(o, _)| *o != owner);
+        state
+            .actions
+            .extend(releases.into_iter().map(|action| (owner, action)));
         if overloaded {
             state.stats.overloads += 1;
         }
@@ -289,14 +308,17 @@ impl InjectorHandle {
 pub struct PuppetInput {
     session: InputSession,
     injector: InjectorHandle,
+    /// Marks this session's actions in the shared queue.
+    owner: Owner,
 }
 
 impl PuppetInput {
-    /// A new session on `injector`.
+    /// A new session on `injector`, which other sessions may share.
     pub fn new(config: SessionConfig, injector: InjectorHandle) -> Self {
         Self {
             session: InputSession::new(config),
             injector,
+            owner: NEXT_OWNER.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -309,7 +331,7 @@ impl PuppetInput {
         }
         self.session.handle_message(message);
         while let Some(action) = self.session.poll_action() {
-            if let Err(error) = self.injector.push(action) {
+            if let Err(error) = self.injector.push_from(self.owner, action) {
                 self.finish(matches!(error, Error::Overloaded { .. }));
                 return Err(error);
             }
@@ -328,7 +350,7 @@ impl PuppetInput {
     fn finish(&mut self, overloaded: bool) {
         self.session.end();
         let releases: Vec<Action> = std::iter::from_fn(|| self.session.poll_action()).collect();
-        self.injector.replace_with(releases, overloaded);
+        self.injector.replace_with(self.owner, releases, overloaded);
     }
 
     /// The session's counts.
@@ -492,6 +514,63 @@ mod tests {
         let stats = handle.stats();
         assert!(stats.coalesced_moves >= 4990, "{stats:?}");
         assert_eq!(stats.overloads, 1);
+    }
+
+    #[test]
+    fn one_session_ending_or_flooding_leaves_another_sessions_input_alone() {
+        let recorder = Recorder::new();
+        let gate = Gate::new(recorder.clone());
+        let thread = InjectorThread::spawn(4, {
+            let gate = gate.clone();
+            move || Ok(gate)
+        })
+        .unwrap();
+        let config = || SessionConfig::new(ScreenArea::at_origin(100, 100));
+        let mut steady = PuppetInput::new(config(), thread.handle());
+        let mut flooder = PuppetInput::new(config(), thread.handle());
+        // The injector stalls on the first action; the steady session queues a shift press
+        // and a key tap behind it.
+        steady
+            .handle_message(&message(1, key(KeyCode::ShiftLeft, true)))
+            .unwrap();
+        steady
+            .handle_message(&message(2, key(KeyCode::KeyA, true)))
+            .unwrap();
+        steady
+            .handle_message(&message(3, key(KeyCode::KeyA, false)))
+            .unwrap();
+        // The other floods its own share of the queue and is ended for it.
+        let mut seq = 0;
+        let outcome = loop {
+            seq += 1;
+            let pressed = seq % 2 == 1;
+            if let Err(error) = flooder.handle_message(&message(seq, key(KeyCode::KeyB, pressed))) {
+                break error;
+            }
+        };
+        assert!(matches!(outcome, Error::Overloaded { .. }), "{outcome:?}");
+        // The steady session is still taken, and its queued actions were not thrown away.
+        steady
+            .handle_message(&message(4, key(KeyCode::ShiftLeft, false)))
+            .unwrap();
+        gate.open();
+        assert!(thread.handle().wait_idle(WAIT));
+        let actions = recorder.actions();
+        let taps_of_a = actions
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a,
+                    Action::Key {
+                        code: KeyCode::KeyA,
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(taps_of_a, 2, "{actions:?}");
+        assert!(recorder.pressed_keys().is_empty(), "{actions:?}");
+        assert!(!steady.session().has_ended());
     }
 
     #[test]
