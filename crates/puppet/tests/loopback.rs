@@ -285,9 +285,18 @@ async fn a_declined_controller_is_told_so() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_controllers_watch_at_once_and_shutdown_tells_both() {
-    let puppet = Puppet::start(PuppetConfig::loopback(synthetic()))
+    use rtcdesk_puppet::Signaling;
+    use rtcdesk_signal::server::{Server, ServerConfig};
+
+    // A server of its own that outlives the puppet: each controller must be told `left` (the
+    // puppet's `leave`, or the server seeing it go), not merely lose its signaling connection
+    // with the puppet's embedded server.
+    let server = Server::bind(ServerConfig::new("127.0.0.1:0".parse().unwrap()))
         .await
-        .expect("puppet starts");
+        .expect("server starts");
+    let mut config = PuppetConfig::loopback(synthetic());
+    config.signaling = Signaling::Url(server.url());
+    let puppet = Puppet::start(config).await.expect("puppet starts");
     let mut a = dial(&puppet).await.expect("a accepted");
     let mut b = dial(&puppet).await.expect("b accepted");
     let mut decoder_a = Decoder::new(1).unwrap();
@@ -302,20 +311,17 @@ async fn two_controllers_watch_at_once_and_shutdown_tells_both() {
         let left = timeout(WAIT, async {
             loop {
                 match controller.signal.recv().await {
-                    Ok(Some(SignalMessage::Left(left))) => return Some(left.session),
+                    Ok(Some(SignalMessage::Left(left))) => return left.session,
                     Ok(Some(_)) => continue,
-                    _ => return None,
+                    other => panic!("signaling ended before `left`: {other:?}"),
                 }
             }
         })
         .await
         .expect("told in time");
-        // Either the puppet's `leave` arrived as `left`, or the embedded server went down with
-        // the puppet; both tell the controller the session is over.
-        if let Some(session) = left {
-            assert_eq!(session, controller.session);
-        }
+        assert_eq!(left, controller.session);
     }
+    server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
