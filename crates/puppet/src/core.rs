@@ -300,27 +300,16 @@ impl SessionBook {
         }
         self.code = None;
         self.register_at = None;
-        let unfinished: Vec<(SessionId, bool)> = self
+        // Those still being asked are forgotten (the server told their controllers `left`);
+        // those being set up cannot finish without signaling.
+        let unfinished: Vec<SessionId> = self
             .sessions
             .iter()
-            .filter_map(|(id, entry)| match entry.stage {
-                Stage::Asking { .. } => Some((id.clone(), true)),
-                Stage::Connecting { .. } => Some((id.clone(), false)),
-                Stage::Connected => None,
-            })
+            .filter(|(_, entry)| !matches!(entry.stage, Stage::Connected))
+            .map(|(id, _)| id.clone())
             .collect();
-        for (session, asking) in unfinished {
-            if asking {
-                // The server has told the controller `left`; there is nobody to answer.
-                if let Some(entry) = self.sessions.remove(&session) {
-                    self.event(PuppetEvent::Declined {
-                        session,
-                        from: entry.name,
-                    });
-                }
-            } else {
-                self.end(&session, EndReason::ConnectFailed, false);
-            }
+        for session in unfinished {
+            self.end(&session, EndReason::ConnectFailed, false);
         }
         if std::mem::replace(&mut self.signaling_up, false) {
             self.event(PuppetEvent::SignalingLost { reason });

@@ -363,11 +363,11 @@ pub enum Error {
 }
 
 /// State the running puppet shares with its handle.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Shared {
     sessions: Mutex<Vec<SessionInfo>>,
     /// The video fan-out, which also records frame timings.
-    hub: Option<Arc<pipeline::VideoHub>>,
+    hub: Arc<pipeline::VideoHub>,
 }
 
 /// A running puppet. Drop it only after [`Puppet::shutdown`]; dropping it without that stops
@@ -434,11 +434,7 @@ impl Puppet {
     /// Where the time of each frame encoded since the last call went (the newest 4096 at most):
     /// for benchmarks and diagnostics of latency inside the puppet.
     pub fn take_frame_timings(&self) -> Vec<FrameTiming> {
-        self.shared
-            .hub
-            .as_ref()
-            .map(|hub| hub.take_timings())
-            .unwrap_or_default()
+        self.shared.hub.take_timings()
     }
 
     /// The controllers asking, connecting or connected now.

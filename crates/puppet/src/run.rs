@@ -53,21 +53,31 @@ pub(crate) async fn start(config: PuppetConfig) -> Result<Puppet, Error> {
         }
     }
 
-    // The parts that can fail without a network come first.
+    // The parts that can fail without a network come first. Opening the screen (an X
+    // connection), the injector and the encoder block, so they run off the runtime's workers.
     let hub = Arc::new(VideoHub::default());
-    let (capture, synthetic, injector) = open_source(&config)?;
-    let (sw, sh) = capture.size();
-    let screen = ScreenArea::at_origin(sw, sh);
-    let pipeline = Pipeline::start(
-        capture,
-        hub.clone(),
-        PipelineConfig {
-            encoder: config.encoder,
-            fps: config.fps,
-            max_size: config.max_size,
-            record: config.record.clone(),
-        },
-    )?;
+    let (synthetic, injector, screen, pipeline) = {
+        let (config, hub) = (config.clone(), hub.clone());
+        tokio::task::spawn_blocking(move || -> Result<_, Error> {
+            let (capture, synthetic, injector) = open_source(&config)?;
+            let (sw, sh) = capture.size();
+            let screen = ScreenArea::at_origin(sw, sh);
+            let pipeline = Pipeline::start(
+                capture,
+                hub,
+                PipelineConfig {
+                    encoder: config.encoder,
+                    fps: config.fps,
+                    max_size: config.max_size,
+                    record: config.record.clone(),
+                },
+            )?;
+            Ok((synthetic, injector, screen, pipeline))
+        })
+        .await
+        .map_err(|e| Error::Thread(std::io::Error::other(e)))??
+    };
+    let (sw, sh) = (screen.width, screen.height);
     tracing::info!(
         source = ?config.source,
         screen = %format!("{sw}x{sh}"),
@@ -132,8 +142,8 @@ pub(crate) async fn start(config: PuppetConfig) -> Result<Puppet, Error> {
 
     let (code_tx, code_rx) = watch::channel(code);
     let shared = Arc::new(Shared {
-        hub: Some(hub.clone()),
-        ..Shared::default()
+        sessions: Default::default(),
+        hub: hub.clone(),
     });
     let (reports_tx, reports_rx) = mpsc::channel(1024);
     let mut peer_config = PeerConfig::new(Role::Offerer);
@@ -450,9 +460,13 @@ impl Shell {
         if let Some(client) = self.client.take() {
             let _ = client.close().await;
         }
-        // Threads stop last: every session's releases have been queued by now.
-        drop(pipeline);
-        drop(injector);
+        // Threads stop last: every session's releases have been queued by now. Stopping them
+        // joins them (the injector first carries out what is queued), so not on a worker.
+        let _ = tokio::task::spawn_blocking(move || {
+            drop(pipeline);
+            drop(injector);
+        })
+        .await;
     }
 
     fn signaling_lost(&mut self, reason: String) {
