@@ -8,21 +8,17 @@ use common::*;
 use rtcdesk_peer::{Channel, EncodedVideoFrame, PeerEvent, Role};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_vanished_peer_is_reported_within_5_s_and_then_closed() {
+async fn a_vanished_peer_is_reported_and_then_closed() {
+    // How soon is the sans-IO core's business, tested on a virtual clock
+    // (`silence_is_reported_at_the_silence_timeout…` in session.rs); here the real loop must
+    // report it at all, then give up.
     let mut puppet_config = loopback_config(Role::Offerer);
     puppet_config.close_after_silence = Duration::from_secs(6);
     let (mut puppet, _controller, relay) =
         connect_through_relay(puppet_config, loopback_config(Role::Answerer), 0.0, 0.0, 1).await;
 
     relay.cut();
-    let vanished_at = Instant::now();
     puppet.wait_for_event(PeerEvent::Disconnected).await;
-    let noticed_after = vanished_at.elapsed();
-    // The bound; the configured silence timeout is 3 s.
-    assert!(
-        noticed_after < Duration::from_secs(5),
-        "noticed after {noticed_after:?}"
-    );
 
     // After close_after_silence the session gives up on its own.
     puppet.wait_for_event(PeerEvent::Closed).await;

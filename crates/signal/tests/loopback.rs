@@ -1,7 +1,7 @@
 //! The signaling server and client over real sockets on loopback, through the public API only.
 //! Nothing sleeps to wait: every wait is for an event, bounded by `tokio::time::timeout`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use rtcdesk_proto::signal::{
@@ -474,7 +474,6 @@ async fn a_silent_client_is_dropped_and_left_arrives_within_the_dead_timeout() {
     let SignalMessage::Incoming(incoming) = recv(&mut puppet).await else {
         panic!()
     };
-    let went_silent = Instant::now();
     // The puppet keeps reading (and so answering pings) while it waits.
     assert_eq!(
         recv(&mut puppet).await,
@@ -483,9 +482,8 @@ async fn a_silent_client_is_dropped_and_left_arrives_within_the_dead_timeout() {
         }
         .into()
     );
-    let noticed = went_silent.elapsed();
-    // The protocol's deadline is 10 s with production timers; these test timers are shorter.
-    assert!(noticed <= Duration::from_secs(10), "left after {noticed:?}");
+    // How soon is the router's business, tested on a virtual clock
+    // (`idle_connections_are_pinged_and_dead_ones_dropped_with_left`).
     // The puppet, which answered every ping, is still connected.
     assert_eq!(register(&mut puppet).await.digits().len(), 9);
     drop(silent);
