@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rtcdesk_media::{i420_to_rgba, read_stamp, Decoder, I420View, Stamp};
 use rtcdesk_peer::{PeerHandle, VideoReceiver};
@@ -78,6 +78,10 @@ pub struct DecodeCounters {
     pub last_stamp_age_micros: AtomicU64,
 }
 
+/// While waiting for a keyframe after a decode error, the request is repeated this often, in
+/// case it was lost; the puppet merges repeats into one keyframe.
+const KEYFRAME_ASK_AGAIN: Duration = Duration::from_millis(200);
+
 /// The running decoder thread; it stops when the video stream ends.
 #[derive(Debug)]
 pub(crate) struct DecoderThread {
@@ -97,15 +101,19 @@ impl DecoderThread {
         let join = std::thread::Builder::new()
             .name("rtcdesk-decode".into())
             .spawn(move || {
+                // Frames after lost packets never get here: the peer drops them and asks for a
+                // keyframe itself. After a decode error this thread waits for one, and asks again
+                // now and then in case its request was lost.
                 let mut waiting_for_keyframe = false;
+                let mut asked_at: Option<Instant> = None;
                 let mut index = 0u64;
                 while let Some(frame) = video.blocking_recv() {
-                    if !frame.contiguous && !frame.keyframe {
-                        waiting_for_keyframe = true;
-                    }
                     if waiting_for_keyframe && !frame.keyframe {
                         counters.skipped.fetch_add(1, Ordering::Relaxed);
-                        peer.request_keyframe();
+                        if asked_at.is_none_or(|at| at.elapsed() >= KEYFRAME_ASK_AGAIN) {
+                            peer.request_keyframe();
+                            asked_at = Some(Instant::now());
+                        }
                         continue;
                     }
                     waiting_for_keyframe = false;
@@ -145,6 +153,7 @@ impl DecoderThread {
                             decoder.reset();
                             waiting_for_keyframe = true;
                             peer.request_keyframe();
+                            asked_at = Some(Instant::now());
                         }
                     }
                 }

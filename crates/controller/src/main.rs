@@ -12,7 +12,7 @@ use rtcdesk_controller::headless::{png_sink, HeadlessOptions};
 use rtcdesk_controller::window::{FrameSlot, UserEvent, WindowApp, WindowSink};
 use rtcdesk_controller::{
     stats, ControlCode, Controller, ControllerConfig, ControllerEvent, FrameSink, KeyboardMode,
-    EXIT_OTHER, EXIT_USAGE,
+    EXIT_CONNECTION_LOST, EXIT_OTHER, EXIT_USAGE,
 };
 use rtcdesk_signal::tls::TlsOptions;
 
@@ -227,7 +227,7 @@ fn run_headless(args: &Args, config: ControllerConfig) -> anyhow::Result<i32> {
                         break reason.exit_code();
                     }
                     Some(_) => {}
-                    None => break 6,
+                    None => break EXIT_CONNECTION_LOST,
                 },
             }
         };

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use rtcdesk_peer::{Channel, Peer, PeerConfig, PeerEvent, PeerHandle, PeerStats, Role};
 use rtcdesk_proto::control::ControlMessage;
-use rtcdesk_proto::input::{InputEvent, InputMessage};
+use rtcdesk_proto::input::InputMessage;
 use rtcdesk_proto::signal::{
     Answer, Candidate, Connect, ErrorCode, Leave, SessionId, SignalMessage,
 };
@@ -91,9 +91,10 @@ pub struct InputSender {
 }
 
 fn channel_for(message: &InputMessage) -> Channel {
-    match message.event {
-        InputEvent::PointerMove { .. } => Channel::Pointer,
-        _ => Channel::Input,
+    if message.event.is_droppable() {
+        Channel::Pointer
+    } else {
+        Channel::Input
     }
 }
 
