@@ -353,6 +353,12 @@ impl PuppetInput {
         self.injector.replace_with(self.owner, releases, overloaded);
     }
 
+    /// The captured screen changed size or place (a resolution change); later positions map
+    /// onto the new area.
+    pub fn set_screen(&mut self, screen: crate::ScreenArea) {
+        self.session.set_screen(screen);
+    }
+
     /// The session's counts.
     pub fn stats(&self) -> SessionStats {
         self.session.stats()
@@ -571,6 +577,36 @@ mod tests {
         assert_eq!(taps_of_a, 2, "{actions:?}");
         assert!(recorder.pressed_keys().is_empty(), "{actions:?}");
         assert!(!steady.session().has_ended());
+    }
+
+    #[test]
+    fn after_a_resolution_change_positions_map_onto_the_new_screen() {
+        let recorder = Recorder::new();
+        let thread = InjectorThread::spawn(8, {
+            let recorder = recorder.clone();
+            move || Ok(recorder)
+        })
+        .unwrap();
+        let mut input = PuppetInput::new(
+            SessionConfig::new(ScreenArea::at_origin(1280, 720)),
+            thread.handle(),
+        );
+        let corner = InputEvent::PointerMove { x: 65535, y: 65535 };
+        input.handle_message(&message(1, corner.clone())).unwrap();
+        // Carried out before the next move, which would otherwise replace it in the queue.
+        assert!(thread.handle().wait_idle(WAIT));
+        input.set_screen(ScreenArea::at_origin(1920, 1080));
+        input.handle_message(&message(2, corner)).unwrap();
+        assert!(thread.handle().wait_idle(WAIT));
+        let moves: Vec<(i32, i32)> = recorder
+            .actions()
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::MoveTo { x, y, .. } => Some((x, y)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(moves, vec![(1279, 719), (1919, 1079)]);
     }
 
     #[test]

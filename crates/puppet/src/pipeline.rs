@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -35,6 +35,9 @@ const SETTLE_AFTER: Duration = Duration::from_millis(400);
 #[derive(Debug, Default)]
 pub(crate) struct VideoHub {
     state: Mutex<HubState>,
+    /// The captured screen's size, `width << 32 | height`, 0 before the first frame: input
+    /// maps onto it, and it changes with the screen's resolution.
+    screen_size: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -67,6 +70,19 @@ pub struct FrameTiming {
 impl VideoHub {
     fn lock(&self) -> MutexGuard<'_, HubState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The captured screen's size, once a frame was captured.
+    pub(crate) fn screen_size(&self) -> Option<(u32, u32)> {
+        match self.screen_size.load(Ordering::Relaxed) {
+            0 => None,
+            packed => Some(((packed >> 32) as u32, packed as u32)),
+        }
+    }
+
+    fn set_screen_size(&self, width: u32, height: u32) {
+        let packed = (u64::from(width) << 32) | u64::from(height);
+        self.screen_size.store(packed, Ordering::Relaxed);
     }
 
     /// A connected session starts receiving video, from a keyframe.
@@ -255,6 +271,7 @@ impl Worker {
             };
             match self.capture.next_frame(wait) {
                 Ok(Some(frame)) => {
+                    self.hub.set_screen_size(frame.width, frame.height);
                     if let Some(older) = waiting.replace(frame) {
                         self.capture.recycle(older);
                     }
@@ -349,4 +366,19 @@ fn crop_even(frame: &Frame, out: &mut Frame) {
     out.captured_at = frame.captured_at;
     out.captured_unix_micros = frame.captured_unix_micros;
     out.changed = None;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hub_reports_the_latest_captured_screen_size() {
+        let hub = VideoHub::default();
+        assert_eq!(hub.screen_size(), None);
+        hub.set_screen_size(1280, 720);
+        assert_eq!(hub.screen_size(), Some((1280, 720)));
+        hub.set_screen_size(3840, 2160);
+        assert_eq!(hub.screen_size(), Some((3840, 2160)));
+    }
 }

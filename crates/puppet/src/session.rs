@@ -47,8 +47,20 @@ pub(crate) struct SessionContext {
     pub reports: mpsc::Sender<SessionReport>,
 }
 
+/// The screen input maps onto: the captured one as it is now (its resolution can change).
+fn current_screen(context: &SessionContext) -> ScreenArea {
+    match context.hub.screen_size() {
+        Some((width, height)) => ScreenArea {
+            width,
+            height,
+            ..context.screen
+        },
+        None => context.screen,
+    }
+}
+
 fn input_config(context: &SessionContext, keyboard: KeyboardMode) -> SessionConfig {
-    let mut config = SessionConfig::new(context.screen);
+    let mut config = SessionConfig::new(current_screen(context));
     config.view_only = context.view_only;
     config.keyboard = keyboard;
     config
@@ -154,6 +166,10 @@ async fn drive(
                 Some(PeerEvent::Data(Channel::Input | Channel::Pointer, bytes)) => {
                     match InputMessage::decode(&bytes) {
                         Ok(message) => {
+                            let screen = current_screen(context);
+                            if input.session().config().screen != screen {
+                                input.set_screen(screen);
+                            }
                             if let Err(error) = input.handle_message(&message) {
                                 tracing::warn!(%session, %error, "input session ended");
                                 break Some(EndReason::InputOverload);
