@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::{Channel, PeerConfig};
 use crate::gather::bind_addresses;
 use crate::session::{PeerEvent, Session};
-use crate::video::{EncodedVideoFrame, VideoReceiver, VideoSender, VideoSlot};
+use crate::video::{VideoReceiver, VideoSender, VideoSlot};
 use crate::Error;
 
 /// Datagrams read from the sockets per wake-up before timers and the application get a turn.
@@ -166,12 +166,6 @@ impl PeerHandle {
         self.data
             .blocking_send((channel, bytes))
             .map_err(|_| Error::Closed)
-    }
-
-    /// Hands an encoded frame to the network, replacing one still waiting (latest wins).
-    /// Returns `false` once the session is closed.
-    pub fn send_video(&self, frame: EncodedVideoFrame) -> bool {
-        self.video.send(frame)
     }
 
     /// A sender for the encoder thread, with the keyframe-request flag it should poll.

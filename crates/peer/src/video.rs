@@ -141,9 +141,4 @@ impl VideoReceiver {
     pub fn blocking_recv(&mut self) -> Option<ReceivedVideoFrame> {
         self.frames.blocking_recv()
     }
-
-    /// A frame if one is waiting, without waiting.
-    pub fn try_recv(&mut self) -> Option<ReceivedVideoFrame> {
-        self.frames.try_recv().ok()
-    }
 }
