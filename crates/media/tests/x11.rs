@@ -1,7 +1,5 @@
 //! X11 capture under a private Xvfb returns what an X client drew, and is woken by X DAMAGE.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -268,56 +266,17 @@ fn x11_capture_polls_when_damage_misses_changes() {
     assert!(capture.wait_for_change(Duration::ZERO).unwrap(), "polling");
 }
 
-/// A private Xvfb started with extra arguments (the xvfb crate's cannot take any), killed on drop.
-struct CustomXvfb {
-    child: Child,
-    display: String,
-    /// Kept open so the server never writes into a closed pipe.
-    _stdout: BufReader<ChildStdout>,
-}
-
-impl CustomXvfb {
-    fn start(width: u32, height: u32, args: &[&str]) -> CustomXvfb {
-        let mut child = Command::new("Xvfb")
-            .args(["-displayfd", "1", "-nolisten", "tcp", "-screen", "0"])
-            .arg(format!("{width}x{height}x24"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("Xvfb");
-        // Xvfb writes its display number once it accepts connections (EOF if it exits).
-        let mut line = String::new();
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        stdout.read_line(&mut line).unwrap();
-        assert!(!line.trim().is_empty(), "Xvfb did not start");
-        CustomXvfb {
-            child,
-            display: format!(":{}", line.trim()),
-            _stdout: stdout,
-        }
-    }
-}
-
-impl Drop for CustomXvfb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn x11_capture_polls_a_server_without_damage() {
-    let x = CustomXvfb::start(320, 240, &["-extension", "DAMAGE"]);
-    let (capture, _counts, signals) = counted_capture(&x.display, 60);
+    let x = Xvfb::start_with_args(320, 240, &["-extension", "DAMAGE"]).expect("Xvfb");
+    let (capture, _counts, signals) = counted_capture(x.display(), 60);
     assert!(!signals, "no DAMAGE on this server");
     let first = capture
         .next_frame(Duration::from_secs(10))
         .unwrap()
         .expect("a first frame");
     capture.recycle(first);
-    let (client, screen) = RustConnection::connect(Some(&x.display)).expect("X client");
+    let (client, screen) = RustConnection::connect(Some(x.display())).expect("X client");
     let rectangle = Rectangle {
         x: 0,
         y: 0,
@@ -370,9 +329,9 @@ fn measure_x11_capture_still_cost_and_change_latency() {
             } else {
                 &["-extension", "DAMAGE"]
             };
-            let x = CustomXvfb::start(width, height, args);
-            let server = x.child.id().to_string();
-            let (capture, counts, signals) = counted_capture(&x.display, FPS);
+            let x = Xvfb::start_with_args(width, height, args).expect("Xvfb");
+            let server = x.pid().to_string();
+            let (capture, counts, signals) = counted_capture(x.display(), FPS);
             assert_eq!(signals, damage);
             let first = capture.next_frame(Duration::from_secs(10)).unwrap();
             capture.recycle(first.expect("a first frame"));
@@ -393,7 +352,7 @@ fn measure_x11_capture_still_cost_and_change_latency() {
             let ours = 100.0 * (cpu_seconds("self") - ours) / seconds;
             let theirs = 100.0 * (cpu_seconds(&server) - theirs) / seconds;
 
-            let (client, screen) = RustConnection::connect(Some(&x.display)).expect("X client");
+            let (client, screen) = RustConnection::connect(Some(x.display())).expect("X client");
             let mut to_grab = Vec::new();
             let mut to_frame = Vec::new();
             for i in 0..CHANGES {

@@ -43,17 +43,29 @@ pub struct Xvfb {
 impl Xvfb {
     /// Starts a server with one screen of `width`×`height` at depth 24 (depth 16 breaks capture).
     pub fn start(width: u32, height: u32) -> Result<Self, Error> {
+        Self::start_with_args(width, height, &[])
+    }
+
+    /// Like [`Xvfb::start`], with extra server arguments, such as `["-extension", "DAMAGE"]` to
+    /// run without an extension.
+    pub fn start_with_args(width: u32, height: u32, extra: &[&str]) -> Result<Self, Error> {
         let mut child = Command::new("Xvfb")
             .args(["-displayfd", "1", "-nolisten", "tcp", "-screen", "0"])
             .arg(format!("{width}x{height}x24"))
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .map_err(Error::Spawn)?;
-        let Some(stdout) = child.stdout.take() else {
+        // Every way out before the server is ready stops it and reaps it.
+        let give_up = |mut child: Child, why: String| {
             let _ = child.kill();
-            return Err(Error::NotReady("no stdout pipe".into()));
+            let _ = child.wait();
+            Err(Error::NotReady(why))
+        };
+        let Some(stdout) = child.stdout.take() else {
+            return give_up(child, "no stdout pipe".into());
         };
         let (ready_tx, ready_rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -68,19 +80,9 @@ impl Xvfb {
         });
         let number = match ready_rx.recv_timeout(READY_TIMEOUT) {
             Ok(Ok(line)) if !line.trim().is_empty() => line.trim().to_string(),
-            Ok(Ok(_)) => {
-                let status = child.wait().ok();
-                return Err(Error::NotReady(format!("exited early ({status:?})")));
-            }
-            Ok(Err(e)) => {
-                let _ = child.kill();
-                return Err(Error::NotReady(e.to_string()));
-            }
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(Error::NotReady(format!("silent for {READY_TIMEOUT:?}")));
-            }
+            Ok(Ok(_)) => return give_up(child, "it closed its output before it was ready".into()),
+            Ok(Err(e)) => return give_up(child, e.to_string()),
+            Err(_) => return give_up(child, format!("silent for {READY_TIMEOUT:?}")),
         };
         Ok(Self {
             child,
@@ -93,6 +95,11 @@ impl Xvfb {
     /// The value for `DISPLAY`, such as `:3`.
     pub fn display(&self) -> &str {
         &self.display
+    }
+
+    /// The server's process id (to read its CPU time, for instance).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The screen size the server was started with.
