@@ -286,7 +286,12 @@ fn run(
     };
     x.run(&["windowfocus", "--sync", &window])?;
     // The first pictures take a moment to arrive and decode.
-    wait_for_title(&x, |title| title.contains("fps"), Duration::from_secs(20));
+    if !wait_for_title(&x, |title| title.contains("fps"), Duration::from_secs(20)) {
+        return Err(
+            "the controller showed no live figures within 20 s (no video?); see out/demo/*.log"
+                .into(),
+        );
+    }
     let mut titles = Vec::new();
     x.screenshot(&out.join("01-connected.png"))?;
     titles.push(("connected", x.title().unwrap_or_default()));
@@ -527,14 +532,17 @@ impl XTools {
     }
 }
 
-fn wait_for_title(x: &XTools, ready: impl Fn(&str) -> bool, limit: Duration) {
+/// Polls the window title (an external window gives no event to wait on); false when `ready`
+/// never held within `limit`.
+fn wait_for_title(x: &XTools, ready: impl Fn(&str) -> bool, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if x.title().is_some_and(|t| ready(&t)) {
-            return;
+            return true;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+    false
 }
 
 fn wait_exit(
