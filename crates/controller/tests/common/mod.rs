@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use rtcdesk_controller::{ControllerConfig, DecodedPicture, FrameSink};
+use rtcdesk_controller::{Controller, ControllerConfig, DecodedPicture, FrameSink};
 use rtcdesk_media::convert::to_i420;
 use rtcdesk_media::stamp::draw_stamp;
 use rtcdesk_media::{Capture, Frame, I420View, Stamp, SyntheticDesktop, I420};
@@ -72,6 +72,15 @@ pub async fn start_puppet_with(adjust: impl FnOnce(&mut PuppetConfig)) -> Puppet
     });
     adjust(&mut config);
     Puppet::start(config).await.expect("the puppet starts")
+}
+
+/// A controller connected to `puppet`, and the pictures it decodes.
+pub async fn connect_controller(puppet: &Puppet) -> (Controller, mpsc::UnboundedReceiver<Picture>) {
+    let (sink, pictures) = channel_sink();
+    let controller = Controller::connect(controller_config(puppet), sink)
+        .await
+        .expect("connects");
+    (controller, pictures)
 }
 
 /// A controller config for `puppet`, on loopback.
