@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{
-    ClientMessageEvent, ConnectionExt as _, CreateWindowAux, EventMask, InputFocus, Window,
-    WindowClass,
+    ClientMessageEvent, ConnectionExt as _, CreateWindowAux, EventMask, InputFocus,
+    QueryPointerReply, Window, WindowClass,
 };
 use x11rb::protocol::Event;
 use x11rb::rust_connection::RustConnection;
@@ -189,15 +189,19 @@ impl X11Observer {
         self.events.try_iter().map(|(event, _)| event).collect()
     }
 
-    /// Where the server says the pointer is (a round trip, so every earlier request of any
-    /// client the server has already processed is reflected).
-    pub fn pointer(&self) -> Result<(i16, i16), Error> {
-        let reply = self
-            .connection
+    /// The server's pointer state: position, modifiers and buttons in one round trip.
+    fn query_pointer(&self) -> Result<QueryPointerReply, Error> {
+        self.connection
             .query_pointer(self.root)
             .map_err(|e| fail("query_pointer")(e.to_string()))?
             .reply()
-            .map_err(|e| fail("query_pointer")(e.to_string()))?;
+            .map_err(|e| fail("query_pointer")(e.to_string()))
+    }
+
+    /// Where the server says the pointer is (a round trip, so every earlier request of any
+    /// client the server has already processed is reflected).
+    pub fn pointer(&self) -> Result<(i16, i16), Error> {
+        let reply = self.query_pointer()?;
         Ok((reply.root_x, reply.root_y))
     }
 
@@ -221,23 +225,13 @@ impl X11Observer {
 
     /// The modifiers the server has on now, as the state mask (bit 0 Shift, 1 Lock, 2 Control).
     pub fn modifiers_on(&self) -> Result<u16, Error> {
-        let reply = self
-            .connection
-            .query_pointer(self.root)
-            .map_err(|e| fail("query_pointer")(e.to_string()))?
-            .reply()
-            .map_err(|e| fail("query_pointer")(e.to_string()))?;
+        let reply = self.query_pointer()?;
         Ok(u16::from(reply.mask) & 0xff)
     }
 
     /// The pointer buttons the server has down now, as the state mask (bit 8 = button 1).
     pub fn buttons_down(&self) -> Result<u16, Error> {
-        let reply = self
-            .connection
-            .query_pointer(self.root)
-            .map_err(|e| fail("query_pointer")(e.to_string()))?
-            .reply()
-            .map_err(|e| fail("query_pointer")(e.to_string()))?;
+        let reply = self.query_pointer()?;
         Ok(u16::from(reply.mask) & 0x1f00)
     }
 }
