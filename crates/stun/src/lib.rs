@@ -42,8 +42,10 @@ pub mod net;
 mod transaction;
 
 pub use message::{
-    attr, looks_like_stun, parse, verify_message_integrity, Attribute, Class, ErrorCode, Message,
-    TransactionId, HEADER_LEN, MAGIC_COOKIE, METHOD_BINDING,
+    attr, looks_like_stun, method, parse, verify_message_integrity,
+    verify_message_integrity_sha256, Attribute, Class, ErrorCode, Message, PasswordAlgorithm,
+    TransactionId, HEADER_LEN, MAGIC_COOKIE, METHOD_BINDING, PASSWORD_ALGORITHM_MD5,
+    PASSWORD_ALGORITHM_SHA256,
 };
 pub use transaction::{Client, Event, TransactionConfig, Transmit};
 
