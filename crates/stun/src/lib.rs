@@ -40,6 +40,7 @@ mod message;
 #[cfg(feature = "tokio")]
 pub mod net;
 mod transaction;
+pub mod turn;
 
 pub use message::{
     attr, looks_like_stun, method, parse, verify_message_integrity,
@@ -124,4 +125,7 @@ pub enum Error {
     /// No response after every retransmission.
     #[error("no response from {0}")]
     TimedOut(std::net::SocketAddr),
+    /// A TURN allocation, URL or frame failed (see [`turn::TurnError`]).
+    #[error(transparent)]
+    Turn(#[from] turn::TurnError),
 }
