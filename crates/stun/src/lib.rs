@@ -1,12 +1,21 @@
-//! A hand-written STUN client (RFC 8489, which obsoletes RFC 5389): it asks a STUN server how
-//! this host's UDP socket looks from outside (the server-reflexive address ICE needs).
+//! Hand-written STUN and TURN clients: STUN (RFC 8489, which obsoletes RFC 5389) asks a server
+//! how this host's UDP socket looks from outside (the server-reflexive address ICE needs); TURN
+//! (RFC 8656) gets a relayed address on a server, so peers behind symmetric NATs or UDP-blocking
+//! firewalls still reach each other.
 //!
-//! The core is sans-IO and std only, in the shape of str0m: [`parse`] turns one datagram into a
-//! [`Message`] (a total parser: every input gives a value or an [`Error`]), [`Message::encode`]
-//! turns one back, and [`Client`] runs Binding transactions driven by the caller's clock:
-//! datagrams and `now` go in, [`Transmit`]s, timeouts and [`Event`]s come out. With the `tokio`
+//! The cores are sans-IO, in the shape of str0m, with RustCrypto's digests as their only
+//! dependency beyond std: [`parse`] turns one datagram into a [`Message`] (a total parser: every
+//! input gives a value or an [`Error`]) and [`Message::encode`] turns one back. [`Client`] runs
+//! Binding transactions and [`turn::Allocation`] one TURN allocation with its permissions and
+//! channels, both driven by the caller's clock: datagrams and `now` go in, [`Transmit`]s,
+//! timeouts and events come out. Peers' datagrams come out of
+//! [`turn::Allocation::handle_datagram`] unwrapped, and go in through
+//! [`turn::Allocation::send_to`]; [`turn::is_turn_traffic`] tells TURN-server traffic from ICE's
+//! before str0m sees it. `crates/stun/TURN.md` gives the TURN wire details. With the `tokio`
 //! feature, [`net::query_mapped_address`] drives a [`Client`] over a tokio UDP socket, and the
 //! `rtcdesk-stun` binary prints this host's mapped address.
+//!
+//! A Binding transaction:
 //!
 //! ```
 //! use std::time::{Duration, Instant};
@@ -30,6 +39,38 @@
 //!         Event::Failed { error, .. } => println!("server said {error:?}"),
 //!         Event::TimedOut { server, .. } => println!("{server} never answered"),
 //!     }
+//! }
+//! ```
+//!
+//! A TURN allocation relaying to one peer, in the same run loop:
+//!
+//! ```
+//! use std::time::Instant;
+//! use rtcdesk_stun::turn::{Allocation, AllocationConfig, Received, TurnEvent};
+//!
+//! let server = "192.0.2.1:3478".parse().unwrap();
+//! let peer = "198.51.100.7:5000".parse().unwrap();
+//! let mut allocation = Allocation::new(AllocationConfig::new(server, "user", "pass")).unwrap();
+//! allocation.start_allocate(Instant::now()).unwrap();
+//! # let mut received_from_server: Vec<Vec<u8>> = Vec::new();
+//! loop {
+//!     while let Some(transmit) = allocation.poll_transmit() {
+//!         // socket.send_to(&transmit.contents, transmit.destination)
+//!         # let _ = transmit;
+//!     }
+//!     while let Some(event) = allocation.poll_event() {
+//!         if let TurnEvent::Allocated { relayed, .. } = event {
+//!             // Offer `relayed` as a relay candidate; then relay through it:
+//!             allocation.send_to(peer, b"hello", Instant::now()).unwrap();
+//!         }
+//!     }
+//!     for bytes in received_from_server.drain(..) {
+//!         if let Received::Data { peer, payload } = allocation.handle_datagram(&bytes, Instant::now()) {
+//!             println!("{} bytes from {peer}", payload.len());
+//!         }
+//!     }
+//!     # break;
+//!     // Wait for a datagram or allocation.poll_timeout(), then allocation.handle_timeout(now).
 //! }
 //! ```
 #![forbid(unsafe_code)]

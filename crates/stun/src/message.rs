@@ -706,15 +706,13 @@ fn decode_value(
         attr::ICE_CONTROLLING => {
             Attribute::IceControlling(u64::from_be_bytes(fixed::<8>(kind, value)?))
         }
-        attr::MESSAGE_INTEGRITY_SHA256 => {
-            if !(16..=32).contains(&value.len()) || !value.len().is_multiple_of(4) {
-                return Err(Error::BadAttribute {
-                    kind,
-                    reason: "length not 16..=32 in steps of 4",
-                });
-            }
-            Attribute::MessageIntegritySha256(value.to_vec())
-        }
+        // A length RFC 8489 §14.6 does not allow (16..=32 in steps of 4) cannot be a MAC: kept
+        // raw, so the message parses but never counts as integrity-protected.
+        attr::MESSAGE_INTEGRITY_SHA256 if !valid_sha256_mac_len(value.len()) => Attribute::Other {
+            kind,
+            value: value.to_vec(),
+        },
+        attr::MESSAGE_INTEGRITY_SHA256 => Attribute::MessageIntegritySha256(value.to_vec()),
         attr::PASSWORD_ALGORITHMS => {
             Attribute::PasswordAlgorithms(decode_password_algorithms(kind, value)?)
         }
@@ -765,6 +763,10 @@ fn decode_value(
         },
     };
     Ok(Some(attribute))
+}
+
+fn valid_sha256_mac_len(len: usize) -> bool {
+    (16..=32).contains(&len) && len.is_multiple_of(4)
 }
 
 fn decode_password_algorithms(kind: u16, value: &[u8]) -> Result<Vec<PasswordAlgorithm>, Error> {
@@ -875,6 +877,9 @@ pub fn verify_message_integrity_sha256(bytes: &[u8], key: &[u8]) -> Result<bool,
     parse(bytes)?;
     let (offset, len) =
         find_attribute(bytes, attr::MESSAGE_INTEGRITY_SHA256).ok_or(Error::NoMessageIntegrity)?;
+    if !valid_sha256_mac_len(len) {
+        return Err(Error::NoMessageIntegrity);
+    }
     let header = header_covering(bytes, offset + 4 + len);
     let mac = hmac_sha256(key, &[&header, &bytes[HEADER_LEN..offset]]);
     Ok(mac
@@ -1085,6 +1090,26 @@ mod tests {
     }
 
     #[test]
+    fn a_message_integrity_sha256_of_impossible_length_is_no_integrity() {
+        let message = Message {
+            class: Class::SuccessResponse,
+            method: method::ALLOCATE,
+            transaction_id: TransactionId([1; 12]),
+            attributes: vec![Attribute::Other {
+                kind: attr::MESSAGE_INTEGRITY_SHA256,
+                value: vec![0, 0x77],
+            }],
+        };
+        let bytes = message.encode(None);
+        let parsed = parse(&bytes).unwrap();
+        assert!(!parsed.has_integrity());
+        assert_eq!(
+            verify_message_integrity_sha256(&bytes, b"key"),
+            Err(Error::NoMessageIntegrity)
+        );
+    }
+
+    #[test]
     fn malformed_turn_attributes_are_errors() {
         for (kind, value) in [
             (attr::LIFETIME, vec![0, 0, 1]),
@@ -1093,7 +1118,6 @@ mod tests {
             (attr::XOR_RELAYED_ADDRESS, vec![0, 3, 0, 0, 1, 2, 3, 4]),
             (attr::XOR_PEER_ADDRESS, vec![0, 1, 0, 0, 1, 2]),
             (attr::DONT_FRAGMENT, vec![1]),
-            (attr::MESSAGE_INTEGRITY_SHA256, vec![0; 12]),
             (attr::PASSWORD_ALGORITHMS, vec![0, 1, 0, 8, 0, 0]),
             (attr::PASSWORD_ALGORITHM, vec![]),
         ] {

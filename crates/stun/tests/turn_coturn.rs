@@ -107,6 +107,7 @@ impl Client {
 
     async fn flush(&mut self) {
         while let Some(transmit) = self.allocation.poll_transmit() {
+            dump_seed("to-coturn", &transmit.contents);
             if transmit
                 .contents
                 .first()
@@ -178,6 +179,7 @@ impl Client {
     }
 
     fn receive(&mut self, frame: &[u8]) {
+        dump_seed("from-coturn", frame);
         if let Ok(message) = parse(frame) {
             if message.class == Class::ErrorResponse {
                 self.error_codes
@@ -221,6 +223,30 @@ impl Client {
         self.drive_until(|client| !client.data.is_empty()).await;
         self.data.pop_front().unwrap()
     }
+}
+
+/// With `RTCDESK_TURN_SEED_DIR` set, every frame to and from coturn is written there: how the
+/// `turn_message` fuzz seeds under testdata/fuzz/turn_message were captured.
+fn dump_seed(direction: &str, frame: &[u8]) {
+    let Some(dir) = std::env::var_os("RTCDESK_TURN_SEED_DIR") else {
+        return;
+    };
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let kind = match parse(frame) {
+        Ok(message) => format!(
+            "{:?}-{:03x}{}",
+            message.class,
+            message.method,
+            message
+                .error_code()
+                .map(|e| format!("-{}", e.code))
+                .unwrap_or_default()
+        ),
+        Err(_) => "channel-data".to_string(),
+    };
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::path::Path::new(&dir).join(format!("{direction}-{kind}-{n}.bin"));
+    std::fs::write(path, frame).unwrap();
 }
 
 fn config(coturn: &Coturn, username: &str, password: &str) -> AllocationConfig {
