@@ -96,8 +96,8 @@ pub fn stun_message(data: &[u8]) {
 /// framer, an allocation's `handle_datagram`, and the `turn:` URL parser on the same bytes.
 pub fn turn_message(data: &[u8]) {
     use rtcdesk_stun::turn::{
-        encode_channel_data, is_turn_traffic, parse_channel_data, Allocation, AllocationConfig,
-        StreamFramer, TurnUrl, CHANNEL_MAX, CHANNEL_MIN, MAX_FRAME,
+        encode_channel_data, is_turn_traffic, parse_channel_data, StreamFramer, TurnUrl,
+        CHANNEL_MAX, CHANNEL_MIN, MAX_FRAME,
     };
 
     let _ = is_turn_traffic(data);
@@ -138,15 +138,22 @@ pub fn turn_message(data: &[u8]) {
         assert!(framed + framer.buffered() <= data.len());
     }
 
-    // An allocation waiting for its Allocate response, handed the bytes as if from the server.
-    let server = std::net::SocketAddr::from(([192, 0, 2, 1], 3478));
-    if let Ok(mut allocation) = Allocation::new(AllocationConfig::new(server, "user", "pass")) {
+    // An allocation waiting for its Allocate response, and one with a bound channel, handed the
+    // bytes as if from the server.
+    if let Some(mut allocation) = allocation_with_a_channel(false) {
         let now = std::time::Instant::now();
-        if allocation.start_allocate(now).is_ok() {
-            let _ = allocation.handle_datagram(data, now);
-            while allocation.poll_event().is_some() {}
-            while allocation.poll_transmit().is_some() {}
-        }
+        let _ = allocation.handle_datagram(data, now);
+        while allocation.poll_event().is_some() {}
+        while allocation.poll_transmit().is_some() {}
+    }
+    if let Some(mut allocation) = allocation_with_a_channel(true) {
+        let now = std::time::Instant::now();
+        let _ = allocation.handle_datagram(data, now);
+        let peer = std::net::SocketAddr::from(([198, 51, 100, 1], 5000));
+        let _ = allocation.send_to(peer, data, now);
+        allocation.close(now);
+        while allocation.poll_event().is_some() {}
+        while allocation.poll_transmit().is_some() {}
     }
 
     if let Ok(text) = std::str::from_utf8(data) {
@@ -158,4 +165,49 @@ pub fn turn_message(data: &[u8]) {
             );
         }
     }
+}
+
+/// An allocation on a server that asks no credentials: just started, or (with `bound`) with a
+/// permission and a channel bound for 198.51.100.1:5000, answered by hand.
+fn allocation_with_a_channel(bound: bool) -> Option<rtcdesk_stun::turn::Allocation> {
+    use rtcdesk_stun::turn::{Allocation, AllocationConfig};
+    use rtcdesk_stun::{Attribute, Class, Message};
+
+    let server = std::net::SocketAddr::from(([192, 0, 2, 1], 3478));
+    let peer = std::net::SocketAddr::from(([198, 51, 100, 1], 5000));
+    let now = std::time::Instant::now();
+    let mut allocation = Allocation::new(AllocationConfig::new(server, "user", "pass")).ok()?;
+    allocation.start_allocate(now).ok()?;
+    if !bound {
+        return Some(allocation);
+    }
+    let answer = |allocation: &mut Allocation, attributes: Vec<Attribute>| -> Option<()> {
+        let request = loop {
+            let transmit = allocation.poll_transmit()?;
+            let message = rtcdesk_stun::parse(&transmit.contents).ok()?;
+            if message.class == Class::Request {
+                break message;
+            }
+        };
+        let response = Message {
+            class: Class::SuccessResponse,
+            method: request.method,
+            transaction_id: request.transaction_id,
+            attributes,
+        };
+        let _ = allocation.handle_datagram(&response.encode(None), now);
+        Some(())
+    };
+    let relayed = std::net::SocketAddr::from(([192, 0, 2, 1], 49152));
+    answer(&mut allocation, vec![Attribute::XorRelayedAddress(relayed)])?;
+    allocation.send_to(peer, b"hello", now).ok()?;
+    answer(&mut allocation, vec![])?;
+    answer(&mut allocation, vec![])?;
+    assert_eq!(
+        allocation.channel(peer),
+        Some(0x4000),
+        "the channel is bound"
+    );
+    while allocation.poll_event().is_some() {}
+    Some(allocation)
 }

@@ -221,8 +221,9 @@ pub enum TurnError {
     Random(String),
 }
 
-/// What an [`Allocation`] needs to know.
-#[derive(Debug, Clone)]
+/// What an [`Allocation`] needs to know. Its `Debug` leaves the password out, so configs and
+/// allocations can be logged.
+#[derive(Clone)]
 pub struct AllocationConfig {
     /// The TURN server's resolved address.
     pub server: SocketAddr,
@@ -240,6 +241,21 @@ pub struct AllocationConfig {
     pub max_peers: usize,
     /// Retransmission parameters (UDP) and SOFTWARE.
     pub transaction: TransactionConfig,
+}
+
+impl std::fmt::Debug for AllocationConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AllocationConfig")
+            .field("server", &self.server)
+            .field("transport", &self.transport)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("lifetime", &self.lifetime)
+            .field("use_channels", &self.use_channels)
+            .field("max_peers", &self.max_peers)
+            .field("transaction", &self.transaction)
+            .finish()
+    }
 }
 
 impl AllocationConfig {
@@ -388,7 +404,7 @@ struct Pending {
 }
 
 /// Long-term credential state learnt from the 401 challenge.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Auth {
     realm: String,
     nonce: String,
@@ -396,6 +412,17 @@ struct Auth {
     /// PASSWORD-ALGORITHMS as the server offered them, and our choice; `None` for RFC 5389
     /// servers (MESSAGE-INTEGRITY with the MD5 key).
     algorithms: Option<(Vec<PasswordAlgorithm>, PasswordAlgorithm)>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("realm", &self.realm)
+            .field("nonce", &self.nonce)
+            .field("key", &"<redacted>")
+            .field("algorithms", &self.algorithms)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -429,10 +456,17 @@ struct Channel {
 
 /// Transaction ids from one OS-random seed: SHA-256(seed ‖ counter), so ids stay unpredictable
 /// without a system call per message and without a failure path after [`Allocation::new`].
-#[derive(Debug)]
 struct Ids {
     seed: [u8; 32],
     counter: u64,
+}
+
+impl std::fmt::Debug for Ids {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ids")
+            .field("counter", &self.counter)
+            .finish()
+    }
 }
 
 impl Ids {

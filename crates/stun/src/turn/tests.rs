@@ -904,3 +904,76 @@ fn turn_traffic_is_told_from_ice_and_media() {
     assert!(!is_turn_traffic(b"\x40\x00")); // too short for ChannelData
     assert!(!is_turn_traffic(b""));
 }
+
+#[test]
+fn debug_output_never_shows_the_password_or_key() {
+    let h = Harness::allocated();
+    let debug = format!("{:?}", h.allocation);
+    assert!(debug.contains("<redacted>"));
+    assert!(!debug.contains(PASSWORD), "{debug}");
+    let key_bytes = format!("{:?}", md5_key());
+    assert!(
+        !debug.contains(&key_bytes[1..key_bytes.len() - 1]),
+        "{debug}"
+    );
+}
+
+#[test]
+fn every_mutation_of_real_server_messages_is_handled_without_panic() {
+    // Given an allocation whose ChannelBind waits for its answer…
+    let mut h = Harness::allocated();
+    h.allocation.send_to(peer(), b"x", h.now).unwrap();
+    let permission = h.request();
+    h.answer_success(&permission, vec![]);
+    let _send = h.request();
+    let bind = h.request();
+    let bind_success = response(&bind.0, Class::SuccessResponse, vec![], &h.key);
+    let data = Message {
+        class: Class::Indication,
+        method: method::DATA,
+        transaction_id: TransactionId([4; 12]),
+        attributes: vec![
+            Attribute::XorPeerAddress(peer()),
+            Attribute::Data(vec![1, 2, 3]),
+        ],
+    }
+    .encode(None);
+    let channel_data = encode_channel_data(CHANNEL_MIN, b"abc", true);
+    let mutations = |seed: &[u8], indices: std::ops::Range<usize>| {
+        let mut all: Vec<Vec<u8>> = (0..seed.len()).map(|len| seed[..len].to_vec()).collect();
+        for index in indices {
+            for value in [0x00u8, 0x01, 0x40, 0x7f, 0x80, 0xff] {
+                if seed[index] != value {
+                    let mut mutated = seed.to_vec();
+                    mutated[index] = value;
+                    all.push(mutated);
+                }
+            }
+        }
+        all
+    };
+    // …when it gets every truncation and single-byte change of the bytes the response's
+    // MESSAGE-INTEGRITY covers, none passes for the real answer…
+    let covered = bind_success.len() - 8; // all but FINGERPRINT, which comes after the MAC
+    for mutated in mutations(&bind_success, 0..covered) {
+        let _ = h.allocation.handle_datagram(&mutated, h.now);
+        assert_eq!(
+            h.allocation.channel(peer()),
+            None,
+            "accepted {mutated:02x?}"
+        );
+    }
+    // …and no change of anything else a server sends makes it panic…
+    for mutated in mutations(&data, 0..data.len())
+        .into_iter()
+        .chain(mutations(&channel_data, 0..channel_data.len()))
+        .chain(mutations(&bind_success, covered..bind_success.len()))
+    {
+        let _ = h.allocation.handle_datagram(&mutated, h.now);
+    }
+    // …while the real answer binds the channel (the last 8 bytes are not covered by the MAC:
+    // RFC 8489 §14.5 has attributes after MESSAGE-INTEGRITY ignored, so a changed FINGERPRINT
+    // type is no forgery and may have bound it already).
+    let _ = h.feed(&bind_success);
+    assert_eq!(h.allocation.channel(peer()), Some(CHANNEL_MIN));
+}
