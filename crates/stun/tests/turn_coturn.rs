@@ -27,9 +27,14 @@ const PASSWORD: &str = "right horse battery";
 /// How long any one step may take before the test fails.
 const STEP: Duration = Duration::from_secs(10);
 
+/// A byte stream to the TURN server: TCP, or TLS over TCP.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
 enum Link {
     Udp(UdpSocket),
-    Tcp(TcpStream, StreamFramer),
+    /// The stream, its framer, and our local address.
+    Stream(Box<dyn Stream>, StreamFramer, SocketAddr),
 }
 
 /// A tokio loop around one [`Allocation`]: moves bytes and timers, records what the server sent.
@@ -60,7 +65,43 @@ impl Client {
         let stream = TcpStream::connect(coturn.addr).await.unwrap();
         let mut config = config(coturn, username, password);
         config.transport = TurnTransport::Tcp;
-        Self::new(Link::Tcp(stream, StreamFramer::new()), config)
+        let local = stream.local_addr().unwrap();
+        Self::new(
+            Link::Stream(Box::new(stream), StreamFramer::new(), local),
+            config,
+        )
+    }
+
+    /// `turns:`: TLS over TCP to coturn's TLS port, trusting only `certificate`.
+    async fn tls(
+        coturn: &Coturn,
+        certificate: rustls::pki_types::CertificateDer<'static>,
+        username: &str,
+        password: &str,
+    ) -> Client {
+        coturn.wait_for_tls();
+        let tls_addr = coturn.tls_addr.unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(certificate).unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let tls_config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let tcp = TcpStream::connect(tls_addr).await.unwrap();
+        let local = tcp.local_addr().unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls_config))
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        let mut config = AllocationConfig::new(tls_addr, username, password);
+        config.transport = TurnTransport::Tcp;
+        Self::new(
+            Link::Stream(Box::new(stream), StreamFramer::new(), local),
+            config,
+        )
     }
 
     fn new(link: Link, config: AllocationConfig) -> Client {
@@ -79,7 +120,7 @@ impl Client {
     fn local_addr(&self) -> SocketAddr {
         match &self.link {
             Link::Udp(socket) => socket.local_addr().unwrap(),
-            Link::Tcp(stream, _) => stream.local_addr().unwrap(),
+            Link::Stream(_, _, local) => *local,
         }
     }
 
@@ -126,7 +167,10 @@ impl Client {
                         .await
                         .unwrap();
                 }
-                Link::Tcp(stream, _) => stream.write_all(&transmit.contents).await.unwrap(),
+                Link::Stream(stream, _, _) => {
+                    stream.write_all(&transmit.contents).await.unwrap();
+                    stream.flush().await.unwrap();
+                }
             }
         }
     }
@@ -158,7 +202,7 @@ impl Client {
                         Err(_) => Vec::new(),
                     }
                 }
-                Link::Tcp(stream, framer) => {
+                Link::Stream(stream, framer, _) => {
                     match tokio::time::timeout_at(wake.into(), stream.read(&mut buf)).await {
                         Ok(received) => {
                             let len = received.unwrap();
@@ -623,4 +667,42 @@ async fn over_tcp_allocation_and_data_both_ways() {
     let now = client.now();
     client.allocation.close(now);
     assert_eq!(client.next_event().await, TurnEvent::Closed);
+}
+
+#[tokio::test]
+async fn over_tls_turns_allocation_and_data_both_ways() {
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("rtcdesk-turns-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, signing_key.serialize_pem()).unwrap();
+    let coturn = Coturn::start_turn(&TurnOptions {
+        tls: Some((cert_path, key_path)),
+        ..TurnOptions::user(USER, PASSWORD)
+    });
+    let (peer, peer_addr) = peer_socket().await;
+    let mut client = Client::tls(&coturn, cert.der().clone(), USER, PASSWORD).await;
+    let relayed = relayed(&client.allocate().await);
+    client.send_to(peer_addr, b"over tls");
+    client
+        .event_matching(|e| matches!(e, TurnEvent::ChannelBound { .. }))
+        .await;
+    let (payload, from) = recv_within(&peer, STEP).await.unwrap();
+    assert_eq!((payload.as_slice(), from), (&b"over tls"[..], relayed));
+    client.send_to(peer_addr, b"odd");
+    client.flush().await;
+    assert_eq!(client.channel_data_sent, 1);
+    assert_eq!(recv_within(&peer, STEP).await.unwrap().0, b"odd");
+    peer.send_to(b"back over tls", relayed).await.unwrap();
+    assert_eq!(
+        client.next_data().await,
+        (peer_addr, b"back over tls".to_vec())
+    );
+    assert_eq!(client.channel_data_received, 1);
+    let now = client.now();
+    client.allocation.close(now);
+    assert_eq!(client.next_event().await, TurnEvent::Closed);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -11,7 +11,8 @@ use super::TurnError;
 pub enum TurnTransport {
     /// Datagrams: one STUN message or ChannelData frame per datagram.
     Udp,
-    /// A byte stream (TCP, or TLS for `turns:`): frames are split by
+    /// A byte stream (TCP, or TLS for `turns:`, which the caller's shell sets up around the
+    /// same sans-IO allocation): frames are split by
     /// [`StreamFramer`](super::StreamFramer) and ChannelData is padded to 4 bytes.
     Tcp,
 }

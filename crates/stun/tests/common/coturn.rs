@@ -31,6 +31,8 @@ pub struct TurnOptions {
     pub stale_nonce: Option<u32>,
     /// Allocations per user (`--user-quota=N`).
     pub user_quota: Option<u32>,
+    /// A certificate and its private key (PEM files) for a TLS listener (`turns:`).
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl TurnOptions {
@@ -41,6 +43,7 @@ impl TurnOptions {
             realm: "rtcdesk.test".to_string(),
             stale_nonce: None,
             user_quota: None,
+            tls: None,
         }
     }
 }
@@ -50,6 +53,8 @@ pub struct Coturn {
     child: Child,
     /// Where it listens (UDP, and TCP when started with [`Coturn::start_turn`]; loopback).
     pub addr: SocketAddr,
+    /// Where it listens for TLS, when [`TurnOptions::tls`] was given.
+    pub tls_addr: Option<SocketAddr>,
     userdb: Option<PathBuf>,
 }
 
@@ -57,7 +62,11 @@ impl Coturn {
     /// Starts it, answering STUN only. It needs a moment to open its port; callers rely on
     /// STUN's own retransmissions to cover that, not on a sleep.
     pub fn start() -> Coturn {
-        Self::spawn(&["--no-tcp".to_string(), "--stun-only".to_string()], None)
+        Self::spawn(
+            &["--no-tcp".to_string(), "--stun-only".to_string()],
+            None,
+            None,
+        )
     }
 
     /// Starts it as a TURN server relaying on 127.0.0.1 (flags as FACTS.md gives them), with
@@ -95,32 +104,35 @@ impl Coturn {
         if let Some(quota) = options.user_quota {
             args.push(format!("--user-quota={quota}"));
         }
-        Self::spawn(&args, Some(userdb))
+        Self::spawn(&args, Some(userdb), options.tls.as_ref())
     }
 
     /// Waits until the TCP listener accepts connections (at most 10 s).
     pub fn wait_for_tcp(&self) {
-        let give_up = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_err() {
-            assert!(
-                Instant::now() < give_up,
-                "turnserver never listened on TCP {}",
-                self.addr
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_listener(self.addr);
     }
 
-    fn spawn(extra: &[String], userdb: Option<PathBuf>) -> Coturn {
-        let port = UdpSocket::bind("127.0.0.1:0")
-            .and_then(|socket| socket.local_addr())
-            .expect("a free loopback port")
-            .port();
+    /// Waits until the TLS listener accepts TCP connections (at most 10 s).
+    pub fn wait_for_tls(&self) {
+        wait_for_listener(self.tls_addr.expect("started with TLS"));
+    }
+
+    fn spawn(
+        extra: &[String],
+        userdb: Option<PathBuf>,
+        tls: Option<&(PathBuf, PathBuf)>,
+    ) -> Coturn {
+        let free_port = || {
+            UdpSocket::bind("127.0.0.1:0")
+                .and_then(|socket| socket.local_addr())
+                .expect("a free loopback port")
+                .port()
+        };
+        let port = free_port();
         let mut args = vec![
             "-n".to_string(),
             "--listening-ip=127.0.0.1".to_string(),
             format!("--listening-port={port}"),
-            "--no-tls".to_string(),
             "--no-dtls".to_string(),
             "--no-cli".to_string(),
             "--log-file=stdout".to_string(),
@@ -128,6 +140,19 @@ impl Coturn {
             "--pidfile=/dev/null".to_string(),
         ];
         args.extend_from_slice(extra);
+        let tls_port = match tls {
+            None => {
+                args.push("--no-tls".to_string());
+                None
+            }
+            Some((cert, key)) => {
+                let tls_port = free_port();
+                args.push(format!("--tls-listening-port={tls_port}"));
+                args.push(format!("--cert={}", cert.display()));
+                args.push(format!("--pkey={}", key.display()));
+                Some(tls_port)
+            }
+        };
         let child = Command::new("turnserver")
             .args(&args)
             .stdout(Stdio::piped())
@@ -150,8 +175,21 @@ impl Coturn {
         Coturn {
             child,
             addr: ([127, 0, 0, 1], port).into(),
+            tls_addr: tls_port.map(|port| ([127, 0, 0, 1], port).into()),
             userdb,
         }
+    }
+}
+
+/// Polls a TCP port until it accepts a connection, failing the test after 10 s.
+fn wait_for_listener(addr: SocketAddr) {
+    let give_up = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(
+            Instant::now() < give_up,
+            "turnserver never listened on TCP {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
