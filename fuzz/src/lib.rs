@@ -11,7 +11,13 @@ use rtcdesk_proto::input::InputMessage;
 use rtcdesk_proto::signal::SignalMessage;
 
 /// The seed corpus folders under `testdata/fuzz/`, one per target.
-pub const TARGETS: &[&str] = &["signal_message", "input_event", "sdp", "stun_message"];
+pub const TARGETS: &[&str] = &[
+    "signal_message",
+    "input_event",
+    "sdp",
+    "stun_message",
+    "turn_message",
+];
 
 /// Runs the named target's body; `false` if there is no such target.
 pub fn run(target: &str, data: &[u8]) -> bool {
@@ -20,6 +26,7 @@ pub fn run(target: &str, data: &[u8]) -> bool {
         "input_event" => input_event(data),
         "sdp" => sdp(data),
         "stun_message" => stun_message(data),
+        "turn_message" => turn_message(data),
         _ => return false,
     }
     true
@@ -82,4 +89,125 @@ pub fn stun_message(data: &[u8]) {
         let _ = message.error_code();
         let _ = message.software();
     }
+}
+
+/// A datagram or TCP read from a TURN server (or anything else arriving from its address): the
+/// demultiplexing check, the ChannelData and STUN parsers with TURN's attributes, the TCP stream
+/// framer, an allocation's `handle_datagram`, and the `turn:` URL parser on the same bytes.
+pub fn turn_message(data: &[u8]) {
+    use rtcdesk_stun::turn::{
+        encode_channel_data, is_turn_traffic, parse_channel_data, StreamFramer, TurnUrl,
+        CHANNEL_MAX, CHANNEL_MIN, MAX_FRAME,
+    };
+
+    let _ = is_turn_traffic(data);
+    if let Ok(frame) = parse_channel_data(data) {
+        assert!((CHANNEL_MIN..=CHANNEL_MAX).contains(&frame.channel));
+        // What parsed is the frame's prefix; only up to 3 bytes of padding may follow.
+        let again = encode_channel_data(frame.channel, frame.data, false);
+        assert_eq!(&data[..again.len()], &again[..]);
+        assert!(data.len() - again.len() <= 3);
+    }
+    if let Ok(message) = rtcdesk_stun::parse(data) {
+        let _ = (message.relayed_address(), message.peer_address());
+        let _ = (
+            message.lifetime(),
+            message.data(),
+            message.realm(),
+            message.nonce(),
+        );
+        let _ = message.password_algorithms();
+        // Without MACs or CRC to recompute, a message re-encodes to one that parses back equal.
+        if !message.has_integrity() && !message.has_fingerprint() {
+            let again = rtcdesk_stun::parse(&message.encode(None));
+            assert_eq!(
+                again.as_ref(),
+                Ok(&message),
+                "re-encoded message must parse back"
+            );
+        }
+    }
+
+    let mut framer = StreamFramer::new();
+    if framer.push(data).is_ok() {
+        let mut framed = 0;
+        while let Ok(Some(frame)) = framer.next_frame() {
+            assert!(frame.len() <= MAX_FRAME && !frame.is_empty());
+            framed += frame.len();
+        }
+        assert!(framed + framer.buffered() <= data.len());
+    }
+
+    // An allocation waiting for its Allocate response, and one with a bound channel, handed the
+    // bytes as if from the server.
+    if let Some(mut allocation) = allocation_with_a_channel(false) {
+        let now = std::time::Instant::now();
+        let _ = allocation.handle_datagram(data, now);
+        while allocation.poll_event().is_some() {}
+        while allocation.poll_transmit().is_some() {}
+    }
+    if let Some(mut allocation) = allocation_with_a_channel(true) {
+        let now = std::time::Instant::now();
+        let _ = allocation.handle_datagram(data, now);
+        let peer = std::net::SocketAddr::from(([198, 51, 100, 1], 5000));
+        let _ = allocation.send_to(peer, data, now);
+        allocation.close(now);
+        while allocation.poll_event().is_some() {}
+        while allocation.poll_transmit().is_some() {}
+    }
+
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(url) = TurnUrl::parse(text) {
+            assert_eq!(
+                TurnUrl::parse(&url.to_string()),
+                Ok(url),
+                "canonical URL parses back"
+            );
+        }
+    }
+}
+
+/// An allocation on a server that asks no credentials: just started, or (with `bound`) with a
+/// permission and a channel bound for 198.51.100.1:5000, answered by hand.
+fn allocation_with_a_channel(bound: bool) -> Option<rtcdesk_stun::turn::Allocation> {
+    use rtcdesk_stun::turn::{Allocation, AllocationConfig};
+    use rtcdesk_stun::{Attribute, Class, Message};
+
+    let server = std::net::SocketAddr::from(([192, 0, 2, 1], 3478));
+    let peer = std::net::SocketAddr::from(([198, 51, 100, 1], 5000));
+    let now = std::time::Instant::now();
+    let mut allocation = Allocation::new(AllocationConfig::new(server, "user", "pass")).ok()?;
+    allocation.start_allocate(now).ok()?;
+    if !bound {
+        return Some(allocation);
+    }
+    let answer = |allocation: &mut Allocation, attributes: Vec<Attribute>| -> Option<()> {
+        let request = loop {
+            let transmit = allocation.poll_transmit()?;
+            let message = rtcdesk_stun::parse(&transmit.contents).ok()?;
+            if message.class == Class::Request {
+                break message;
+            }
+        };
+        let response = Message {
+            class: Class::SuccessResponse,
+            method: request.method,
+            transaction_id: request.transaction_id,
+            attributes,
+        };
+        let _ = allocation.handle_datagram(&response.encode(None), now);
+        Some(())
+    };
+    let relayed = std::net::SocketAddr::from(([192, 0, 2, 1], 49152));
+    answer(&mut allocation, vec![Attribute::XorRelayedAddress(relayed)])?;
+    allocation.send_to(peer, b"hello", now).ok()?;
+    answer(&mut allocation, vec![])?;
+    answer(&mut allocation, vec![])?;
+    assert_eq!(
+        allocation.channel(peer),
+        Some(0x4000),
+        "the channel is bound"
+    );
+    while allocation.poll_event().is_some() {}
+    Some(allocation)
 }

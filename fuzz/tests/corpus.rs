@@ -51,6 +51,20 @@ fn stun_message_corpus() {
 }
 
 #[test]
+fn turn_message_corpus() {
+    run_corpus("turn_message", 12);
+}
+
+#[test]
+fn turn_seeds_captured_from_coturn_are_turn_traffic() {
+    for (name, data) in corpus("turn_message") {
+        if name.contains("coturn") {
+            assert!(rtcdesk_stun::turn::is_turn_traffic(&data), "{name}");
+        }
+    }
+}
+
+#[test]
 fn stun_seeds_parse_and_rfc5769_responses_carry_the_vector_address() {
     for (name, data) in corpus("stun_message") {
         let message = rtcdesk_stun::parse(&data).unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -1,12 +1,21 @@
-//! A hand-written STUN client (RFC 8489, which obsoletes RFC 5389): it asks a STUN server how
-//! this host's UDP socket looks from outside (the server-reflexive address ICE needs).
+//! Hand-written STUN and TURN clients: STUN (RFC 8489, which obsoletes RFC 5389) asks a server
+//! how this host's UDP socket looks from outside (the server-reflexive address ICE needs); TURN
+//! (RFC 8656) gets a relayed address on a server, so peers behind symmetric NATs or UDP-blocking
+//! firewalls still reach each other.
 //!
-//! The core is sans-IO and std only, in the shape of str0m: [`parse`] turns one datagram into a
-//! [`Message`] (a total parser: every input gives a value or an [`Error`]), [`Message::encode`]
-//! turns one back, and [`Client`] runs Binding transactions driven by the caller's clock:
-//! datagrams and `now` go in, [`Transmit`]s, timeouts and [`Event`]s come out. With the `tokio`
+//! The cores are sans-IO, in the shape of str0m, with RustCrypto's digests as their only
+//! dependency beyond std: [`parse`] turns one datagram into a [`Message`] (a total parser: every
+//! input gives a value or an [`Error`]) and [`Message::encode`] turns one back. [`Client`] runs
+//! Binding transactions and [`turn::Allocation`] one TURN allocation with its permissions and
+//! channels, both driven by the caller's clock: datagrams and `now` go in, [`Transmit`]s,
+//! timeouts and events come out. Peers' datagrams come out of
+//! [`turn::Allocation::handle_datagram`] unwrapped, and go in through
+//! [`turn::Allocation::send_to`]; [`turn::is_turn_traffic`] tells TURN-server traffic from ICE's
+//! before str0m sees it. `crates/stun/TURN.md` gives the TURN wire details. With the `tokio`
 //! feature, [`net::query_mapped_address`] drives a [`Client`] over a tokio UDP socket, and the
 //! `rtcdesk-stun` binary prints this host's mapped address.
+//!
+//! A Binding transaction:
 //!
 //! ```
 //! use std::time::{Duration, Instant};
@@ -32,6 +41,38 @@
 //!     }
 //! }
 //! ```
+//!
+//! A TURN allocation relaying to one peer, in the same run loop:
+//!
+//! ```
+//! use std::time::Instant;
+//! use rtcdesk_stun::turn::{Allocation, AllocationConfig, Received, TurnEvent};
+//!
+//! let server = "192.0.2.1:3478".parse().unwrap();
+//! let peer = "198.51.100.7:5000".parse().unwrap();
+//! let mut allocation = Allocation::new(AllocationConfig::new(server, "user", "pass")).unwrap();
+//! allocation.start_allocate(Instant::now()).unwrap();
+//! # let mut received_from_server: Vec<Vec<u8>> = Vec::new();
+//! loop {
+//!     while let Some(transmit) = allocation.poll_transmit() {
+//!         // socket.send_to(&transmit.contents, transmit.destination)
+//!         # let _ = transmit;
+//!     }
+//!     while let Some(event) = allocation.poll_event() {
+//!         if let TurnEvent::Allocated { relayed, .. } = event {
+//!             // Offer `relayed` as a relay candidate; then relay through it:
+//!             allocation.send_to(peer, b"hello", Instant::now()).unwrap();
+//!         }
+//!     }
+//!     for bytes in received_from_server.drain(..) {
+//!         if let Received::Data { peer, payload } = allocation.handle_datagram(&bytes, Instant::now()) {
+//!             println!("{} bytes from {peer}", payload.len());
+//!         }
+//!     }
+//!     # break;
+//!     // Wait for a datagram or allocation.poll_timeout(), then allocation.handle_timeout(now).
+//! }
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -40,10 +81,13 @@ mod message;
 #[cfg(feature = "tokio")]
 pub mod net;
 mod transaction;
+pub mod turn;
 
 pub use message::{
-    attr, looks_like_stun, parse, verify_message_integrity, Attribute, Class, ErrorCode, Message,
-    TransactionId, HEADER_LEN, MAGIC_COOKIE, METHOD_BINDING,
+    attr, looks_like_stun, method, parse, verify_message_integrity,
+    verify_message_integrity_sha256, Attribute, Class, ErrorCode, Message, PasswordAlgorithm,
+    TransactionId, HEADER_LEN, MAGIC_COOKIE, METHOD_BINDING, PASSWORD_ALGORITHM_MD5,
+    PASSWORD_ALGORITHM_SHA256,
 };
 pub use transaction::{Client, Event, TransactionConfig, Transmit};
 
@@ -122,4 +166,7 @@ pub enum Error {
     /// No response after every retransmission.
     #[error("no response from {0}")]
     TimedOut(std::net::SocketAddr),
+    /// A TURN allocation, URL or frame failed (see [`turn::TurnError`]).
+    #[error(transparent)]
+    Turn(#[from] turn::TurnError),
 }

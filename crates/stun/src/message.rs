@@ -8,7 +8,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::checksum::{crc32, hmac_sha1};
+use crate::checksum::{crc32, hmac_sha1, hmac_sha256, macs_equal};
 use crate::Error;
 
 /// The fixed value in every RFC 5389/8489 header; it also keys the XOR of XOR-MAPPED-ADDRESS.
@@ -18,8 +18,34 @@ pub const HEADER_LEN: usize = 20;
 /// XORed into the CRC-32 of FINGERPRINT so a STUN CRC never equals another protocol's (§14.7).
 const FINGERPRINT_XOR: u32 = 0x5354_554E;
 
-/// Attribute type codes this crate understands (RFC 8489 §18.3, RFC 8445 §16.1).
+/// Attribute type codes this crate understands (RFC 8489 §18.3, RFC 8445 §16.1, RFC 8656 §18).
 pub mod attr {
+    /// CHANNEL-NUMBER: the channel a ChannelBind binds (TURN).
+    pub const CHANNEL_NUMBER: u16 = 0x000C;
+    /// LIFETIME: seconds an allocation is asked for or granted (TURN).
+    pub const LIFETIME: u16 = 0x000D;
+    /// XOR-PEER-ADDRESS: a peer's address as the relay sees it (TURN).
+    pub const XOR_PEER_ADDRESS: u16 = 0x0012;
+    /// DATA: application bytes in a Send or Data indication (TURN).
+    pub const DATA: u16 = 0x0013;
+    /// XOR-RELAYED-ADDRESS: the address the server allocated for us (TURN).
+    pub const XOR_RELAYED_ADDRESS: u16 = 0x0016;
+    /// REQUESTED-ADDRESS-FAMILY: IPv4 or IPv6 relayed address wanted (TURN).
+    pub const REQUESTED_ADDRESS_FAMILY: u16 = 0x0017;
+    /// EVEN-PORT: asks for an even relayed port (TURN).
+    pub const EVEN_PORT: u16 = 0x0018;
+    /// REQUESTED-TRANSPORT: the relayed protocol, 17 for UDP (TURN).
+    pub const REQUESTED_TRANSPORT: u16 = 0x0019;
+    /// DONT-FRAGMENT: asks the relay to set DF on relayed packets (TURN).
+    pub const DONT_FRAGMENT: u16 = 0x001A;
+    /// RESERVATION-TOKEN: names a port reserved by EVEN-PORT (TURN).
+    pub const RESERVATION_TOKEN: u16 = 0x0022;
+    /// ADDITIONAL-ADDRESS-FAMILY: asks for a second, IPv6 relayed address (RFC 8656).
+    pub const ADDITIONAL_ADDRESS_FAMILY: u16 = 0x8000;
+    /// ADDRESS-ERROR-CODE: why one of two address families failed (RFC 8656).
+    pub const ADDRESS_ERROR_CODE: u16 = 0x8001;
+    /// ICMP: an ICMP error the relay received from a peer (RFC 8656).
+    pub const ICMP: u16 = 0x8004;
     /// MAPPED-ADDRESS: the reflexive address, unobfuscated (RFC 3489 servers).
     pub const MAPPED_ADDRESS: u16 = 0x0001;
     /// USERNAME: short- or long-term credential user name.
@@ -64,6 +90,46 @@ pub mod attr {
 
 /// The Binding method, the only one a plain STUN client needs (RFC 8489 §18.2).
 pub const METHOD_BINDING: u16 = 0x001;
+
+/// Method numbers (RFC 8489 §18.2, RFC 8656 §17), so TURN traffic can be told from ICE checks.
+pub mod method {
+    /// Binding: what is my address (STUN, ICE connectivity checks).
+    pub const BINDING: u16 = 0x001;
+    /// Allocate: create a relayed address (TURN request).
+    pub const ALLOCATE: u16 = 0x003;
+    /// Refresh: keep or release an allocation (TURN request).
+    pub const REFRESH: u16 = 0x004;
+    /// Send: data to a peer through the relay (TURN indication).
+    pub const SEND: u16 = 0x006;
+    /// Data: data from a peer through the relay (TURN indication).
+    pub const DATA: u16 = 0x007;
+    /// CreatePermission: let a peer's packets through the relay (TURN request).
+    pub const CREATE_PERMISSION: u16 = 0x008;
+    /// ChannelBind: bind a peer to a 4-byte-header channel (TURN request).
+    pub const CHANNEL_BIND: u16 = 0x009;
+
+    /// Whether `method` is one of TURN's (RFC 8656 §17).
+    pub fn is_turn(method: u16) -> bool {
+        matches!(
+            method,
+            ALLOCATE | REFRESH | SEND | DATA | CREATE_PERMISSION | CHANNEL_BIND
+        )
+    }
+}
+
+/// PASSWORD-ALGORITHM's number for MD5 (RFC 8489 §18.5), the RFC 5389 long-term key.
+pub const PASSWORD_ALGORITHM_MD5: u16 = 0x0001;
+/// PASSWORD-ALGORITHM's number for SHA-256 (RFC 8489 §18.5).
+pub const PASSWORD_ALGORITHM_SHA256: u16 = 0x0002;
+
+/// One entry of PASSWORD-ALGORITHMS, or the PASSWORD-ALGORITHM a client chose (RFC 8489 §14.11).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordAlgorithm {
+    /// [`PASSWORD_ALGORITHM_MD5`], [`PASSWORD_ALGORITHM_SHA256`] or an unknown number.
+    pub algorithm: u16,
+    /// Algorithm parameters, without padding (none for MD5 and SHA-256).
+    pub parameters: Vec<u8>,
+}
 
 /// The four kinds of message (RFC 8489 §5): a request gets exactly one response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -111,6 +177,7 @@ pub struct ErrorCode {
 
 /// One attribute, decoded. Attributes this crate does not interpret keep their raw value.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Attribute {
     /// The reflexive transport address, de-obfuscated.
     XorMappedAddress(SocketAddr),
@@ -140,6 +207,27 @@ pub enum Attribute {
     IceControlling(u64),
     /// The CRC-32 (already verified by the parser).
     Fingerprint(u32),
+    /// HMAC-SHA256 over the message up to here, 16 to 32 bytes (RFC 8489 §14.6); check with
+    /// [`verify_message_integrity_sha256`].
+    MessageIntegritySha256(Vec<u8>),
+    /// The long-term password hashes a server offers, in its order of preference.
+    PasswordAlgorithms(Vec<PasswordAlgorithm>),
+    /// The long-term password hash a client chose from PASSWORD-ALGORITHMS.
+    PasswordAlgorithm(PasswordAlgorithm),
+    /// The address the TURN server relays for us, de-obfuscated.
+    XorRelayedAddress(SocketAddr),
+    /// A peer's address on the relay's side, de-obfuscated.
+    XorPeerAddress(SocketAddr),
+    /// An allocation's lifetime in seconds; 0 in a Refresh releases it.
+    Lifetime(u32),
+    /// Application bytes carried by a Send or Data indication.
+    Data(Vec<u8>),
+    /// A TURN channel number, 0x4000..=0x4FFF.
+    ChannelNumber(u16),
+    /// The IP protocol number to relay (17: UDP).
+    RequestedTransport(u8),
+    /// Asks the relay to set the DF bit.
+    DontFragment,
     /// Any other known or comprehension-optional attribute, kept raw.
     Other {
         /// The attribute type.
@@ -204,6 +292,72 @@ impl Message {
         })
     }
 
+    /// XOR-RELAYED-ADDRESS: the relayed address of a TURN Allocate success.
+    pub fn relayed_address(&self) -> Option<SocketAddr> {
+        self.attributes.iter().find_map(|a| match a {
+            Attribute::XorRelayedAddress(addr) => Some(*addr),
+            _ => None,
+        })
+    }
+
+    /// XOR-PEER-ADDRESS: the peer of a TURN Data indication or request.
+    pub fn peer_address(&self) -> Option<SocketAddr> {
+        self.attributes.iter().find_map(|a| match a {
+            Attribute::XorPeerAddress(addr) => Some(*addr),
+            _ => None,
+        })
+    }
+
+    /// LIFETIME in seconds.
+    pub fn lifetime(&self) -> Option<u32> {
+        self.attributes.iter().find_map(|a| match a {
+            Attribute::Lifetime(seconds) => Some(*seconds),
+            _ => None,
+        })
+    }
+
+    /// DATA: the application bytes of a Send or Data indication.
+    pub fn data(&self) -> Option<&[u8]> {
+        self.attributes.iter().find_map(|a| match a {
+            Attribute::Data(bytes) => Some(bytes.as_slice()),
+            _ => None,
+        })
+    }
+
+    /// REALM, if the message carries one.
+    pub fn realm(&self) -> Option<&str> {
+        self.attributes.iter().find_map(|a| match a {
+            Attribute::Realm(realm) => Some(realm.as_str()),
+            _ => None,
+        })
+    }
+
+    /// NONCE, if the message carries one.
+    pub fn nonce(&self) -> Option<&str> {
+        self.attributes.iter().find_map(|a| match a {
+            Attribute::Nonce(nonce) => Some(nonce.as_str()),
+            _ => None,
+        })
+    }
+
+    /// PASSWORD-ALGORITHMS a server offered, if any.
+    pub fn password_algorithms(&self) -> Option<&[PasswordAlgorithm]> {
+        self.attributes.iter().find_map(|a| match a {
+            Attribute::PasswordAlgorithms(list) => Some(list.as_slice()),
+            _ => None,
+        })
+    }
+
+    /// Whether MESSAGE-INTEGRITY or MESSAGE-INTEGRITY-SHA256 is present (not yet verified).
+    pub fn has_integrity(&self) -> bool {
+        self.attributes.iter().any(|a| {
+            matches!(
+                a,
+                Attribute::MessageIntegrity(_) | Attribute::MessageIntegritySha256(_)
+            )
+        })
+    }
+
     /// Whether a verified FINGERPRINT was present.
     pub fn has_fingerprint(&self) -> bool {
         self.attributes
@@ -228,6 +382,12 @@ impl Message {
                     set_length(&mut out, 24);
                     let mac = hmac_sha1(key, &[&out]);
                     push_attribute(&mut out, attr::MESSAGE_INTEGRITY, &mac);
+                }
+                Attribute::MessageIntegritySha256(_) => {
+                    let Some(key) = integrity_key else { continue };
+                    set_length(&mut out, 36);
+                    let mac = hmac_sha256(key, &[&out]);
+                    push_attribute(&mut out, attr::MESSAGE_INTEGRITY_SHA256, &mac);
                 }
                 Attribute::Fingerprint(_) => {
                     set_length(&mut out, 8);
@@ -287,10 +447,48 @@ fn encode_value(attribute: &Attribute, transaction_id: &TransactionId) -> (u16, 
         Attribute::IceControlled(t) => (attr::ICE_CONTROLLED, t.to_be_bytes().to_vec()),
         Attribute::IceControlling(t) => (attr::ICE_CONTROLLING, t.to_be_bytes().to_vec()),
         Attribute::Other { kind, value } => (*kind, value.clone()),
+        Attribute::PasswordAlgorithms(list) => {
+            let mut value = Vec::new();
+            for algorithm in list {
+                push_password_algorithm(&mut value, algorithm);
+            }
+            (attr::PASSWORD_ALGORITHMS, value)
+        }
+        Attribute::PasswordAlgorithm(algorithm) => {
+            let mut value = Vec::new();
+            push_password_algorithm(&mut value, algorithm);
+            (attr::PASSWORD_ALGORITHM, value)
+        }
+        Attribute::XorRelayedAddress(addr) => (
+            attr::XOR_RELAYED_ADDRESS,
+            encode_address(xor_address(*addr, transaction_id)),
+        ),
+        Attribute::XorPeerAddress(addr) => (
+            attr::XOR_PEER_ADDRESS,
+            encode_address(xor_address(*addr, transaction_id)),
+        ),
+        Attribute::Lifetime(seconds) => (attr::LIFETIME, seconds.to_be_bytes().to_vec()),
+        Attribute::Data(bytes) => (attr::DATA, bytes.clone()),
+        Attribute::ChannelNumber(number) => {
+            let [high, low] = number.to_be_bytes();
+            (attr::CHANNEL_NUMBER, vec![high, low, 0, 0])
+        }
+        Attribute::RequestedTransport(protocol) => {
+            (attr::REQUESTED_TRANSPORT, vec![*protocol, 0, 0, 0])
+        }
+        Attribute::DontFragment => (attr::DONT_FRAGMENT, Vec::new()),
+        Attribute::MessageIntegritySha256(mac) => (attr::MESSAGE_INTEGRITY_SHA256, mac.clone()),
         // Computed by `Message::encode` itself.
         Attribute::MessageIntegrity(mac) => (attr::MESSAGE_INTEGRITY, mac.to_vec()),
         Attribute::Fingerprint(crc) => (attr::FINGERPRINT, crc.to_be_bytes().to_vec()),
     }
+}
+
+fn push_password_algorithm(out: &mut Vec<u8>, algorithm: &PasswordAlgorithm) {
+    out.extend_from_slice(&algorithm.algorithm.to_be_bytes());
+    out.extend_from_slice(&(algorithm.parameters.len() as u16).to_be_bytes());
+    out.extend_from_slice(&algorithm.parameters);
+    out.resize(out.len() + padding(algorithm.parameters.len()), 0);
 }
 
 fn encode_address(addr: SocketAddr) -> Vec<u8> {
@@ -401,7 +599,9 @@ pub fn parse(bytes: &[u8]) -> Result<Message, Error> {
 
     let mut attributes = Vec::new();
     let mut unknown_required = Vec::new();
-    let mut after_integrity = false;
+    // RFC 8489 §14.5, §14.6: after MESSAGE-INTEGRITY only MESSAGE-INTEGRITY-SHA256 and
+    // FINGERPRINT count; after MESSAGE-INTEGRITY-SHA256 only FINGERPRINT.
+    let mut integrity = Integrity::None;
     let mut offset = HEADER_LEN;
     while offset < bytes.len() {
         let rest = &bytes[offset..];
@@ -428,10 +628,16 @@ pub fn parse(bytes: &[u8]) -> Result<Message, Error> {
                 });
             }
             attributes.push(Attribute::Fingerprint(crc));
-        } else if !after_integrity {
+        } else if integrity == Integrity::None
+            || (integrity == Integrity::Sha1 && attr_kind == attr::MESSAGE_INTEGRITY_SHA256)
+        {
             match decode_value(attr_kind, value, &transaction_id)? {
                 Some(attribute) => {
-                    after_integrity = matches!(attribute, Attribute::MessageIntegrity(_));
+                    match attribute {
+                        Attribute::MessageIntegrity(_) => integrity = Integrity::Sha1,
+                        Attribute::MessageIntegritySha256(_) => integrity = Integrity::Sha256,
+                        _ => {}
+                    }
                     attributes.push(attribute);
                 }
                 None => unknown_required.push(attr_kind),
@@ -448,6 +654,14 @@ pub fn parse(bytes: &[u8]) -> Result<Message, Error> {
         transaction_id,
         attributes,
     })
+}
+
+/// Which integrity attribute the parser has passed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Integrity {
+    None,
+    Sha1,
+    Sha256,
 }
 
 /// Decodes one attribute value; `Ok(None)` for an unknown comprehension-required type.
@@ -492,12 +706,52 @@ fn decode_value(
         attr::ICE_CONTROLLING => {
             Attribute::IceControlling(u64::from_be_bytes(fixed::<8>(kind, value)?))
         }
-        attr::MESSAGE_INTEGRITY_SHA256
-        | attr::PASSWORD_ALGORITHM
-        | attr::USERHASH
-        | attr::PASSWORD_ALGORITHMS
+        // A length RFC 8489 §14.6 does not allow (16..=32 in steps of 4) cannot be a MAC: kept
+        // raw, so the message parses but never counts as integrity-protected.
+        attr::MESSAGE_INTEGRITY_SHA256 if !valid_sha256_mac_len(value.len()) => Attribute::Other {
+            kind,
+            value: value.to_vec(),
+        },
+        attr::MESSAGE_INTEGRITY_SHA256 => Attribute::MessageIntegritySha256(value.to_vec()),
+        attr::PASSWORD_ALGORITHMS => {
+            Attribute::PasswordAlgorithms(decode_password_algorithms(kind, value)?)
+        }
+        attr::PASSWORD_ALGORITHM => {
+            let mut list = decode_password_algorithms(kind, value)?;
+            if list.len() != 1 {
+                return Err(Error::BadAttribute {
+                    kind,
+                    reason: "not exactly one algorithm",
+                });
+            }
+            Attribute::PasswordAlgorithm(list.remove(0))
+        }
+        attr::XOR_RELAYED_ADDRESS => {
+            Attribute::XorRelayedAddress(xor_address(decode_address(kind, value)?, transaction_id))
+        }
+        attr::XOR_PEER_ADDRESS => {
+            Attribute::XorPeerAddress(xor_address(decode_address(kind, value)?, transaction_id))
+        }
+        attr::LIFETIME => Attribute::Lifetime(u32::from_be_bytes(fixed::<4>(kind, value)?)),
+        attr::DATA => Attribute::Data(value.to_vec()),
+        attr::CHANNEL_NUMBER => {
+            let [high, low, _, _] = fixed::<4>(kind, value)?;
+            Attribute::ChannelNumber(u16::from_be_bytes([high, low]))
+        }
+        attr::REQUESTED_TRANSPORT => {
+            let [protocol, _, _, _] = fixed::<4>(kind, value)?;
+            Attribute::RequestedTransport(protocol)
+        }
+        attr::DONT_FRAGMENT => {
+            fixed::<0>(kind, value)?;
+            Attribute::DontFragment
+        }
+        attr::USERHASH
         | attr::ALTERNATE_DOMAIN
-        | attr::ALTERNATE_SERVER => Attribute::Other {
+        | attr::ALTERNATE_SERVER
+        | attr::REQUESTED_ADDRESS_FAMILY
+        | attr::EVEN_PORT
+        | attr::RESERVATION_TOKEN => Attribute::Other {
             kind,
             value: value.to_vec(),
         },
@@ -509,6 +763,38 @@ fn decode_value(
         },
     };
     Ok(Some(attribute))
+}
+
+fn valid_sha256_mac_len(len: usize) -> bool {
+    (16..=32).contains(&len) && len.is_multiple_of(4)
+}
+
+fn decode_password_algorithms(kind: u16, value: &[u8]) -> Result<Vec<PasswordAlgorithm>, Error> {
+    let mut list = Vec::new();
+    let mut rest = value;
+    while !rest.is_empty() {
+        if rest.len() < 4 {
+            return Err(Error::BadAttribute {
+                kind,
+                reason: "truncated algorithm",
+            });
+        }
+        let algorithm = u16::from_be_bytes([rest[0], rest[1]]);
+        let len = usize::from(u16::from_be_bytes([rest[2], rest[3]]));
+        let padded = len + padding(len);
+        if rest.len() < 4 + padded {
+            return Err(Error::BadAttribute {
+                kind,
+                reason: "algorithm parameters run past the end",
+            });
+        }
+        list.push(PasswordAlgorithm {
+            algorithm,
+            parameters: rest[4..4 + len].to_vec(),
+        });
+        rest = &rest[4 + padded..];
+    }
+    Ok(list)
 }
 
 fn fixed<const N: usize>(kind: u16, value: &[u8]) -> Result<[u8; N], Error> {
@@ -572,24 +858,59 @@ fn decode_error_code(value: &[u8]) -> Result<ErrorCode, Error> {
 
 /// Checks MESSAGE-INTEGRITY of a raw message with `key` (the short-term password, or the
 /// long-term key MD5(username:realm:password)). `Ok(false)` when the HMAC differs, an error when
-/// the message does not parse or has no MESSAGE-INTEGRITY.
+/// the message does not parse or has no MESSAGE-INTEGRITY. The MAC is compared in constant time.
 pub fn verify_message_integrity(bytes: &[u8], key: &[u8]) -> Result<bool, Error> {
     parse(bytes)?;
+    let (offset, len) =
+        find_attribute(bytes, attr::MESSAGE_INTEGRITY).ok_or(Error::NoMessageIntegrity)?;
+    if len != 20 {
+        return Err(Error::NoMessageIntegrity);
+    }
+    let header = header_covering(bytes, offset + 4 + len);
+    let mac = hmac_sha1(key, &[&header, &bytes[HEADER_LEN..offset]]);
+    Ok(macs_equal(&mac, &bytes[offset + 4..offset + 4 + len]))
+}
+
+/// Checks MESSAGE-INTEGRITY-SHA256 (RFC 8489 §14.6) of a raw message with `key`, accepting the
+/// truncated forms (16..=32 bytes) the RFC allows. Like [`verify_message_integrity`] otherwise.
+pub fn verify_message_integrity_sha256(bytes: &[u8], key: &[u8]) -> Result<bool, Error> {
+    parse(bytes)?;
+    let (offset, len) =
+        find_attribute(bytes, attr::MESSAGE_INTEGRITY_SHA256).ok_or(Error::NoMessageIntegrity)?;
+    if !valid_sha256_mac_len(len) {
+        return Err(Error::NoMessageIntegrity);
+    }
+    let header = header_covering(bytes, offset + 4 + len);
+    let mac = hmac_sha256(key, &[&header, &bytes[HEADER_LEN..offset]]);
+    Ok(mac
+        .get(..len)
+        .is_some_and(|mac| macs_equal(mac, &bytes[offset + 4..offset + 4 + len])))
+}
+
+/// The offset and value length of the first attribute of type `kind` in a message that parsed.
+fn find_attribute(bytes: &[u8], kind: u16) -> Option<(usize, usize)> {
     let mut offset = HEADER_LEN;
     while offset + 4 <= bytes.len() {
-        let kind = u16::from_be_bytes([bytes[offset], bytes[offset + 1]]);
+        let found = u16::from_be_bytes([bytes[offset], bytes[offset + 1]]);
         let len = usize::from(u16::from_be_bytes([bytes[offset + 2], bytes[offset + 3]]));
-        if kind == attr::MESSAGE_INTEGRITY && len == 20 && offset + 24 <= bytes.len() {
-            let mut header = [0u8; HEADER_LEN];
-            header.copy_from_slice(&bytes[..HEADER_LEN]);
-            let covered = (offset + 24 - HEADER_LEN) as u16;
-            header[2..4].copy_from_slice(&covered.to_be_bytes());
-            let mac = hmac_sha1(key, &[&header, &bytes[HEADER_LEN..offset]]);
-            return Ok(mac[..] == bytes[offset + 4..offset + 24]);
+        if offset + 4 + len > bytes.len() {
+            return None;
+        }
+        if found == kind {
+            return Some((offset, len));
         }
         offset += 4 + len + padding(len);
     }
-    Err(Error::NoMessageIntegrity)
+    None
+}
+
+/// The header with its length set to cover the attributes up to `end`, as the MAC saw it.
+fn header_covering(bytes: &[u8], end: usize) -> [u8; HEADER_LEN] {
+    let mut header = [0u8; HEADER_LEN];
+    header.copy_from_slice(&bytes[..HEADER_LEN]);
+    let covered = (end - HEADER_LEN) as u16;
+    header[2..4].copy_from_slice(&covered.to_be_bytes());
+    header
 }
 
 #[cfg(test)]
@@ -700,6 +1021,123 @@ mod tests {
             ..message
         };
         assert_eq!(parse(&optional_only.encode(None)), Ok(optional_only));
+    }
+
+    #[test]
+    fn turn_attributes_round_trip_and_both_integrities_verify() {
+        let key = [9u8; 16];
+        let message = Message {
+            class: Class::SuccessResponse,
+            method: method::ALLOCATE,
+            transaction_id: TransactionId([5; 12]),
+            attributes: vec![
+                Attribute::XorRelayedAddress("203.0.113.9:49152".parse().unwrap()),
+                Attribute::XorPeerAddress("[2001:db8::7]:5000".parse().unwrap()),
+                Attribute::Lifetime(600),
+                Attribute::Data(vec![1, 2, 3, 4, 5]),
+                Attribute::ChannelNumber(0x4001),
+                Attribute::RequestedTransport(17),
+                Attribute::DontFragment,
+                Attribute::PasswordAlgorithms(vec![
+                    PasswordAlgorithm {
+                        algorithm: PASSWORD_ALGORITHM_SHA256,
+                        parameters: vec![],
+                    },
+                    PasswordAlgorithm {
+                        algorithm: 0x7777,
+                        parameters: vec![1, 2, 3],
+                    },
+                ]),
+                Attribute::PasswordAlgorithm(PasswordAlgorithm {
+                    algorithm: PASSWORD_ALGORITHM_MD5,
+                    parameters: vec![],
+                }),
+                Attribute::MessageIntegrity([0; 20]),
+                Attribute::MessageIntegritySha256(vec![0; 32]),
+                Attribute::Fingerprint(0),
+            ],
+        };
+        let bytes = message.encode(Some(&key));
+        let parsed = parse(&bytes).unwrap();
+        // Everything but the MACs and the CRC, which encode computes, comes back as it was.
+        assert_eq!(
+            parsed.attributes[..9],
+            message.attributes[..9],
+            "decoded attributes"
+        );
+        assert_eq!(parsed.relayed_address(), message.relayed_address());
+        assert_eq!(parsed.lifetime(), Some(600));
+        assert_eq!(parsed.data(), Some(&[1, 2, 3, 4, 5][..]));
+        assert!(parsed.has_integrity() && parsed.has_fingerprint());
+        assert_eq!(verify_message_integrity(&bytes, &key), Ok(true));
+        assert_eq!(verify_message_integrity_sha256(&bytes, &key), Ok(true));
+        assert_eq!(verify_message_integrity_sha256(&bytes, b"other"), Ok(false));
+    }
+
+    #[test]
+    fn attributes_after_message_integrity_sha256_are_ignored() {
+        let message = Message {
+            class: Class::Request,
+            method: method::REFRESH,
+            transaction_id: TransactionId([6; 12]),
+            attributes: vec![
+                Attribute::MessageIntegritySha256(vec![0; 32]),
+                Attribute::Lifetime(0),
+            ],
+        };
+        let parsed = parse(&message.encode(Some(b"k"))).unwrap();
+        assert_eq!(parsed.lifetime(), None);
+    }
+
+    #[test]
+    fn a_message_integrity_sha256_of_impossible_length_is_no_integrity() {
+        let message = Message {
+            class: Class::SuccessResponse,
+            method: method::ALLOCATE,
+            transaction_id: TransactionId([1; 12]),
+            attributes: vec![Attribute::Other {
+                kind: attr::MESSAGE_INTEGRITY_SHA256,
+                value: vec![0, 0x77],
+            }],
+        };
+        let bytes = message.encode(None);
+        let parsed = parse(&bytes).unwrap();
+        assert!(!parsed.has_integrity());
+        assert_eq!(
+            verify_message_integrity_sha256(&bytes, b"key"),
+            Err(Error::NoMessageIntegrity)
+        );
+    }
+
+    #[test]
+    fn malformed_turn_attributes_are_errors() {
+        for (kind, value) in [
+            (attr::LIFETIME, vec![0, 0, 1]),
+            (attr::CHANNEL_NUMBER, vec![0x40]),
+            (attr::REQUESTED_TRANSPORT, vec![17, 0]),
+            (attr::XOR_RELAYED_ADDRESS, vec![0, 3, 0, 0, 1, 2, 3, 4]),
+            (attr::XOR_PEER_ADDRESS, vec![0, 1, 0, 0, 1, 2]),
+            (attr::DONT_FRAGMENT, vec![1]),
+            (attr::PASSWORD_ALGORITHMS, vec![0, 1, 0, 8, 0, 0]),
+            (attr::PASSWORD_ALGORITHM, vec![]),
+        ] {
+            let message = Message {
+                class: Class::SuccessResponse,
+                method: method::ALLOCATE,
+                transaction_id: TransactionId([1; 12]),
+                attributes: vec![Attribute::Other {
+                    kind,
+                    value: value.clone(),
+                }],
+            };
+            assert!(
+                matches!(
+                    parse(&message.encode(None)),
+                    Err(Error::BadAttribute { .. })
+                ),
+                "{kind:#06x} {value:?}"
+            );
+        }
     }
 
     #[test]
