@@ -338,7 +338,7 @@ fn run_case(case: &Case, seconds: u64) -> anyhow::Result<Row> {
             };
             seq += 1;
             probes_sent += 1;
-            input.blocking_send(&message)?;
+            input.try_send(&message)?;
             next_probe = Instant::now() + Duration::from_millis(20);
         }
         std::thread::sleep(Duration::from_millis(2));

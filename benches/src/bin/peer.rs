@@ -10,7 +10,9 @@
 
 use std::time::{Duration, Instant};
 
-use rtcdesk_peer::{Channel, EncodedVideoFrame, Peer, PeerConfig, PeerEvent, PeerHandle, Role};
+use rtcdesk_peer::{
+    Channel, EncodedVideoFrame, Message, Peer, PeerConfig, PeerEvent, PeerHandle, Role,
+};
 use tokio::sync::mpsc;
 
 const COMMAND: &str =
@@ -162,8 +164,8 @@ async fn data_round_trip(round_trips: usize) {
 fn start_echo(handle: PeerHandle, mut events: mpsc::UnboundedReceiver<PeerEvent>) {
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
-            if let PeerEvent::Data(Channel::Input, bytes) = event {
-                if handle.send_data(Channel::Input, bytes).await.is_err() {
+            if let PeerEvent::Data(Channel::Input, message) = event {
+                if handle.send_data(Channel::Input, message).await.is_err() {
                     return;
                 }
             }
@@ -180,12 +182,12 @@ async fn measure_round_trips(puppet: &mut Side, round_trips: usize) -> Vec<Durat
         let sent_at = Instant::now();
         puppet
             .handle
-            .send_data(Channel::Input, message.clone())
+            .send_data(Channel::Input, Message::Binary(message.clone()))
             .await
             .expect("send");
         loop {
             match puppet.events.recv().await.expect("session runs") {
-                PeerEvent::Data(Channel::Input, bytes) if bytes == message => break,
+                PeerEvent::Data(Channel::Input, echo) if echo.as_bytes() == message => break,
                 _ => {}
             }
         }
@@ -217,7 +219,7 @@ async fn run_encoder(handle: PeerHandle, mbps: u64, stop: tokio::sync::watch::Re
         data[end - 8..].copy_from_slice(&index.to_be_bytes());
         let capture_time = start + Duration::from_micros(index * 1_000_000 / FPS);
         if !sender.send(EncodedVideoFrame {
-            data,
+            data: data.into(),
             capture_time,
             keyframe,
         }) {
@@ -307,7 +309,7 @@ async fn video_throughput(step: Duration, bwe: bool) {
             let end = data.len();
             data[end - 8..].copy_from_slice(&index.to_be_bytes());
             sender.send(EncodedVideoFrame {
-                data,
+                data: data.into(),
                 capture_time: start + Duration::from_micros(index * 1_000_000 / FPS),
                 keyframe,
             });

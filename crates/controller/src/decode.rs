@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rtcdesk_media::{i420_to_rgba, read_stamp, Decoder, I420View, Stamp};
 use rtcdesk_peer::{PeerHandle, VideoReceiver};
@@ -78,10 +78,6 @@ pub struct DecodeCounters {
     pub last_stamp_age_micros: AtomicU64,
 }
 
-/// While waiting for a keyframe after a decode error, the request is repeated this often, in
-/// case it was lost; the puppet merges repeats into one keyframe.
-const KEYFRAME_ASK_AGAIN: Duration = Duration::from_millis(200);
-
 /// The running decoder thread; it stops when the video stream ends.
 #[derive(Debug)]
 pub(crate) struct DecoderThread {
@@ -102,23 +98,19 @@ impl DecoderThread {
             .name("rtcdesk-decode".into())
             .spawn(move || {
                 // Frames after lost packets never get here: the peer drops them and asks for a
-                // keyframe itself. After a decode error this thread waits for one, and asks again
-                // now and then in case its request was lost.
+                // keyframe itself. After a decode error this thread asks the peer once (the
+                // peer repeats the request until a keyframe comes, and holds back the frames
+                // before it) and skips the frames already queued up to the keyframe.
                 let mut waiting_for_keyframe = false;
-                let mut asked_at: Option<Instant> = None;
                 let mut index = 0u64;
                 while let Some(frame) = video.blocking_recv() {
                     if waiting_for_keyframe && !frame.keyframe {
                         counters.skipped.fetch_add(1, Ordering::Relaxed);
-                        if asked_at.is_none_or(|at| at.elapsed() >= KEYFRAME_ASK_AGAIN) {
-                            peer.request_keyframe();
-                            asked_at = Some(Instant::now());
-                        }
                         continue;
                     }
                     waiting_for_keyframe = false;
                     let started = Instant::now();
-                    match decoder.decode(&frame.data, frame.rtp_time as i64) {
+                    match decoder.decode_owned(frame.data, frame.rtp_time as i64) {
                         Ok(Some(picture)) => {
                             let decoded_at = Instant::now();
                             counters.decode_micros.fetch_add(
@@ -153,7 +145,6 @@ impl DecoderThread {
                             decoder.reset();
                             waiting_for_keyframe = true;
                             peer.request_keyframe();
-                            asked_at = Some(Instant::now());
                         }
                     }
                 }

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rtcdesk_peer::{Channel, Peer, PeerConfig, PeerEvent, PeerHandle, PeerStats, Role};
+use rtcdesk_peer::{Channel, Message, Peer, PeerConfig, PeerEvent, PeerHandle, PeerStats, Role};
 use rtcdesk_proto::control::ControlMessage;
 use rtcdesk_proto::input::InputMessage;
 use rtcdesk_proto::signal::{
@@ -21,6 +21,9 @@ use crate::{ConnectError, ControllerConfig, KeyboardMode};
 
 /// What happens to a session, for the window's title and the program's exit.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+// One event a second at most: boxing the stats would cost more than it saves.
+#[allow(clippy::large_enum_variant)]
 pub enum ControllerEvent {
     /// The peer connection came up (again, after a silence).
     Connected,
@@ -99,20 +102,24 @@ fn channel_for(message: &InputMessage) -> Channel {
 }
 
 impl InputSender {
-    /// Sends from a plain thread (a window's event loop): pointer moves on the unreliable
-    /// pointer channel, everything else on the reliable input channel, waiting for room rather
-    /// than losing a key. Must not be called inside an async task.
-    pub fn blocking_send(&self, message: &InputMessage) -> Result<(), rtcdesk_peer::Error> {
+    /// Sends from any thread without blocking (a window's event loop must never wait on the
+    /// network): pointer moves on the unreliable pointer channel, everything else on the
+    /// reliable input channel. [`rtcdesk_peer::Error::Full`] means over a thousand events are
+    /// waiting for a stalled network; the window drops a pointer move then, and logs a lost key.
+    pub fn try_send(&self, message: &InputMessage) -> Result<(), rtcdesk_peer::Error> {
         let mut bytes = Vec::with_capacity(32);
         message.encode(&mut bytes);
-        self.peer.blocking_send_data(channel_for(message), bytes)
+        self.peer
+            .try_send_data(channel_for(message), Message::Binary(bytes))
     }
 
-    /// Like [`InputSender::blocking_send`], from async code.
+    /// Like [`InputSender::try_send`], from async code, waiting for room instead.
     pub async fn send(&self, message: &InputMessage) -> Result<(), rtcdesk_peer::Error> {
         let mut bytes = Vec::with_capacity(32);
         message.encode(&mut bytes);
-        self.peer.send_data(channel_for(message), bytes).await
+        self.peer
+            .send_data(channel_for(message), Message::Binary(bytes))
+            .await
     }
 }
 
@@ -225,6 +232,7 @@ impl Controller {
             handle,
             events: peer_events,
             video,
+            audio: _audio,
         } = Peer::start(peer_config)?;
         let answer_sdp = handle.accept_offer(offer_sdp).await?;
         signal
@@ -478,7 +486,7 @@ impl SessionTask {
                 let message = ControlMessage::Keyboard { mode }.encode();
                 if let Err(error) = self
                     .peer
-                    .send_data(Channel::Control, message.into_bytes())
+                    .send_data(Channel::Control, Message::Text(message))
                     .await
                 {
                     tracing::warn!(%error, "could not tell the puppet the keyboard mode");
@@ -488,7 +496,7 @@ impl SessionTask {
                 let stats = self.stats(peer);
                 self.emit(ControllerEvent::Stats(stats));
             }
-            PeerEvent::ChannelOpen(_) | PeerEvent::Data(..) | PeerEvent::KeyframeRequested => {}
+            other => tracing::trace!(?other, "peer event"),
         }
         Next::Continue
     }

@@ -31,6 +31,8 @@ use crate::{stats, ControllerEvent, InputSender, KeyboardMode, SessionStats};
 
 /// Events the event loop gets from other threads.
 #[derive(Debug)]
+// Frames are signalled without data; the rare session event may be large.
+#[allow(clippy::large_enum_variant)]
 pub enum UserEvent {
     /// A new picture is in the slot.
     Frame,
@@ -204,8 +206,15 @@ impl WindowApp {
 
     fn send_pending_input(&mut self) {
         while let Some(message) = self.input.poll_message() {
-            if let Err(error) = self.sender.blocking_send(&message) {
-                tracing::debug!(%error, "input not sent: the session is closing");
+            match self.sender.try_send(&message) {
+                Ok(()) => {}
+                Err(rtcdesk_peer::Error::Full) if message.event.is_droppable() => {
+                    tracing::trace!("pointer move dropped: the network is behind");
+                }
+                Err(rtcdesk_peer::Error::Full) => {
+                    tracing::warn!("input event lost: over a thousand are waiting for the network");
+                }
+                Err(error) => tracing::debug!(%error, "input not sent: the session is closing"),
             }
         }
     }

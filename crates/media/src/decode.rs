@@ -68,11 +68,18 @@ impl Decoder {
     /// units cut short and units without a frame give [`Error::CorruptData`]; after one, ask the
     /// sender for a keyframe.
     pub fn decode(&mut self, data: &[u8], timestamp: i64) -> Result<Option<DecodedFrame>> {
-        check_obus(data)?;
+        self.decode_owned(data.to_vec(), timestamp)
+    }
+
+    /// Like [`Decoder::decode`], taking bytes the caller owns (e.g. the `Arc<[u8]>` a received
+    /// frame arrives in) so they reach dav1d without a copy.
+    pub fn decode_owned<T>(&mut self, data: T, timestamp: i64) -> Result<Option<DecodedFrame>>
+    where
+        T: AsRef<[u8]> + Send + 'static,
+    {
+        check_obus(data.as_ref())?;
         let mut picture = None;
-        let mut sent = self
-            .inner
-            .send_data(data.to_vec(), None, Some(timestamp), None);
+        let mut sent = self.inner.send_data(data, None, Some(timestamp), None);
         loop {
             match sent {
                 Ok(()) => break,

@@ -1,61 +1,89 @@
-//! What a session is set up with: role, addresses, STUN servers, timeouts, queue sizes.
+//! What a session is set up with: role, addresses, STUN servers, tracks, timeouts, queue sizes,
+//! and the rules between them that [`PeerConfig::validate`] checks before a session exists.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crate::session::Session;
+use crate::Error;
 
 /// Which side of the offer/answer exchange this peer takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// The puppet: creates the offer, sends video, opens the data channels.
+    /// The puppet: creates the offer, sends video (and audio), opens the data channels.
     Offerer,
-    /// The controller: answers, receives video.
+    /// The controller (or a browser): answers, receives the media.
     Answerer,
 }
 
-/// The three data channels, each with the delivery its traffic needs (DESIGN.md, input protocol).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Channel {
-    /// Keys, buttons, wheel, text: reliable and ordered, never dropped.
-    Input,
-    /// Pointer moves: unordered, no retransmits (a stale move is worthless).
-    Pointer,
-    /// Chat, files, clipboard, stats: reliable and ordered.
-    Control,
+/// A TURN server to get a relayed candidate from, with its long-term credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TurnServer {
+    /// The server's resolved address (the caller resolves `turn:HOST:PORT`).
+    pub server: SocketAddr,
+    /// How to reach it: UDP datagrams, or TCP for networks that block UDP.
+    pub transport: rtcdesk_stun::turn::TurnTransport,
+    /// Long-term credential user name (for REST credentials, `EXPIRY:LABEL`).
+    pub username: String,
+    /// Long-term credential password.
+    pub password: String,
 }
 
-impl Channel {
-    /// All channels, in the order the offerer creates them.
-    pub const ALL: [Channel; 3] = [Channel::Input, Channel::Pointer, Channel::Control];
-
-    /// The label on the wire; a browser controller creates or matches channels by it.
-    pub fn label(self) -> &'static str {
-        match self {
-            Channel::Input => "input",
-            Channel::Pointer => "pointer",
-            Channel::Control => "control",
-        }
-    }
-
-    /// The channel with this label, if it is one of ours.
-    pub fn from_label(label: &str) -> Option<Channel> {
-        Channel::ALL.into_iter().find(|c| c.label() == label)
-    }
-
-    /// Whether messages on this channel must all arrive (and so are never dropped locally).
-    pub fn is_reliable(self) -> bool {
-        !matches!(self, Channel::Pointer)
-    }
-
-    pub(crate) fn index(self) -> usize {
-        match self {
-            Channel::Input => 0,
-            Channel::Pointer => 1,
-            Channel::Control => 2,
-        }
+impl std::fmt::Debug for TurnServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TurnServer")
+            .field("server", &self.server)
+            .field("transport", &self.transport)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
     }
 }
 
-/// How to set up one session. [`PeerConfig::new`] gives working defaults.
+/// A configuration that cannot work, named so the caller can fix the one value that is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Silence must outlast a few keepalives, or a live peer is reported gone between two.
+    #[error("silence timeout {silence:?} must be at least three keepalive intervals ({keepalive:?} each)")]
+    SilenceShorterThanKeepalives {
+        /// The configured silence timeout.
+        silence: Duration,
+        /// The configured keepalive interval.
+        keepalive: Duration,
+    },
+    /// The session would close before it was ever reported silent.
+    #[error(
+        "close-after-silence {close:?} must not be shorter than the silence timeout {silence:?}"
+    )]
+    CloseBeforeSilence {
+        /// The configured close-after-silence.
+        close: Duration,
+        /// The configured silence timeout.
+        silence: Duration,
+    },
+    /// A zero keepalive interval would make ICE spin.
+    #[error("the keepalive interval must be above zero")]
+    ZeroKeepalive,
+    /// The bandwidth estimator cannot start above the most it may probe for.
+    #[error("initial bitrate {initial} bit/s is above the maximum {max} bit/s")]
+    InitialAboveMax {
+        /// The configured start value.
+        initial: u64,
+        /// The configured maximum.
+        max: u64,
+    },
+    /// Relay-only needs a TURN server, or the session has no candidate at all.
+    #[error("relay-only needs at least one TURN server")]
+    RelayOnlyWithoutTurn,
+    /// A queue of size zero could never take anything.
+    #[error("the {0} queue must hold at least one entry")]
+    EmptyQueue(&'static str),
+}
+
+/// How to set up one session. [`PeerConfig::new`] gives working defaults; change fields or use
+/// the `with_*` methods, then [`PeerConfig::build`] (sans-IO) or [`crate::Peer::start`] (tokio),
+/// both of which [`validate`](PeerConfig::validate) first.
 #[derive(Debug, Clone)]
 pub struct PeerConfig {
     /// Offerer (puppet) or answerer (controller).
@@ -64,26 +92,41 @@ pub struct PeerConfig {
     pub bind: Option<SocketAddr>,
     /// STUN servers asked for server-reflexive candidates, one query per server and socket.
     pub stun_servers: Vec<SocketAddr>,
+    /// TURN servers, each giving a relayed candidate per local socket of its address family.
+    /// Used by the [`Endpoint`](crate::Endpoint) the session runs on (allocations belong to a
+    /// socket, shared by its sessions).
+    pub turn_servers: Vec<TurnServer>,
+    /// Offer only relayed candidates (the browser's `iceTransportPolicy: "relay"`): the peer
+    /// never learns this host's addresses, and traffic always goes through the TURN server.
+    pub relay_only: bool,
+    /// Whether the offer carries an Opus audio track (send only) beside the video. The answerer
+    /// always accepts audio when it is offered.
+    pub audio: bool,
     /// Silence after which the peer is reported [`Disconnected`](crate::PeerEvent::Disconnected).
-    /// The issue asks for a vanished peer to be noticed within 5 s; ICE keepalives run every
-    /// `keepalive_interval`, so this must be a few of those.
+    /// ICE keepalives run every `keepalive_interval`, so this must be a few of those.
     pub silence_timeout: Duration,
     /// Silence after which the session gives up and closes itself.
     pub close_after_silence: Duration,
     /// How often ICE checks the selected pair (str0m's max STUN RTO); also keeps NATs open.
+    /// Each check costs about 200 bytes each way, so this sets the floor of an idle session's
+    /// traffic.
     pub keepalive_interval: Duration,
     /// Whether the video sender estimates bandwidth (TWCC) and paces to it. On by default;
     /// off sends every frame at once (only sensible on a LAN, or to measure raw capacity).
     pub bandwidth_estimation: bool,
     /// The bandwidth estimator's start value for the video sender.
     pub initial_bitrate_bps: u64,
-    /// The most the bandwidth estimator should probe for.
+    /// The most the bandwidth estimator probes for while video flows. While the screen is
+    /// still nothing is probed, so an idle session costs only keepalives.
     pub max_bitrate_bps: u64,
-    /// How many outgoing data messages may wait for the network before `send_data` waits too.
+    /// How many outgoing messages may wait per data channel in the application's queue before a
+    /// send reports [`Error::Full`].
     pub data_queue: usize,
     /// How many received video frames may wait for the decoder before newer ones are dropped
     /// (and a keyframe requested).
     pub video_receive_queue: usize,
+    /// How many received audio frames may wait for the audio decoder; late audio is dropped.
+    pub audio_receive_queue: usize,
     /// How many events may wait for the application before the network loop waits on it.
     pub event_queue: usize,
     /// Kernel send and receive buffer asked for each UDP socket, so a burst of video packets
@@ -92,22 +135,152 @@ pub struct PeerConfig {
 }
 
 impl PeerConfig {
-    /// Defaults: all interfaces, no STUN server, disconnect after 3 s of silence, close after 15 s.
+    /// Defaults: all interfaces, no STUN server, no audio, disconnect after 3 s of silence,
+    /// close after 15 s.
     pub fn new(role: Role) -> Self {
         Self {
             role,
             bind: None,
             stun_servers: Vec::new(),
+            turn_servers: Vec::new(),
+            relay_only: false,
+            audio: false,
             silence_timeout: Duration::from_secs(3),
             close_after_silence: Duration::from_secs(15),
-            keepalive_interval: Duration::from_millis(500),
+            keepalive_interval: Duration::from_millis(900),
             bandwidth_estimation: true,
             initial_bitrate_bps: 2_000_000,
             max_bitrate_bps: 50_000_000,
             data_queue: 1024,
             video_receive_queue: 8,
+            audio_receive_queue: 16,
             event_queue: 4096,
             socket_buffer_bytes: 4 << 20,
         }
+    }
+
+    /// Binds only this address (tests use `127.0.0.1:0`).
+    pub fn with_bind(mut self, bind: SocketAddr) -> Self {
+        self.bind = Some(bind);
+        self
+    }
+
+    /// Asks these STUN servers for server-reflexive candidates.
+    pub fn with_stun_servers(mut self, servers: Vec<SocketAddr>) -> Self {
+        self.stun_servers = servers;
+        self
+    }
+
+    /// Offers an Opus audio track beside the video.
+    pub fn with_audio(mut self, audio: bool) -> Self {
+        self.audio = audio;
+        self
+    }
+
+    /// Sets the keepalive interval, the silence timeout and the close-after-silence together.
+    pub fn with_liveness(
+        mut self,
+        keepalive: Duration,
+        silence: Duration,
+        close: Duration,
+    ) -> Self {
+        self.keepalive_interval = keepalive;
+        self.silence_timeout = silence;
+        self.close_after_silence = close;
+        self
+    }
+
+    /// Checks the rules between the values; [`PeerConfig::build`] and [`crate::Peer::start`]
+    /// call it, so a session never runs with a configuration that cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.keepalive_interval.is_zero() {
+            return Err(ConfigError::ZeroKeepalive);
+        }
+        if self.silence_timeout < self.keepalive_interval * 3 {
+            return Err(ConfigError::SilenceShorterThanKeepalives {
+                silence: self.silence_timeout,
+                keepalive: self.keepalive_interval,
+            });
+        }
+        if self.close_after_silence < self.silence_timeout {
+            return Err(ConfigError::CloseBeforeSilence {
+                close: self.close_after_silence,
+                silence: self.silence_timeout,
+            });
+        }
+        if self.relay_only && self.turn_servers.is_empty() {
+            return Err(ConfigError::RelayOnlyWithoutTurn);
+        }
+        if self.initial_bitrate_bps > self.max_bitrate_bps {
+            return Err(ConfigError::InitialAboveMax {
+                initial: self.initial_bitrate_bps,
+                max: self.max_bitrate_bps,
+            });
+        }
+        for (name, size) in [
+            ("data", self.data_queue),
+            ("video receive", self.video_receive_queue),
+            ("audio receive", self.audio_receive_queue),
+            ("event", self.event_queue),
+        ] {
+            if size == 0 {
+                return Err(ConfigError::EmptyQueue(name));
+            }
+        }
+        Ok(())
+    }
+
+    /// The sans-IO session for this configuration, whose host candidates are the given local
+    /// socket addresses (the caller binds them and moves the datagrams).
+    pub fn build(&self, host_addresses: &[SocketAddr], now: Instant) -> Result<Session, Error> {
+        self.validate()?;
+        Ok(Session::new(self, host_addresses, now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid() {
+        PeerConfig::new(Role::Offerer).validate().unwrap();
+        PeerConfig::new(Role::Answerer).validate().unwrap();
+    }
+
+    #[test]
+    fn each_broken_rule_is_named() {
+        let base = PeerConfig::new(Role::Offerer);
+        let second = Duration::from_secs(1);
+        assert_eq!(
+            base.clone()
+                .with_liveness(second, second * 2, second * 10)
+                .validate(),
+            Err(ConfigError::SilenceShorterThanKeepalives {
+                silence: second * 2,
+                keepalive: second
+            })
+        );
+        assert_eq!(
+            base.clone()
+                .with_liveness(Duration::ZERO, second * 3, second * 10)
+                .validate(),
+            Err(ConfigError::ZeroKeepalive)
+        );
+        assert!(matches!(
+            base.clone()
+                .with_liveness(second, second * 3, second * 2)
+                .validate(),
+            Err(ConfigError::CloseBeforeSilence { .. })
+        ));
+        let mut fast_start = base.clone();
+        fast_start.initial_bitrate_bps = fast_start.max_bitrate_bps + 1;
+        assert!(matches!(
+            fast_start.validate(),
+            Err(ConfigError::InitialAboveMax { .. })
+        ));
+        let mut no_queue = base;
+        no_queue.data_queue = 0;
+        assert_eq!(no_queue.validate(), Err(ConfigError::EmptyQueue("data")));
     }
 }

@@ -1,20 +1,32 @@
-//! The tokio shell: one task owns the UDP sockets and the [`Session`], and moves datagrams,
-//! timers and messages between them and the application. It never waits for a codec: frames
-//! come through the latest-wins slot and leave through a bounded queue with `try_send`.
+//! The tokio shell: one task owns one socket set (a UDP socket per usable interface address)
+//! and every [`Session`] hosted on it, and only moves datagrams, timers and messages. A puppet
+//! with thirty viewers, or a controller watching sixteen puppets, runs one [`Endpoint`]: each
+//! datagram goes to the session that accepts it (str0m's `accepts`: the ICE credentials of a
+//! STUN message, or a known remote address), and each transmit leaves from the socket bound to
+//! its source address, never another.
+//!
+//! It never waits for a codec: frames come through the latest-wins slot and leave through
+//! bounded queues with `try_send`, and no call on a [`PeerHandle`] blocks the caller's thread.
 
+use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
 use std::time::Instant;
 
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::config::{Channel, PeerConfig};
+use crate::channel::{Channel, Message};
+use rtcdesk_stun::turn::{
+    is_turn_traffic, Allocation, AllocationConfig, Received, TurnEvent, TurnTransport,
+};
+
+use crate::config::{PeerConfig, TurnServer};
 use crate::gather::bind_addresses;
-use crate::session::{PeerEvent, Session};
-use crate::video::{VideoReceiver, VideoSender, VideoSlot};
+use crate::session::{Input, Output, PeerEvent, Session, Transmit};
+use crate::video::{AudioQueue, AudioReceiver, AudioSender, VideoReceiver, VideoSender, VideoSlot};
 use crate::Error;
 
 /// Datagrams read from the sockets per wake-up before timers and the application get a turn.
@@ -29,7 +41,7 @@ enum Command {
     Close,
 }
 
-/// A running session: the handle to drive it, its events, and where received video comes out.
+/// A running session: the handle to drive it, its events, and where received media comes out.
 #[derive(Debug)]
 pub struct Peer {
     /// Signaling, sending and closing; clone it freely.
@@ -39,33 +51,47 @@ pub struct Peer {
     pub events: mpsc::Receiver<PeerEvent>,
     /// Whole received video frames, for the decoder.
     pub video: VideoReceiver,
+    /// Received audio frames, for the audio decoder.
+    pub audio: AudioReceiver,
 }
 
-/// Controls one session from any task; every method is cheap and none waits on the network.
+/// One socket set and the task that hosts sessions on it. Cheap to clone; the task ends once
+/// every clone is dropped and its last session has closed.
 #[derive(Debug, Clone)]
-pub struct PeerHandle {
-    commands: mpsc::Sender<Command>,
-    data: mpsc::Sender<(Channel, Vec<u8>)>,
-    video: VideoSender,
+pub struct Endpoint {
+    add: mpsc::UnboundedSender<Hosted>,
+    wake: Arc<Notify>,
     local_addresses: Vec<SocketAddr>,
 }
 
-impl Peer {
-    /// Binds the sockets, builds the session and spawns its task on the current tokio runtime.
-    /// Host candidates are ready at once; STUN queries start with the local description.
-    pub fn start(config: PeerConfig) -> Result<Peer, Error> {
+impl Endpoint {
+    /// Binds the sockets (`bind`, or one per usable interface address) and spawns the task on
+    /// the current tokio runtime.
+    pub fn bind(bind: Option<SocketAddr>, socket_buffer_bytes: usize) -> Result<Endpoint, Error> {
+        Endpoint::bind_with_relays(bind, socket_buffer_bytes, &[])
+    }
+
+    /// Like [`Endpoint::bind`], and allocates a relayed address on each TURN server (UDP) for
+    /// each socket of its address family. Every session on the endpoint gets those relayed
+    /// candidates; transmits from them are wrapped for the TURN server here, and what it relays
+    /// back is unwrapped before the session sees it.
+    pub fn bind_with_relays(
+        bind: Option<SocketAddr>,
+        socket_buffer_bytes: usize,
+        turn_servers: &[TurnServer],
+    ) -> Result<Endpoint, Error> {
         crate::install_crypto_provider();
         let mut sockets = Vec::new();
-        for addr in bind_addresses(config.bind)? {
+        for addr in bind_addresses(bind)? {
             let std_socket = match std::net::UdpSocket::bind(addr) {
                 Ok(socket) => socket,
-                Err(e) if config.bind.is_none() => {
+                Err(e) if bind.is_none() => {
                     tracing::debug!(%addr, "not binding: {e}");
                     continue;
                 }
                 Err(e) => return Err(e.into()),
             };
-            set_buffer_sizes(&std_socket, config.socket_buffer_bytes);
+            set_buffer_sizes(&std_socket, socket_buffer_bytes);
             std_socket.set_nonblocking(true)?;
             let local = std_socket.local_addr()?;
             sockets.push((local, UdpSocket::from_std(std_socket)?));
@@ -74,35 +100,131 @@ impl Peer {
             return Err(Error::NoInterface);
         }
         let local_addresses: Vec<SocketAddr> = sockets.iter().map(|(a, _)| *a).collect();
-        let session = Session::new(&config, &local_addresses, Instant::now());
-
-        let (command_tx, command_rx) = mpsc::channel(64);
-        let (data_tx, data_rx) = mpsc::channel(config.data_queue.max(1));
-        let (event_tx, event_rx) = mpsc::channel(config.event_queue.max(1));
-        let (video_tx, video_rx) = mpsc::channel(config.video_receive_queue.max(1));
-        let slot = Arc::new(VideoSlot::default());
+        let relays = start_relays(&local_addresses, turn_servers, Instant::now())?;
+        let (add_tx, add_rx) = mpsc::unbounded_channel();
+        let wake = Arc::new(Notify::new());
         let driver = Driver {
-            session,
             sockets,
-            commands: command_rx,
-            data: data_rx,
-            slot: slot.clone(),
-            events: event_tx,
-            video: video_tx,
-            pending_data: None,
+            relays,
+            sessions: Vec::new(),
+            add: add_rx,
+            wake: wake.clone(),
         };
         tokio::spawn(driver.run());
+        Ok(Endpoint {
+            add: add_tx,
+            wake,
+            local_addresses,
+        })
+    }
+
+    /// Starts a session on this socket set. `config.bind` and `config.socket_buffer_bytes` are
+    /// the endpoint's, not the session's; the rest applies.
+    pub fn start_session(&self, config: PeerConfig) -> Result<Peer, Error> {
+        let session = config.build(&self.local_addresses, Instant::now())?;
+        let (command_tx, command_rx) = mpsc::channel(64);
+        let (event_tx, event_rx) = mpsc::channel(config.event_queue);
+        let (video_tx, video_rx) = mpsc::channel(config.video_receive_queue);
+        let (audio_tx, audio_rx) = mpsc::channel(config.audio_receive_queue);
+        let slot = Arc::new(VideoSlot::new(self.wake.clone()));
+        let audio_queue = Arc::new(AudioQueue::new(self.wake.clone()));
+        let data = Arc::new(ChannelQueues {
+            queues: Mutex::new(HashMap::new()),
+            capacity: config.data_queue,
+            wake: self.wake.clone(),
+            room: Notify::new(),
+        });
+        let hosted = Hosted {
+            session,
+            commands: command_rx,
+            data: data.clone(),
+            slot: slot.clone(),
+            audio_out: audio_queue.clone(),
+            events: event_tx,
+            video: video_tx,
+            audio: audio_tx,
+            deadline: Instant::now(),
+        };
+        self.add.send(hosted).map_err(|_| Error::Closed)?;
+        self.wake.notify_one();
         Ok(Peer {
             handle: PeerHandle {
                 commands: command_tx,
-                data: data_tx,
+                wake: self.wake.clone(),
+                data,
                 video: VideoSender { slot },
-                local_addresses,
+                audio: AudioSender { queue: audio_queue },
+                local_addresses: self.local_addresses.clone(),
             },
             events: event_rx,
             video: VideoReceiver { frames: video_rx },
+            audio: AudioReceiver { frames: audio_rx },
         })
     }
+
+    /// The local socket addresses (every session's host candidates).
+    pub fn local_addresses(&self) -> &[SocketAddr] {
+        &self.local_addresses
+    }
+}
+
+impl Peer {
+    /// A session on a socket set of its own: binds the sockets, builds the session and spawns
+    /// its task on the current tokio runtime. Host candidates are ready at once; STUN queries
+    /// start with the local description. To host many sessions on one socket set, use an
+    /// [`Endpoint`].
+    pub fn start(config: PeerConfig) -> Result<Peer, Error> {
+        config.validate()?;
+        let endpoint = Endpoint::bind_with_relays(
+            config.bind,
+            config.socket_buffer_bytes,
+            &config.turn_servers,
+        )?;
+        endpoint.start_session(config)
+    }
+}
+
+/// The application's outgoing messages, one bounded queue per channel, shared between the
+/// handles (any thread) and the network task, which moves them into the session as it has room.
+#[derive(Debug)]
+struct ChannelQueues {
+    queues: Mutex<HashMap<Channel, VecDeque<Message>>>,
+    capacity: usize,
+    /// The network task's wake-up.
+    wake: Arc<Notify>,
+    /// Senders waiting for room wait on this.
+    room: Notify,
+}
+
+impl ChannelQueues {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Channel, VecDeque<Message>>> {
+        self.queues.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn try_push(&self, channel: Channel, message: Message) -> Result<(), (Error, Message)> {
+        {
+            let mut queues = self.lock();
+            let queue = queues.entry(channel).or_default();
+            if queue.len() >= self.capacity {
+                return Err((Error::Full, message));
+            }
+            queue.push_back(message);
+        }
+        self.wake.notify_one();
+        Ok(())
+    }
+}
+
+/// Controls one session from any task or thread; every method is cheap and none waits on the
+/// network (the async ones wait only for the session task's answer, or for queue room).
+#[derive(Debug, Clone)]
+pub struct PeerHandle {
+    commands: mpsc::Sender<Command>,
+    wake: Arc<Notify>,
+    data: Arc<ChannelQueues>,
+    video: VideoSender,
+    audio: AudioSender,
+    local_addresses: Vec<SocketAddr>,
 }
 
 impl PeerHandle {
@@ -115,10 +237,12 @@ impl PeerHandle {
             .send(make(reply_tx))
             .await
             .map_err(|_| Error::Closed)?;
+        self.wake.notify_one();
         reply_rx.await.map_err(|_| Error::Closed)?
     }
 
-    /// The offerer's SDP offer: AV1 video, send only, and the three data channels.
+    /// The offerer's SDP offer: AV1 video (and Opus audio when configured), send only, and the
+    /// data channels.
     pub async fn create_offer(&self) -> Result<String, Error> {
         self.ask(Command::CreateOffer).await
     }
@@ -142,30 +266,34 @@ impl PeerHandle {
             .await
     }
 
-    /// Queues a message on a data channel, waiting while the queue is full (backpressure:
-    /// reliable messages are never dropped). Messages wait until the channel is open.
-    /// On [`Channel::Pointer`] a message the network cannot take at once is dropped.
-    pub async fn send_data(&self, channel: Channel, bytes: Vec<u8>) -> Result<(), Error> {
-        self.data
-            .send((channel, bytes))
-            .await
-            .map_err(|_| Error::Closed)
+    /// Queues a message on a data channel without waiting: [`Error::Full`] when that channel's
+    /// queue is full (other channels are unaffected), [`Error::Closed`] once the session ended.
+    /// Messages wait until the channel is open. Safe on any thread, a window's included.
+    pub fn try_send_data(&self, channel: Channel, message: Message) -> Result<(), Error> {
+        if self.commands.is_closed() {
+            return Err(Error::Closed);
+        }
+        self.data.try_push(channel, message).map_err(|(e, _)| e)
     }
 
-    /// Like [`PeerHandle::send_data`] without waiting: [`Error::Full`] when the queue is full.
-    pub fn try_send_data(&self, channel: Channel, bytes: Vec<u8>) -> Result<(), Error> {
-        self.data.try_send((channel, bytes)).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => Error::Full,
-            mpsc::error::TrySendError::Closed(_) => Error::Closed,
-        })
-    }
-
-    /// Like [`PeerHandle::send_data`] from a plain thread (e.g. a window's event loop).
-    /// Must not be called from inside an async task.
-    pub fn blocking_send_data(&self, channel: Channel, bytes: Vec<u8>) -> Result<(), Error> {
-        self.data
-            .blocking_send((channel, bytes))
-            .map_err(|_| Error::Closed)
+    /// Like [`PeerHandle::try_send_data`], but waits while the channel's queue is full
+    /// (backpressure for async senders such as a file transfer).
+    pub async fn send_data(&self, channel: Channel, message: Message) -> Result<(), Error> {
+        let mut message = message;
+        loop {
+            let room = self.data.room.notified();
+            tokio::pin!(room);
+            // Registered before trying, so room made in between is not missed.
+            room.as_mut().enable();
+            if self.commands.is_closed() {
+                return Err(Error::Closed);
+            }
+            match self.data.try_push(channel, message) {
+                Ok(()) => return Ok(()),
+                Err((_, back)) => message = back,
+            }
+            room.await;
+        }
     }
 
     /// A sender for the encoder thread, with the keyframe-request flag it should poll.
@@ -173,15 +301,25 @@ impl PeerHandle {
         self.video.clone()
     }
 
-    /// Asks the remote sender for a keyframe (PLI), e.g. when the decoder failed.
+    /// A sender for the audio encoder thread.
+    pub fn audio_sender(&self) -> AudioSender {
+        self.audio.clone()
+    }
+
+    /// Asks the remote sender for a keyframe (PLI), e.g. when the decoder failed. The session
+    /// repeats the request until a keyframe arrives.
     pub fn request_keyframe(&self) {
-        let _ = self.commands.try_send(Command::RequestKeyframe);
+        if self.commands.try_send(Command::RequestKeyframe).is_ok() {
+            self.wake.notify_one();
+        }
     }
 
     /// Closes the session cleanly (DTLS close_notify, SCTP shutdown); [`PeerEvent::Closed`]
     /// follows on both sides.
     pub async fn close(&self) {
-        let _ = self.commands.send(Command::Close).await;
+        if self.commands.send(Command::Close).await.is_ok() {
+            self.wake.notify_one();
+        }
     }
 
     /// The local socket addresses (the host candidates' addresses).
@@ -190,70 +328,39 @@ impl PeerHandle {
     }
 }
 
-struct Driver {
+/// One session on the endpoint, with its ends of the hand-over points.
+struct Hosted {
     session: Session,
-    sockets: Vec<(SocketAddr, UdpSocket)>,
     commands: mpsc::Receiver<Command>,
-    data: mpsc::Receiver<(Channel, Vec<u8>)>,
+    data: Arc<ChannelQueues>,
     slot: Arc<VideoSlot>,
+    audio_out: Arc<AudioQueue>,
     events: mpsc::Sender<PeerEvent>,
     video: mpsc::Sender<crate::ReceivedVideoFrame>,
-    /// A reliable message SCTP could not take yet; nothing more is read from `data` until it goes.
-    pending_data: Option<(Channel, Vec<u8>)>,
+    audio: mpsc::Sender<crate::ReceivedAudioFrame>,
+    /// When the session's next timeout is due, from its last drain.
+    deadline: Instant,
 }
 
-impl Driver {
-    /// The loop: do everything that is ready without waiting, in priority order (application,
-    /// data, due timers, datagrams, video), and only when nothing was ready, wait for anything.
-    ///
-    /// Due timers are handled here rather than through a tokio sleep: str0m's pacer asks for an
-    /// immediate timeout after every paced packet, and tokio's timer wheel has 1 ms granularity,
-    /// which would cap video at one packet per millisecond (~10 Mbit/s).
-    async fn run(mut self) {
-        let mut buf = vec![0u8; 65536];
-        loop {
-            self.flush().await;
-            if self.session.is_closed() {
-                break;
-            }
-            let mut progressed = self.take_commands();
-            progressed |= self.feed_data();
-            if self.session.poll_timeout() <= Instant::now() {
-                self.session.handle_timeout(Instant::now());
-                progressed = true;
-            }
-            progressed |= self.receive_waiting(&mut buf);
-            if let Some((frame, overwritten)) = self.slot.take() {
-                self.session.send_video(frame, overwritten, Instant::now());
-                progressed = true;
-            }
-            if progressed {
-                continue;
-            }
-            let deadline = tokio::time::Instant::from_std(self.session.poll_timeout());
-            let sockets = &self.sockets;
-            tokio::select! {
-                command = self.commands.recv() => match command {
-                    Some(command) => self.handle_command(command),
-                    // Every handle is gone: nobody can use the session any more.
-                    None => self.session.close(Instant::now()),
-                },
-                message = self.data.recv(), if self.pending_data.is_none() => {
-                    if let Some(message) = message {
-                        self.pending_data = Some(message);
-                    }
-                }
-                () = tokio::time::sleep_until(deadline) => {}
-                ready = recv_ready_any(sockets) => {
-                    if let Err(e) = ready {
-                        tracing::debug!("receive: {e}");
-                    }
-                }
-                () = self.slot.wait() => {}
-            }
+impl Hosted {
+    /// Does everything this session has waiting without blocking (commands, data, a due
+    /// timer, media). True if anything was done.
+    fn step(&mut self, now: Instant) -> bool {
+        let mut progressed = self.take_commands();
+        progressed |= self.feed_data();
+        if self.deadline <= now {
+            self.session.handle_input(Input::Timeout, now);
+            progressed = true;
         }
-        self.slot.close();
-        tracing::debug!("session task ends");
+        if let Some((frame, overwritten)) = self.slot.take() {
+            self.session.send_video(frame, overwritten, now);
+            progressed = true;
+        }
+        while let Some(frame) = self.audio_out.take() {
+            self.session.send_audio(frame, now);
+            progressed = true;
+        }
+        progressed
     }
 
     /// Handles the application's commands that are waiting. True if there were any.
@@ -265,65 +372,14 @@ impl Driver {
                 Err(mpsc::error::TryRecvError::Empty) => return any,
                 // Every handle is gone: nobody can use the session any more.
                 Err(mpsc::error::TryRecvError::Disconnected) => {
-                    self.session.close(Instant::now());
-                    return true;
+                    if !self.session.is_closed() {
+                        self.session.close(Instant::now());
+                        return true;
+                    }
+                    return any;
                 }
             }
             any = true;
-        }
-    }
-
-    /// Writes queued data messages while SCTP takes them. True if any went out.
-    fn feed_data(&mut self) -> bool {
-        let mut any = false;
-        loop {
-            if self.pending_data.is_none() {
-                match self.data.try_recv() {
-                    Ok(message) => self.pending_data = Some(message),
-                    Err(_) => return any,
-                }
-            }
-            self.retry_pending_data();
-            if self.pending_data.is_some() {
-                return any;
-            }
-            any = true;
-        }
-    }
-
-    /// Reads the datagrams already waiting, up to a batch. True if there were any.
-    fn receive_waiting(&mut self, buf: &mut [u8]) -> bool {
-        let mut any = false;
-        for _ in 0..RECEIVE_BATCH {
-            let mut got_one = false;
-            for (local, socket) in &self.sockets {
-                if let Ok((len, source)) = socket.try_recv_from(buf) {
-                    self.session
-                        .handle_receive(Instant::now(), source, *local, &buf[..len]);
-                    got_one = true;
-                }
-            }
-            if !got_one {
-                break;
-            }
-            any = true;
-        }
-        any
-    }
-
-    fn retry_pending_data(&mut self) {
-        let Some((channel, bytes)) = self.pending_data.take() else {
-            return;
-        };
-        match self.session.send_data(channel, &bytes, Instant::now()) {
-            Ok(true) => {}
-            Ok(false) if channel.is_reliable() || !self.session.is_open(channel) => {
-                // Reliable: keep it until SCTP has room. Pointer before the channel opened:
-                // keep it too, it is the first move.
-                self.pending_data = Some((channel, bytes));
-            }
-            Ok(false) => tracing::trace!("pointer message dropped: SCTP buffer full"),
-            Err(e) => tracing::debug!("data not sent: {e}"),
         }
     }
 
@@ -347,55 +403,361 @@ impl Driver {
         }
     }
 
-    /// Sends queued datagrams and hands out frames and events, until the session has none left
-    /// (handing out can queue more: a dropped frame queues a keyframe request).
-    async fn flush(&mut self) {
+    /// Moves queued messages into the session while its per-channel queues have room. True if
+    /// any moved (and then waiting senders are told there is room).
+    fn feed_data(&mut self) -> bool {
+        let mut moved = false;
+        {
+            let mut queues = self.data.lock();
+            for (channel, queue) in queues.iter_mut() {
+                while !queue.is_empty() && self.session.channel_room(*channel) > 0 {
+                    let Some(message) = queue.pop_front() else {
+                        break;
+                    };
+                    moved = true;
+                    if let Err(e) = self.session.send_data(*channel, message, Instant::now()) {
+                        tracing::debug!(?channel, "data not sent: {e}");
+                    }
+                }
+            }
+            queues.retain(|_, queue| !queue.is_empty());
+        }
+        if moved {
+            self.data.room.notify_waiters();
+        }
+        moved
+    }
+
+    /// Does what the session asks until it only has a timeout left, and keeps that timeout.
+    /// Transmits from a relayed address are wrapped by its allocation (sent with the relays').
+    async fn flush(&mut self, sockets: &[(SocketAddr, UdpSocket)], relays: &mut [Relay]) {
+        let mut published = None;
         loop {
-            let mut moved = false;
-            while let Some(transmit) = self.session.poll_transmit() {
-                moved = true;
-                let socket = self
-                    .sockets
-                    .iter()
-                    .find(|(local, _)| *local == transmit.source)
-                    .or_else(|| self.sockets.first());
-                if let Some((_, socket)) = socket {
-                    if let Err(e) = socket
-                        .send_to(&transmit.contents, transmit.destination)
-                        .await
-                    {
+            match self.session.poll_output() {
+                Output::Transmit(transmit) => {
+                    let relay = relays
+                        .iter_mut()
+                        .find(|r| r.state == RelayState::Allocated(transmit.source));
+                    let result = match relay {
+                        Some(relay) => relay
+                            .allocation
+                            .send_to(transmit.destination, &transmit.contents, Instant::now())
+                            .map_err(Error::Turn),
+                        None => send(sockets, &transmit).await,
+                    };
+                    if let Err(e) = result {
                         tracing::debug!(destination = %transmit.destination, "send: {e}");
                     }
                 }
-            }
-            while let Some(frame) = self.session.poll_video() {
-                moved = true;
-                match self.video.try_send(frame) {
-                    Ok(()) => self.session.received_frame_delivered(),
+                Output::Video(frame) => match self.video.try_send(frame) {
+                    Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
                     Err(mpsc::error::TrySendError::Full(_)) => {
                         tracing::debug!("decoder behind: frame dropped, asking for a keyframe");
-                        self.session.received_frame_dropped(Instant::now());
+                        self.session.video_frame_dropped(Instant::now());
                     }
-                    Err(mpsc::error::TrySendError::Closed(_)) => {}
+                },
+                Output::Audio(frame) => {
+                    if self.audio.try_send(frame).is_err() {
+                        tracing::trace!("audio decoder behind: frame dropped");
+                    }
                 }
-            }
-            // Published before the events go out, so whoever sees a stats event with an
-            // estimate also finds it on the video sender.
-            self.slot
-                .set_bandwidth_estimate(self.session.bandwidth_estimate_bps());
-            while let Some(event) = self.session.poll_event() {
-                moved = true;
-                if event == PeerEvent::KeyframeRequested {
-                    self.slot.request_keyframe();
+                Output::KeyframeWanted => self.slot.request_keyframe(),
+                Output::Event(event) => {
+                    // Published before a stats event goes out, so whoever sees an estimate in
+                    // it also finds it on the video sender.
+                    let estimate = self.session.bandwidth_estimate_bps();
+                    if published != Some(estimate) {
+                        self.slot.set_bandwidth_estimate(estimate);
+                        published = Some(estimate);
+                    }
+                    // A closed receiver means the application stopped listening; keep running.
+                    let _ = self.events.send(event).await;
                 }
-                // A closed receiver means the application stopped listening; keep running.
-                let _ = self.events.send(event).await;
-            }
-            if !moved {
-                return;
+                Output::Timeout(at) => {
+                    self.deadline = at;
+                    return;
+                }
             }
         }
     }
+
+    /// The session has ended: wake senders waiting for room, so they find it closed.
+    fn finish(mut self) {
+        self.slot.close();
+        self.commands.close();
+        self.data.room.notify_waiters();
+    }
+}
+
+/// One TURN allocation on one of the endpoint's sockets, shared by every session on it.
+struct Relay {
+    base: SocketAddr,
+    allocation: Allocation,
+    state: RelayState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RelayState {
+    Allocating,
+    Allocated(SocketAddr),
+    Failed(String),
+}
+
+/// Starts an allocation per TURN server (UDP) and socket of the same address family.
+fn start_relays(
+    bases: &[SocketAddr],
+    servers: &[TurnServer],
+    now: Instant,
+) -> Result<Vec<Relay>, Error> {
+    let mut relays = Vec::new();
+    for server in servers {
+        if server.transport != TurnTransport::Udp {
+            tracing::warn!(server = %server.server, "TURN over TCP is not supported by the session shell yet; skipped");
+            continue;
+        }
+        for &base in bases {
+            if base.is_ipv4() != server.server.is_ipv4() {
+                continue;
+            }
+            let config = AllocationConfig::new(server.server, &server.username, &server.password);
+            let mut allocation = Allocation::new(config).map_err(Error::Turn)?;
+            allocation.start_allocate(now).map_err(Error::Turn)?;
+            relays.push(Relay {
+                base,
+                allocation,
+                state: RelayState::Allocating,
+            });
+        }
+    }
+    Ok(relays)
+}
+
+impl Relay {
+    /// Tells a session what this relay is to it: a candidate, a failure, or one to wait for.
+    fn introduce(&self, session: &mut Session, now: Instant) {
+        match &self.state {
+            RelayState::Allocating => session.expect_relay(),
+            RelayState::Allocated(relayed) => {
+                session.expect_relay();
+                if let Err(e) = session.add_relay_candidate(*relayed, self.base, now) {
+                    tracing::warn!("relayed candidate refused: {e}");
+                }
+            }
+            RelayState::Failed(_) => {}
+        }
+    }
+}
+
+struct Driver {
+    sockets: Vec<(SocketAddr, UdpSocket)>,
+    relays: Vec<Relay>,
+    sessions: Vec<Hosted>,
+    add: mpsc::UnboundedReceiver<Hosted>,
+    wake: Arc<Notify>,
+}
+
+impl Driver {
+    /// The loop: do everything that is ready without waiting (new sessions, each session's
+    /// commands, data, due timers and media, then datagrams), and only when nothing was ready,
+    /// wait for anything.
+    ///
+    /// Due timers are handled here rather than through a tokio sleep: str0m's pacer asks for an
+    /// immediate timeout after every paced packet, and tokio's timer wheel has 1 ms granularity,
+    /// which would cap video at one packet per millisecond (~10 Mbit/s).
+    async fn run(mut self) {
+        let mut buf = vec![0u8; 65536];
+        let mut adding = true;
+        loop {
+            for hosted in &mut self.sessions {
+                hosted.flush(&self.sockets, &mut self.relays).await;
+            }
+            self.flush_relays().await;
+            self.remove_closed();
+            let mut progressed = false;
+            while adding {
+                match self.add.try_recv() {
+                    Ok(mut hosted) => {
+                        let now = Instant::now();
+                        for relay in &self.relays {
+                            relay.introduce(&mut hosted.session, now);
+                        }
+                        self.sessions.push(hosted);
+                        progressed = true;
+                    }
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => adding = false,
+                }
+            }
+            if !adding && self.sessions.is_empty() {
+                break;
+            }
+            let now = Instant::now();
+            for hosted in &mut self.sessions {
+                progressed |= hosted.step(now);
+            }
+            for relay in &mut self.relays {
+                if relay.allocation.poll_timeout().is_some_and(|at| at <= now) {
+                    relay.allocation.handle_timeout(now);
+                    progressed = true;
+                }
+            }
+            progressed |= self.receive_waiting(&mut buf);
+            if progressed {
+                continue;
+            }
+            let next = self
+                .sessions
+                .iter()
+                .map(|h| h.deadline)
+                .chain(
+                    self.relays
+                        .iter()
+                        .filter_map(|r| r.allocation.poll_timeout()),
+                )
+                .min();
+            let sleep = async {
+                match next {
+                    Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let sockets = &self.sockets;
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = sleep => {}
+                ready = recv_ready_any(sockets) => {
+                    if let Err(e) = ready {
+                        tracing::debug!("receive: {e}");
+                    }
+                }
+            }
+        }
+        // Release the allocations rather than leave them to time out on the server.
+        for relay in &mut self.relays {
+            relay.allocation.close(Instant::now());
+        }
+        self.flush_relays().await;
+        tracing::debug!("endpoint task ends");
+    }
+
+    /// Sends what the allocations want sent, and hands their news to every session.
+    async fn flush_relays(&mut self) {
+        for relay in &mut self.relays {
+            while let Some(transmit) = relay.allocation.poll_transmit() {
+                let datagram = Transmit {
+                    source: relay.base,
+                    destination: transmit.destination,
+                    contents: transmit.contents,
+                };
+                if let Err(e) = send(&self.sockets, &datagram).await {
+                    tracing::debug!(server = %datagram.destination, "TURN send: {e}");
+                }
+            }
+            while let Some(event) = relay.allocation.poll_event() {
+                let now = Instant::now();
+                match event {
+                    TurnEvent::Allocated { relayed, .. } => {
+                        tracing::info!(server = %relay.allocation.server(), %relayed, "relayed address allocated");
+                        relay.state = RelayState::Allocated(relayed);
+                        for hosted in &mut self.sessions {
+                            if let Err(e) =
+                                hosted.session.add_relay_candidate(relayed, relay.base, now)
+                            {
+                                tracing::warn!("relayed candidate refused: {e}");
+                            }
+                        }
+                    }
+                    TurnEvent::Failed(error) => {
+                        tracing::warn!("{error}");
+                        let was_allocating = relay.state == RelayState::Allocating;
+                        relay.state = RelayState::Failed(error.to_string());
+                        if was_allocating {
+                            let server = relay.allocation.server();
+                            for hosted in &mut self.sessions {
+                                hosted.session.relay_failed(server, error.to_string());
+                            }
+                        }
+                    }
+                    other => tracing::debug!(?other, "TURN"),
+                }
+            }
+        }
+    }
+
+    fn remove_closed(&mut self) {
+        let mut index = 0;
+        while index < self.sessions.len() {
+            if self.sessions[index].session.is_closed() {
+                self.sessions.swap_remove(index).finish();
+            } else {
+                index += 1;
+            }
+        }
+    }
+
+    /// Reads the datagrams already waiting, up to a batch, each to the session that accepts
+    /// it. True if there were any.
+    fn receive_waiting(&mut self, buf: &mut [u8]) -> bool {
+        let mut any = false;
+        for _ in 0..RECEIVE_BATCH {
+            let mut got_one = false;
+            for (local, socket) in &self.sockets {
+                let Ok((len, source)) = socket.try_recv_from(buf) else {
+                    continue;
+                };
+                got_one = true;
+                let now = Instant::now();
+                let contents = &buf[..len];
+                // TURN traffic first: str0m's ICE agent refuses TURN methods.
+                let relay = self.relays.iter_mut().find(|r| {
+                    r.base == *local && r.allocation.server() == source && is_turn_traffic(contents)
+                });
+                let (source, destination, contents) = match relay {
+                    Some(relay) => match relay.allocation.handle_datagram(contents, now) {
+                        Received::Data { peer, payload } => match relay.state {
+                            RelayState::Allocated(relayed) => (peer, relayed, payload),
+                            _ => continue,
+                        },
+                        _ => continue,
+                    },
+                    None => (source, *local, std::borrow::Cow::Borrowed(contents)),
+                };
+                let owner = self
+                    .sessions
+                    .iter_mut()
+                    .find(|h| h.session.accepts(source, destination, &contents, now));
+                match owner {
+                    Some(hosted) => {
+                        let input = Input::Receive {
+                            source,
+                            destination,
+                            contents: &contents,
+                        };
+                        hosted.session.handle_input(input, now);
+                    }
+                    None => tracing::trace!(%source, len, "datagram for no session"),
+                }
+            }
+            if !got_one {
+                break;
+            }
+            any = true;
+        }
+        any
+    }
+}
+
+/// Sends a datagram from the socket bound to its source address, and from no other: a transmit
+/// from an address we have no socket for (a relay's, before its wrapper exists) is an error.
+async fn send(sockets: &[(SocketAddr, UdpSocket)], transmit: &Transmit) -> Result<(), Error> {
+    let (_, socket) = sockets
+        .iter()
+        .find(|(local, _)| *local == transmit.source)
+        .ok_or(Error::UnknownSource(transmit.source))?;
+    socket
+        .send_to(&transmit.contents, transmit.destination)
+        .await?;
+    Ok(())
 }
 
 /// Best effort: a smaller buffer than asked (the kernel's cap) still works, just drops sooner.

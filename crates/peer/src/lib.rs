@@ -1,54 +1,69 @@
-//! One WebRTC session between a puppet and a controller, on str0m's sans-IO engine.
+//! WebRTC sessions between a puppet and its controllers, on str0m's sans-IO engine.
 //!
-//! The puppet (the [`Role::Offerer`]) sends AV1 video and offers three data channels
-//! ([`Channel::Input`], [`Channel::Pointer`], [`Channel::Control`]); the controller (the
-//! [`Role::Answerer`], or a browser) answers. Signaling is the caller's: [`Peer::start`] gives a
-//! [`PeerHandle`] that creates and accepts plain SDP text and takes remote candidates, and a
-//! stream of [`PeerEvent`]s that carries local candidates, lifecycle, data, keyframe requests and
-//! stats. Encoded frames go in through a [`VideoSender`] (a latest-wins slot, so a slow network
-//! never holds up the encoder) and come out of a [`VideoReceiver`] (bounded; when the decoder
-//! falls behind, frames are dropped and a keyframe is requested).
+//! Two layers, as in quinn-proto and quinn:
 //!
-//! Inside, a sans-IO session core wraps `str0m::Rtc` and the STUN client; a tokio task owns the
-//! UDP sockets (one per interface address) and only moves datagrams, timers and messages.
+//! - [`Session`] is the whole protocol for one session, with no I/O and no clock of its own
+//!   (str0m's shape): build it with [`PeerConfig::build`], feed it [`Input`]s with `now`, call
+//!   its command methods (offer/answer, candidates, [`Session::send_data`],
+//!   [`Session::send_video`]), and drain [`Session::poll_output`] until it says
+//!   [`Output::Timeout`]. Tests drive it on a virtual clock; see the `test-util` feature's
+//!   [`testing::Pair`].
+//! - [`Peer::start`] runs a session on tokio: a task owns the UDP sockets and moves datagrams,
+//!   timers and messages. It gives a [`PeerHandle`] (signaling, sending, closing; no call ever
+//!   blocks), a stream of [`PeerEvent`]s, and the media hand-over points: encoded frames go in
+//!   through a [`VideoSender`] (a latest-wins slot, so a slow network never holds up the encoder)
+//!   and an [`AudioSender`], and come out of a [`VideoReceiver`] and an [`AudioReceiver`].
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), rtcdesk_peer::Error> {
-//! use rtcdesk_peer::{Channel, Peer, PeerConfig, PeerEvent, Role};
+//! The offerer (the puppet) sends AV1 video, and Opus audio when asked, and opens four data
+//! channels, served in this priority order: [`Channel::Pointer`] (unordered, no retransmits),
+//! [`Channel::Input`], [`Channel::Control`] (JSON text) and [`Channel::File`] (bulk bytes, which
+//! never delay the others). Channels the remote side opens are surfaced as
+//! [`PeerEvent::RemoteChannelOpen`].
 //!
-//! let puppet = Peer::start(PeerConfig::new(Role::Offerer))?;
-//! let offer_sdp = puppet.handle.create_offer().await?;
-//! // … send offer_sdp to the controller, get its answer back …
-//! # let answer_sdp = String::new();
-//! puppet.handle.accept_answer(answer_sdp).await?;
-//! let mut events = puppet.events;
-//! while let Some(event) = events.recv().await {
-//!     match event {
-//!         PeerEvent::LocalCandidate { .. } => { /* signal it */ }
-//!         PeerEvent::Connected => puppet.handle.send_data(Channel::Control, b"hello".to_vec()).await?,
-//!         PeerEvent::Data(Channel::Input, bytes) => { /* inject */ }
-//!         PeerEvent::Closed => break,
+//! ```
+//! use std::time::Instant;
+//! use rtcdesk_peer::{Output, PeerConfig, Role};
+//!
+//! rtcdesk_peer::install_crypto_provider();
+//! let now = Instant::now();
+//! let host = "192.0.2.1:5000".parse().unwrap();
+//! let mut puppet = PeerConfig::new(Role::Offerer).build(&[host], now).unwrap();
+//! let offer_sdp = puppet.create_offer(now).unwrap();
+//! assert!(offer_sdp.contains("AV1/90000"));
+//! // … signal offer_sdp, apply the answer with puppet.accept_answer(…) …
+//! loop {
+//!     match puppet.poll_output() {
+//!         Output::Transmit(transmit) => { /* socket.send_to(&transmit.contents, transmit.destination) */ }
+//!         Output::Event(event) => { /* signal candidates, react to Connected, Data … */ }
+//!         Output::Timeout(_at) => break, // call handle_input(Input::Timeout, at) then
 //!         _ => {}
 //!     }
 //! }
-//! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod channel;
 mod config;
 mod driver;
 mod gather;
 mod session;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
 mod video;
 
-pub use config::{Channel, PeerConfig, Role};
-pub use driver::{Peer, PeerHandle};
-pub use session::{PeerEvent, PeerStats};
-pub use video::{EncodedVideoFrame, ReceivedVideoFrame, VideoReceiver, VideoSender};
+pub use channel::{Channel, Message, BULK_IN_FLIGHT};
+pub use config::{ConfigError, PeerConfig, Role, TurnServer};
+pub use driver::{Endpoint, Peer, PeerHandle};
+pub use session::{Input, Output, PeerEvent, PeerStats, Session, Track, Transmit};
+pub use video::{
+    AudioReceiver, AudioSender, EncodedAudioFrame, EncodedVideoFrame, ReceivedAudioFrame,
+    ReceivedVideoFrame, VideoReceiver, VideoSender,
+};
 
 /// Everything a caller of this crate can see fail, named so it can react.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// Binding or using a UDP socket failed.
     #[error("socket: {0}")]
@@ -56,29 +71,47 @@ pub enum Error {
     /// No usable local address was found to bind to.
     #[error("no usable network interface to bind to")]
     NoInterface,
+    /// The configuration breaks one of its rules.
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
     /// The call does not fit this peer's role (e.g. the answerer creating an offer).
     #[error("{0} is not allowed for this role or in this state")]
     WrongState(&'static str),
-    /// The remote SDP could not be parsed or negotiated.
+    /// The remote SDP is not SDP.
     #[error("SDP: {0}")]
-    Sdp(String),
+    Sdp(#[from] str0m::error::SdpError),
+    /// The remote SDP parsed but could not be negotiated with ours.
+    #[error("negotiation: {0}")]
+    Negotiation(str0m::RtcError),
     /// A remote candidate could not be parsed.
-    #[error("bad remote candidate {candidate:?}: {reason}")]
+    #[error("bad remote candidate {candidate:?}: {error}")]
     BadCandidate {
         /// The candidate as received.
         candidate: String,
         /// What str0m said about it.
-        reason: String,
+        error: str0m::error::IceError,
     },
+    /// A local (e.g. relay) candidate was refused.
+    #[error("local candidate: {0}")]
+    BadLocalCandidate(str0m::error::IceError),
     /// str0m reported an error; the session is closed after it.
     #[error("WebRTC engine: {0}")]
     Rtc(#[from] str0m::RtcError),
     /// The session has ended (closed, or its task stopped); nothing more can be sent.
     #[error("session closed")]
     Closed,
-    /// A non-blocking send found the queue full.
+    /// The channel's send queue is full; the caller decides whether to wait, drop or give up.
     #[error("send queue full")]
     Full,
+    /// No such channel is open (a remote channel that closed, or never existed).
+    #[error("no such data channel")]
+    UnknownChannel,
+    /// A TURN allocation could not be made or used.
+    #[error("TURN: {0}")]
+    Turn(rtcdesk_stun::turn::TurnError),
+    /// A transmit named a local address no socket is bound to; it was not sent from another.
+    #[error("no socket for local address {0}")]
+    UnknownSource(std::net::SocketAddr),
 }
 
 /// Installs str0m's OpenSSL crypto provider process-wide. [`Peer::start`] calls it; calling it

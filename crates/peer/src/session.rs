@@ -1,34 +1,94 @@
-//! The session core: `str0m::Rtc` plus the STUN client, liveness and frame bookkeeping, with no
-//! I/O of its own (str0m's shape: inputs and `now` in, transmits, events and a timeout out).
+//! The session core: `str0m::Rtc` plus the STUN client, tracks, data-channel queues, liveness and
+//! frame bookkeeping, with no I/O of its own. In str0m's shape: [`Session::handle_input`] takes
+//! what happened (a datagram, or time passing) with `now`, commands are methods, and one
+//! [`Session::poll_output`] drains everything to do: transmits, events, received media, the next
+//! timeout.
 //!
-//! Every mutation of the `Rtc` is followed by a full drain of `poll_output` (str0m's
-//! single-mutation invariant), so outputs wait in queues here until the driver takes them.
+//! Every mutation of the `Rtc` is followed by a full drain of its `poll_output` (str0m's
+//! single-mutation invariant), so outputs wait in queues here until the caller takes them.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rtcdesk_stun::{Client as StunClient, Event as StunEvent, TransactionConfig};
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::channel::{ChannelConfig, ChannelId, Reliability};
+use str0m::channel::ChannelId;
 use str0m::format::Codec;
-use str0m::media::{Direction, KeyframeRequestKind, MediaKind, MediaTime, Mid};
+use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use str0m::{Candidate, Event, IceConnectionState, Output as RtcOutput, Rtc};
 
-use crate::config::{Channel, PeerConfig, Role};
+use crate::channel::{Channel, ChannelWriter, Message, OutgoingQueues, Queued};
+use crate::config::{PeerConfig, Role};
 use crate::gather::first_mid;
-use crate::video::{EncodedVideoFrame, ReceivedVideoFrame};
+use crate::video::{EncodedAudioFrame, EncodedVideoFrame, ReceivedAudioFrame, ReceivedVideoFrame};
 use crate::Error;
 
 /// How often a keyframe request is repeated while the receiver still waits for one.
 const KEYFRAME_REPEAT: Duration = Duration::from_millis(300);
-/// When SCTP's buffered amount drops below this, str0m says so; the driver then retries.
+/// When SCTP's buffered amount drops below this, str0m says so and the queues are pumped.
 const CHANNEL_LOW_WATER: usize = 64 * 1024;
+/// SCTP's send buffer for all channels together (str0m's default is 128 KiB). The bulk channel
+/// may fill only [`crate::BULK_IN_FLIGHT`] of it, so input and control always find room.
+const SCTP_BUFFER: usize = crate::BULK_IN_FLIGHT + 256 * 1024;
+/// Video silent this long means the screen is still: the bandwidth estimator stops probing, so
+/// an idle session costs only keepalives.
+const PROBE_IDLE_AFTER: Duration = Duration::from_secs(1);
+
+/// What happened, for [`Session::handle_input`].
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// A datagram arrived from `source` on the local socket bound to `destination`.
+    Receive {
+        /// The remote address it came from.
+        source: SocketAddr,
+        /// The local address it arrived at (the host candidate's, or a relay's).
+        destination: SocketAddr,
+        /// Its bytes.
+        contents: &'a [u8],
+    },
+    /// Time passed; due at [`Output::Timeout`].
+    Timeout,
+}
+
+/// What the session wants done, from [`Session::poll_output`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Output {
+    /// Send this datagram.
+    Transmit(Transmit),
+    /// Tell the application.
+    Event(PeerEvent),
+    /// A whole received video frame, for the decoder. If the decoder cannot take it, call
+    /// [`Session::video_frame_dropped`].
+    Video(ReceivedVideoFrame),
+    /// A received audio frame, for the audio decoder (drop it when late).
+    Audio(ReceivedAudioFrame),
+    /// The receiver lost video, or a frame never left: the encoder's next frame must be a
+    /// keyframe. This is the sender's one keyframe path.
+    KeyframeWanted,
+    /// Nothing more until this time (or the next input): call `handle_input(Input::Timeout, _)`
+    /// then.
+    Timeout(Instant),
+}
+
+/// A datagram to send from a given local address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// The local address it must leave from (a host socket's, or a relay's).
+    pub source: SocketAddr,
+    /// Where it goes.
+    pub destination: SocketAddr,
+    /// Its bytes.
+    pub contents: Vec<u8>,
+}
 
 /// What the session tells the application.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum PeerEvent {
     /// A local candidate to signal to the other side, as a browser's `candidate` attribute value
     /// (`candidate:1 1 udp …`) with the media id it belongs to.
@@ -40,25 +100,42 @@ pub enum PeerEvent {
     },
     /// All local candidates were announced: signal end-of-candidates (an empty candidate).
     GatheringComplete,
-    /// ICE and DTLS are up: video and data can flow. Also sent when a silent peer is heard again.
+    /// ICE and DTLS are up: media and data can flow. Also sent when a silent peer is heard again.
     Connected,
     /// The peer has been silent for `silence_timeout` (or ICE lost it). It may come back.
     Disconnected,
     /// The session is over: closed by either side, or the peer stayed silent too long.
     Closed,
-    /// A data channel opened; sending on it works from now on.
+    /// One of our data channels opened; sending on it works from now on.
     ChannelOpen(Channel),
+    /// The remote side opened a channel of its own (a browser may); data on it arrives as
+    /// `Data(channel, …)` and can be sent back on `channel`.
+    RemoteChannelOpen {
+        /// How to address it.
+        channel: Channel,
+        /// The label the remote side gave it.
+        label: String,
+    },
+    /// A TURN server gave no relayed candidate (wrong credentials, unreachable, over quota):
+    /// the session goes on with its other candidates. `reason` says what happened, naming the
+    /// server, in a line a user can act on.
+    RelayFailed {
+        /// The TURN server.
+        server: SocketAddr,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A channel closed; nothing more can be sent on it.
+    ChannelClosed(Channel),
     /// A message arrived on a data channel.
-    Data(Channel, Vec<u8>),
-    /// The receiver lost video (PLI/FIR) or a frame was dropped before sending: the encoder
-    /// should make the next frame a keyframe.
-    KeyframeRequested,
+    Data(Channel, Message),
     /// Figures for the last stats interval (about one second).
     Stats(PeerStats),
 }
 
-/// Transport and video figures, one snapshot per second.
+/// Transport and media figures, one snapshot per second.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct PeerStats {
     /// Round-trip time of the selected candidate pair (ICE) or from RTCP.
     pub rtt: Option<Duration>,
@@ -77,20 +154,16 @@ pub struct PeerStats {
     /// Video frames not sent: overwritten in the slot, before connecting, or while waiting for a
     /// keyframe.
     pub frames_skipped: u64,
+    /// Audio frames handed to the network.
+    pub audio_frames_sent: u64,
+    /// Audio frames received.
+    pub audio_frames_received: u64,
     /// The sender's bandwidth estimate (TWCC), when it has one.
     pub bandwidth_estimate_bps: Option<u64>,
     /// Bytes sent since the start.
     pub bytes_sent: u64,
     /// Bytes received since the start.
     pub bytes_received: u64,
-}
-
-/// A datagram to send from a given local socket.
-#[derive(Debug)]
-pub(crate) struct Transmit {
-    pub source: SocketAddr,
-    pub destination: SocketAddr,
-    pub contents: Vec<u8>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,120 +174,229 @@ enum Lifecycle {
     Closed,
 }
 
+/// One media track of the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Track {
+    /// Its media id in the SDP.
+    pub mid: Mid,
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// Which way media flows on it, from this side.
+    pub direction: Direction,
+}
+
+impl Track {
+    /// The RTP clock of the track's codec: 90 kHz for AV1, 48 kHz for Opus.
+    pub fn clock(&self) -> Frequency {
+        match self.kind {
+            MediaKind::Audio => Frequency::FORTY_EIGHT_KHZ,
+            MediaKind::Video => Frequency::NINETY_KHZ,
+        }
+    }
+}
+
 struct StunProbe {
     base: SocketAddr,
     client: StunClient,
 }
 
-/// The sans-IO session; see the module docs.
-pub(crate) struct Session {
+/// The sans-IO session; see the module docs. Build it with [`PeerConfig::build`].
+pub struct Session {
     rtc: Rtc,
     role: Role,
+    audio: bool,
     silence_timeout: Duration,
     close_after_silence: Duration,
+    max_bitrate_bps: u64,
+    bwe: bool,
     stun_servers: Vec<SocketAddr>,
     probes: Vec<StunProbe>,
+    /// Relayed candidates the endpoint is still getting for this session; gathering is
+    /// complete only when none is pending.
+    pending_relays: usize,
     gathering_started: bool,
     gathering_done: bool,
     local_description: Option<Option<String>>,
     unannounced_candidates: Vec<String>,
     pending_offer: Option<SdpPendingOffer>,
-    video_mid: Option<Mid>,
-    channel_ids: HashMap<ChannelId, Channel>,
-    open_channels: [Option<ChannelId>; 3],
+    tracks: Vec<Track>,
+    /// Channel ids by channel, and the reverse, for channels that are open.
+    channels: HashMap<ChannelId, Channel>,
+    outgoing: OutgoingQueues,
     lifecycle: Lifecycle,
     dtls_up: bool,
     last_heard: Instant,
     rtc_timeout: Instant,
-    transmits: VecDeque<Transmit>,
-    events: VecDeque<PeerEvent>,
-    received_frames: VecDeque<ReceivedVideoFrame>,
-    first_capture: Option<Instant>,
+    outputs: VecDeque<Output>,
+    /// Capture time of the first frame sent on each track: RTP time counts from it.
+    first_capture: HashMap<Mid, Instant>,
     sender_needs_keyframe: bool,
     receiver_needs_keyframe: Option<Instant>,
+    last_video_sent: Option<Instant>,
+    probing: bool,
     stats: PeerStats,
     previous_totals: Option<(Instant, u64, u64)>,
 }
 
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("role", &self.role)
+            .field("lifecycle", &self.lifecycle)
+            .field("tracks", &self.tracks)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Session {
-    /// A session whose host candidates are the given bound socket addresses.
+    /// A session whose host candidates are the given bound socket addresses. The configuration
+    /// was validated by [`PeerConfig::build`].
     pub(crate) fn new(config: &PeerConfig, bases: &[SocketAddr], now: Instant) -> Self {
         let mut builder = Rtc::builder()
             .clear_codecs()
             .enable_av1(true)
-            .set_stats_interval(Some(Duration::from_secs(1)));
+            .set_stats_interval(Some(Duration::from_secs(1)))
+            .set_sctp_max_buffered_amount(SCTP_BUFFER);
+        // The answerer takes audio whenever it is offered; the offerer offers it when asked.
+        if config.audio || config.role == Role::Answerer {
+            builder = builder.enable_opus(true, false);
+        }
         // ICE checks on the selected pair run at least this often, so silence means gone.
         builder.set_max_stun_rto(config.keepalive_interval);
         let bwe = config.role == Role::Offerer && config.bandwidth_estimation;
         if bwe {
             builder = builder.enable_bwe(Some(Bitrate::bps(config.initial_bitrate_bps)));
         }
-        let mut rtc = builder.build(now);
-        if bwe {
-            rtc.bwe()
-                .set_desired_bitrate(Bitrate::bps(config.max_bitrate_bps));
-        }
+        let rtc = builder.build(now);
         let mut session = Self {
             rtc,
             role: config.role,
+            audio: config.audio,
             silence_timeout: config.silence_timeout,
             close_after_silence: config.close_after_silence,
+            max_bitrate_bps: config.max_bitrate_bps,
+            bwe,
             stun_servers: config.stun_servers.clone(),
             probes: Vec::new(),
+            pending_relays: 0,
             gathering_started: false,
             gathering_done: false,
             local_description: None,
             unannounced_candidates: Vec::new(),
             pending_offer: None,
-            video_mid: None,
-            channel_ids: HashMap::new(),
-            open_channels: [None; 3],
+            tracks: Vec::new(),
+            channels: HashMap::new(),
+            outgoing: OutgoingQueues::new(config.data_queue),
             lifecycle: Lifecycle::New,
             dtls_up: false,
             last_heard: now,
             rtc_timeout: now,
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
-            received_frames: VecDeque::new(),
-            first_capture: None,
+            outputs: VecDeque::new(),
+            first_capture: HashMap::new(),
             sender_needs_keyframe: true,
             receiver_needs_keyframe: None,
+            last_video_sent: None,
+            probing: false,
             stats: PeerStats::default(),
             previous_totals: None,
         };
-        for &base in bases {
-            match Candidate::host(base, "udp") {
-                Ok(candidate) => {
-                    if let Some(added) = session.rtc.add_local_candidate(candidate) {
-                        let line = added.to_sdp_string();
-                        session.announce(line);
-                    }
-                }
-                Err(e) => tracing::debug!(%base, "no host candidate: {e}"),
+        // Relay-only offers no host or server-reflexive candidate: the peer never learns them.
+        if !config.relay_only {
+            for &base in bases {
+                session.add_host_candidate(base);
+                session.probes.push(StunProbe {
+                    base,
+                    client: StunClient::new(TransactionConfig::default()),
+                });
             }
-            session.probes.push(StunProbe {
-                base,
-                client: StunClient::new(TransactionConfig::default()),
-            });
         }
         session.drain(now);
         session
     }
 
+    fn add_host_candidate(&mut self, base: SocketAddr) {
+        match Candidate::host(base, "udp") {
+            Ok(candidate) => {
+                if let Some(added) = self.rtc.add_local_candidate(candidate) {
+                    let line = added.to_sdp_string();
+                    self.announce(line);
+                }
+            }
+            Err(e) => tracing::debug!(%base, "no host candidate: {e}"),
+        }
+    }
+
+    /// A relayed candidate is on its way (a TURN allocation is being made for this session's
+    /// socket): end-of-candidates waits for it, or for [`Session::relay_failed`].
+    pub fn expect_relay(&mut self) {
+        self.pending_relays += 1;
+    }
+
+    /// Adds a relayed local candidate: `relayed` is the TURN allocation's address, `base` the
+    /// local socket its server traffic uses. Transmits from `relayed` must be wrapped for the
+    /// TURN server by the caller, and what it unwraps fed back with `relayed` as destination.
+    pub fn add_relay_candidate(
+        &mut self,
+        relayed: SocketAddr,
+        base: SocketAddr,
+        now: Instant,
+    ) -> Result<(), Error> {
+        self.pending_relays = self.pending_relays.saturating_sub(1);
+        let candidate = Candidate::relayed(relayed, base, "udp");
+        let added = match candidate {
+            Ok(candidate) => self.rtc.add_local_candidate(candidate),
+            Err(e) => {
+                self.collect_stun();
+                return Err(Error::BadLocalCandidate(e));
+            }
+        };
+        if let Some(added) = added {
+            let line = added.to_sdp_string();
+            self.announce(line);
+        }
+        self.drain(now);
+        self.collect_stun();
+        Ok(())
+    }
+
+    /// A TURN server this session was waiting for gave no relayed candidate.
+    pub fn relay_failed(&mut self, server: SocketAddr, reason: String) {
+        self.pending_relays = self.pending_relays.saturating_sub(1);
+        self.outputs
+            .push_back(Output::Event(PeerEvent::RelayFailed { server, reason }));
+        self.collect_stun();
+    }
+
     // ---- signaling ------------------------------------------------------------------------
 
-    /// The offer: AV1 video (send only) and the three data channels.
-    pub(crate) fn create_offer(&mut self, now: Instant) -> Result<String, Error> {
+    /// The offer: AV1 video (send only), Opus audio when configured, and our data channels.
+    pub fn create_offer(&mut self, now: Instant) -> Result<String, Error> {
         if self.role != Role::Offerer || self.local_description.is_some() {
             return Err(Error::WrongState("create_offer"));
         }
         let mut change = self.rtc.sdp_api();
-        let mid = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
-        for channel in Channel::ALL {
-            change.add_channel_with_config(channel_config(channel));
+        let video = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+        let audio = self
+            .audio
+            .then(|| change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
+        for channel in Channel::OURS {
+            if let Some(config) = channel.config() {
+                change.add_channel_with_config(config);
+            }
         }
         let (offer, pending) = change.apply().ok_or(Error::WrongState("create_offer"))?;
-        self.video_mid = Some(mid);
+        self.tracks.push(Track {
+            mid: video,
+            kind: MediaKind::Video,
+            direction: Direction::SendOnly,
+        });
+        if let Some(mid) = audio {
+            self.tracks.push(Track {
+                mid,
+                kind: MediaKind::Audio,
+                direction: Direction::SendOnly,
+            });
+        }
         self.pending_offer = Some(pending);
         let sdp = offer.to_sdp_string();
         self.drain(now);
@@ -223,28 +405,30 @@ impl Session {
     }
 
     /// Applies the remote answer to our offer.
-    pub(crate) fn accept_answer(&mut self, sdp: &str, now: Instant) -> Result<(), Error> {
+    pub fn accept_answer(&mut self, sdp: &str, now: Instant) -> Result<(), Error> {
         let pending = self
             .pending_offer
             .take()
             .ok_or(Error::WrongState("accept_answer"))?;
-        let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| Error::Sdp(e.to_string()))?;
+        let answer = SdpAnswer::from_sdp_string(sdp)?;
         let result = self.rtc.sdp_api().accept_answer(pending, answer);
         self.drain(now);
-        result.map_err(|e| Error::Sdp(e.to_string()))
+        result.map_err(Error::Negotiation)
     }
 
     /// Answers a remote offer; returns the answer SDP.
-    pub(crate) fn accept_offer(&mut self, sdp: &str, now: Instant) -> Result<String, Error> {
+    pub fn accept_offer(&mut self, sdp: &str, now: Instant) -> Result<String, Error> {
         if self.role != Role::Answerer || self.local_description.is_some() {
             return Err(Error::WrongState("accept_offer"));
         }
-        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| Error::Sdp(e.to_string()))?;
+        let offer = SdpOffer::from_sdp_string(sdp)?;
         let result = self.rtc.sdp_api().accept_offer(offer);
         self.drain(now);
-        let answer = result.map_err(|e| Error::Sdp(e.to_string()))?;
+        let answer = result.map_err(Error::Negotiation)?;
         let answer_sdp = answer.to_sdp_string();
-        self.video_mid = video_mid(&answer_sdp);
+        for track in media_sections(&answer_sdp) {
+            self.add_track(track);
+        }
         self.set_local_description(&answer_sdp, now);
         Ok(answer_sdp)
     }
@@ -252,11 +436,7 @@ impl Session {
     /// A remote candidate as signaled (`candidate:…`, with or without `a=`). Empty means
     /// end-of-candidates, which str0m does not need; mDNS (`.local`) candidates are skipped
     /// because str0m cannot resolve them (the peer-reflexive candidate covers that case).
-    pub(crate) fn add_remote_candidate(
-        &mut self,
-        candidate: &str,
-        now: Instant,
-    ) -> Result<(), Error> {
+    pub fn add_remote_candidate(&mut self, candidate: &str, now: Instant) -> Result<(), Error> {
         let line = candidate.trim();
         let line = line.strip_prefix("a=").unwrap_or(line);
         if line.is_empty() {
@@ -269,11 +449,26 @@ impl Session {
         }
         let parsed = Candidate::from_sdp_string(line).map_err(|e| Error::BadCandidate {
             candidate: candidate.to_string(),
-            reason: e.to_string(),
+            error: e,
         })?;
         self.rtc.add_remote_candidate(parsed);
         self.drain(now);
         Ok(())
+    }
+
+    /// The media tracks negotiated so far.
+    pub fn tracks(&self) -> &[Track] {
+        &self.tracks
+    }
+
+    fn track(&self, kind: MediaKind) -> Option<Track> {
+        self.tracks.iter().copied().find(|t| t.kind == kind)
+    }
+
+    fn add_track(&mut self, track: Track) {
+        if !self.tracks.iter().any(|t| t.mid == track.mid) {
+            self.tracks.push(track);
+        }
     }
 
     fn set_local_description(&mut self, sdp: &str, now: Instant) {
@@ -304,24 +499,26 @@ impl Session {
     /// Signals a local candidate, or keeps it until there is a local description to go with.
     fn announce(&mut self, candidate: String) {
         match &self.local_description {
-            Some(mid) => self.events.push_back(PeerEvent::LocalCandidate {
-                candidate,
-                mid: mid.clone(),
-            }),
+            Some(mid) => self
+                .outputs
+                .push_back(Output::Event(PeerEvent::LocalCandidate {
+                    candidate,
+                    mid: mid.clone(),
+                })),
             None => self.unannounced_candidates.push(candidate),
         }
     }
 
-    /// Moves STUN requests to the transmit queue and turns answers into srflx candidates.
+    /// Moves STUN requests to the output queue and turns answers into srflx candidates.
     fn collect_stun(&mut self) {
         let mut found = Vec::new();
         for probe in &mut self.probes {
             while let Some(transmit) = probe.client.poll_transmit() {
-                self.transmits.push_back(Transmit {
+                self.outputs.push_back(Output::Transmit(Transmit {
                     source: probe.base,
                     destination: transmit.destination,
                     contents: transmit.contents,
-                });
+                }));
             }
             while let Some(event) = probe.client.poll_event() {
                 match event {
@@ -351,17 +548,52 @@ impl Session {
         }
         if self.gathering_started
             && !self.gathering_done
+            && self.pending_relays == 0
             && self.probes.iter().all(|p| p.client.is_idle())
         {
             self.gathering_done = true;
-            self.events.push_back(PeerEvent::GatheringComplete);
+            self.outputs
+                .push_back(Output::Event(PeerEvent::GatheringComplete));
         }
     }
 
     // ---- network and time -----------------------------------------------------------------
 
-    /// A datagram arrived on the socket bound to `destination`.
-    pub(crate) fn handle_receive(
+    /// Whether a datagram belongs to this session (str0m's `accepts`: the ICE credentials of a
+    /// STUN message, or a known remote address). A shell hosting many sessions on one socket
+    /// set routes each datagram to the first session that accepts it.
+    pub fn accepts(
+        &self,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+        now: Instant,
+    ) -> bool {
+        if rtcdesk_stun::looks_like_stun(contents)
+            && self.probes.iter().any(|p| p.base == destination)
+            && self.stun_servers.contains(&source)
+        {
+            return true;
+        }
+        match Receive::new(Protocol::Udp, source, destination, contents) {
+            Ok(receive) => self.rtc.accepts(&str0m::Input::Receive(now, receive)),
+            Err(_) => false,
+        }
+    }
+
+    /// Feeds what happened; then drain [`Session::poll_output`].
+    pub fn handle_input(&mut self, input: Input<'_>, now: Instant) {
+        match input {
+            Input::Receive {
+                source,
+                destination,
+                contents,
+            } => self.handle_receive(now, source, destination, contents),
+            Input::Timeout => self.handle_timeout(now),
+        }
+    }
+
+    fn handle_receive(
         &mut self,
         now: Instant,
         source: SocketAddr,
@@ -380,7 +612,7 @@ impl Session {
         let Ok(receive) = Receive::new(Protocol::Udp, source, destination, bytes) else {
             return;
         };
-        let input = Input::Receive(now, receive);
+        let input = str0m::Input::Receive(now, receive);
         if !self.rtc.accepts(&input) {
             return;
         }
@@ -390,21 +622,24 @@ impl Session {
         }
         self.drain(now);
         self.check_liveness(now);
+        // An acknowledgement may have made room in SCTP's buffer.
+        self.pump(now);
     }
 
-    /// Time passed: retransmit, send keepalives and reports, notice silence.
-    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+    fn handle_timeout(&mut self, now: Instant) {
         for probe in &mut self.probes {
             probe.client.handle_timeout(now);
         }
         self.collect_stun();
         if self.lifecycle != Lifecycle::Closed {
-            if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
+            if let Err(e) = self.rtc.handle_input(str0m::Input::Timeout(now)) {
                 tracing::warn!("str0m timeout handling failed: {e}");
             }
         }
         self.drain(now);
         self.check_liveness(now);
+        self.follow_video_activity(now);
+        self.pump(now);
         if let Some(asked) = self.receiver_needs_keyframe {
             if now >= asked + KEYFRAME_REPEAT {
                 self.ask_for_keyframe(now);
@@ -412,8 +647,8 @@ impl Session {
         }
     }
 
-    /// When [`Session::handle_timeout`] must run next.
-    pub(crate) fn poll_timeout(&self) -> Instant {
+    /// When the next [`Input::Timeout`] is due.
+    fn next_timeout(&self) -> Instant {
         let mut next = self.rtc_timeout;
         for probe in &self.probes {
             if let Some(at) = probe.client.poll_timeout() {
@@ -428,6 +663,9 @@ impl Session {
         if let Some(asked) = self.receiver_needs_keyframe {
             next = next.min(asked + KEYFRAME_REPEAT);
         }
+        if let (true, Some(sent)) = (self.probing, self.last_video_sent) {
+            next = next.min(sent + PROBE_IDLE_AFTER);
+        }
         next
     }
 
@@ -437,7 +675,8 @@ impl Session {
             Lifecycle::Connected if silence >= self.silence_timeout => {
                 tracing::info!(?silence, "peer silent: disconnected");
                 self.lifecycle = Lifecycle::Disconnected;
-                self.events.push_back(PeerEvent::Disconnected);
+                self.outputs
+                    .push_back(Output::Event(PeerEvent::Disconnected));
             }
             Lifecycle::Disconnected if silence >= self.close_after_silence => {
                 tracing::info!(?silence, "peer gone: closing");
@@ -445,9 +684,26 @@ impl Session {
             }
             Lifecycle::Disconnected if silence < self.silence_timeout && self.ice_up() => {
                 self.lifecycle = Lifecycle::Connected;
-                self.events.push_back(PeerEvent::Connected);
+                self.outputs.push_back(Output::Event(PeerEvent::Connected));
             }
             _ => {}
+        }
+    }
+
+    /// Probes for bandwidth only while video flows: the estimator pads up to the desired
+    /// bitrate to find the path's capacity, which on a still screen is traffic for nothing.
+    fn follow_video_activity(&mut self, now: Instant) {
+        if !self.bwe {
+            return;
+        }
+        let active = self
+            .last_video_sent
+            .is_some_and(|sent| now < sent + PROBE_IDLE_AFTER);
+        if active != self.probing {
+            self.probing = active;
+            let desired = if active { self.max_bitrate_bps } else { 0 };
+            self.rtc.bwe().set_desired_bitrate(Bitrate::bps(desired));
+            self.drain(now);
         }
     }
 
@@ -456,8 +712,8 @@ impl Session {
     }
 
     /// Closes the session: str0m sends its goodbyes (DTLS close_notify, SCTP shutdown), which
-    /// wait in the transmit queue.
-    pub(crate) fn close(&mut self, now: Instant) {
+    /// wait in the output queue.
+    pub fn close(&mut self, now: Instant) {
         if self.lifecycle == Lifecycle::Closed {
             return;
         }
@@ -471,54 +727,45 @@ impl Session {
     fn finish(&mut self) {
         if self.lifecycle != Lifecycle::Closed {
             self.lifecycle = Lifecycle::Closed;
-            self.events.push_back(PeerEvent::Closed);
+            self.outputs.push_back(Output::Event(PeerEvent::Closed));
         }
     }
 
-    pub(crate) fn is_closed(&self) -> bool {
+    /// Whether the session has ended; nothing more will happen.
+    pub fn is_closed(&self) -> bool {
         self.lifecycle == Lifecycle::Closed
     }
 
-    // ---- media and data ---------------------------------------------------------------------
+    /// Whether ICE and DTLS are up and the peer is not silent.
+    pub fn is_connected(&self) -> bool {
+        self.lifecycle == Lifecycle::Connected
+    }
 
-    /// Sends one encoded frame. `overwritten` says an earlier frame never made it out, which
-    /// breaks the reference chain: until the next keyframe nothing more is sent.
-    pub(crate) fn send_video(&mut self, frame: EncodedVideoFrame, overwritten: bool, now: Instant) {
+    // ---- media ------------------------------------------------------------------------------
+
+    /// Sends one encoded video frame. `overwritten` says an earlier frame never made it out,
+    /// which breaks the reference chain: until the next keyframe nothing more is sent.
+    pub fn send_video(&mut self, frame: EncodedVideoFrame, overwritten: bool, now: Instant) {
         if overwritten {
             self.stats.frames_skipped += 1;
             self.want_keyframe_from_encoder();
         }
-        let ready = self.lifecycle == Lifecycle::Connected && self.video_mid.is_some();
-        if !ready || (self.sender_needs_keyframe && !frame.keyframe) {
+        let keyframe = frame.keyframe;
+        if self.sender_needs_keyframe && !keyframe {
             self.stats.frames_skipped += 1;
             return;
         }
-        let Some(mid) = self.video_mid else { return };
-        let Some(writer) = self.rtc.writer(mid) else {
-            self.stats.frames_skipped += 1;
-            return;
-        };
-        let Some(pt) = writer
-            .payload_params()
-            .find(|p| p.spec().codec == Codec::Av1)
-            .map(|p| p.pt())
-        else {
-            tracing::warn!("the peer did not accept AV1");
-            self.stats.frames_skipped += 1;
-            return;
-        };
-        let first = *self.first_capture.get_or_insert(frame.capture_time);
-        let since_first = frame.capture_time.saturating_duration_since(first);
-        let rtp_time = MediaTime::from_90khz((since_first.as_micros() * 9 / 100) as u64);
-        match writer.write(pt, frame.capture_time, rtp_time, frame.data) {
+        match self.write_media(MediaKind::Video, frame.capture_time, frame.data, now) {
             Ok(()) => {
                 self.stats.frames_sent += 1;
-                if frame.keyframe {
+                self.last_video_sent = Some(now);
+                if keyframe {
                     self.sender_needs_keyframe = false;
                 }
+                self.follow_video_activity(now);
             }
-            Err(e) => {
-                tracing::warn!("video frame not written: {e}");
+            Err(reason) => {
+                tracing::debug!("video frame not sent: {reason}");
                 self.stats.frames_skipped += 1;
                 self.want_keyframe_from_encoder();
             }
@@ -526,20 +773,67 @@ impl Session {
         self.drain(now);
     }
 
-    fn want_keyframe_from_encoder(&mut self) {
-        self.sender_needs_keyframe = true;
-        self.events.push_back(PeerEvent::KeyframeRequested);
+    /// Sends one encoded Opus frame on the audio track (dropped when there is none, or before
+    /// the session is connected: late audio is worthless).
+    pub fn send_audio(&mut self, frame: EncodedAudioFrame, now: Instant) {
+        match self.write_media(MediaKind::Audio, frame.capture_time, frame.data, now) {
+            Ok(()) => self.stats.audio_frames_sent += 1,
+            Err(reason) => tracing::trace!("audio frame not sent: {reason}"),
+        }
+        self.drain(now);
     }
 
-    /// Asks the sender for a keyframe (PLI), e.g. after the decoder failed.
-    pub(crate) fn request_keyframe(&mut self, now: Instant) {
+    /// Writes one frame on the track of `kind`; the RTP time counts from the track's first
+    /// frame at the codec's clock rate. The bytes are shared with str0m, not copied.
+    fn write_media(
+        &mut self,
+        kind: MediaKind,
+        capture_time: Instant,
+        data: Arc<[u8]>,
+        now: Instant,
+    ) -> Result<(), &'static str> {
+        if self.lifecycle != Lifecycle::Connected {
+            return Err("not connected");
+        }
+        let track = self.track(kind).ok_or("no such track")?;
+        let codec = match kind {
+            MediaKind::Video => Codec::Av1,
+            MediaKind::Audio => Codec::Opus,
+        };
+        let first = *self.first_capture.entry(track.mid).or_insert(capture_time);
+        let since_first = capture_time.saturating_duration_since(first);
+        let rtp_time = MediaTime::from_micros(since_first.as_micros() as u64).rebase(track.clock());
+        let writer = self.rtc.writer(track.mid).ok_or("track not ready")?;
+        let pt = writer
+            .payload_params()
+            .find(|p| p.spec().codec == codec)
+            .map(|p| p.pt())
+            .ok_or("the peer did not accept the codec")?;
+        let result = writer.write(pt, capture_time, rtp_time, data);
+        self.drain(now);
+        result.map_err(|e| {
+            tracing::warn!("str0m refused a frame: {e}");
+            "refused"
+        })
+    }
+
+    fn want_keyframe_from_encoder(&mut self) {
+        self.sender_needs_keyframe = true;
+        self.outputs.push_back(Output::KeyframeWanted);
+    }
+
+    /// Asks the sender for a keyframe (PLI), e.g. after the decoder failed. Repeated until one
+    /// arrives; frames before it are not handed out. This is the receiver's one keyframe path.
+    pub fn request_keyframe(&mut self, now: Instant) {
         self.ask_for_keyframe(now);
     }
 
     fn ask_for_keyframe(&mut self, now: Instant) {
         self.receiver_needs_keyframe = Some(now);
-        let Some(mid) = self.video_mid else { return };
-        if let Some(mut writer) = self.rtc.writer(mid) {
+        let Some(track) = self.track(MediaKind::Video) else {
+            return;
+        };
+        if let Some(mut writer) = self.rtc.writer(track.mid) {
             if let Err(e) = writer.request_keyframe(None, KeyframeRequestKind::Pli) {
                 tracing::debug!("keyframe request not sent yet: {e}");
             }
@@ -547,71 +841,91 @@ impl Session {
         self.drain(now);
     }
 
-    /// The decoder took a frame.
-    pub(crate) fn received_frame_delivered(&mut self) {
-        self.stats.frames_received += 1;
-    }
-
     /// The decoder's queue was full: this frame is lost, so skip to the next keyframe.
-    pub(crate) fn received_frame_dropped(&mut self, now: Instant) {
+    pub fn video_frame_dropped(&mut self, now: Instant) {
+        self.stats.frames_received = self.stats.frames_received.saturating_sub(1);
         self.ask_for_keyframe(now);
     }
 
-    /// Writes one data-channel message. `Ok(false)`: not now (channel not open yet or SCTP's
-    /// buffer full); the caller keeps reliable messages and retries after the next input.
-    pub(crate) fn send_data(
+    // ---- data -------------------------------------------------------------------------------
+
+    /// Queues a message on a data channel; it leaves as soon as the channel is open and SCTP
+    /// has room, in priority order (pointer, input, control, then bulk). [`Error::Full`] when
+    /// that channel's queue is full: the caller decides whether to wait, drop or give up.
+    pub fn send_data(
         &mut self,
         channel: Channel,
-        bytes: &[u8],
+        message: Message,
         now: Instant,
-    ) -> Result<bool, Error> {
+    ) -> Result<(), Error> {
         if self.lifecycle == Lifecycle::Closed {
             return Err(Error::Closed);
         }
-        let Some(id) = self.open_channels[channel.index()] else {
-            return Ok(false);
-        };
-        let Some(mut handle) = self.rtc.channel(id) else {
-            return Ok(false);
-        };
-        let accepted = handle.write(true, bytes);
-        self.drain(now);
-        Ok(accepted?)
+        if let Channel::Remote(_) = channel {
+            if !self.channels.values().any(|c| *c == channel) {
+                return Err(Error::UnknownChannel);
+            }
+        }
+        match self.outgoing.push(channel, message) {
+            Queued::Yes => {
+                self.pump(now);
+                Ok(())
+            }
+            Queued::Full => Err(Error::Full),
+        }
+    }
+
+    /// How many more messages the channel's queue takes before [`Session::send_data`] reports
+    /// [`Error::Full`].
+    pub fn channel_room(&self, channel: Channel) -> usize {
+        self.outgoing.room(channel)
     }
 
     /// Whether a channel is open for sending.
-    pub(crate) fn is_open(&self, channel: Channel) -> bool {
-        self.open_channels[channel.index()].is_some()
+    pub fn is_open(&self, channel: Channel) -> bool {
+        self.channels.values().any(|c| *c == channel)
+    }
+
+    fn pump(&mut self, now: Instant) {
+        let mut writer = RtcChannels {
+            rtc: &mut self.rtc,
+            channels: &self.channels,
+        };
+        if self.outgoing.pump(&mut writer) > 0 {
+            self.drain(now);
+        }
     }
 
     // ---- outputs ----------------------------------------------------------------------------
 
-    pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
-    }
-
-    pub(crate) fn poll_event(&mut self) -> Option<PeerEvent> {
-        self.events.pop_front()
-    }
-
-    pub(crate) fn poll_video(&mut self) -> Option<ReceivedVideoFrame> {
-        self.received_frames.pop_front()
+    /// The next thing to do; [`Output::Timeout`] when there is nothing else (call again after
+    /// the next input).
+    pub fn poll_output(&mut self) -> Output {
+        self.outputs
+            .pop_front()
+            .unwrap_or_else(|| Output::Timeout(self.next_timeout()))
     }
 
     /// Drains str0m until it only has a timeout left (its single-mutation invariant).
     fn drain(&mut self, now: Instant) {
+        let mut pump = false;
         while self.rtc.is_alive() {
             match self.rtc.poll_output() {
-                Ok(Output::Timeout(at)) => {
+                Ok(RtcOutput::Timeout(at)) => {
                     self.rtc_timeout = at;
+                    if pump {
+                        self.pump(now);
+                    }
                     return;
                 }
-                Ok(Output::Transmit(transmit)) => self.transmits.push_back(Transmit {
-                    source: transmit.source,
-                    destination: transmit.destination,
-                    contents: transmit.contents.into(),
-                }),
-                Ok(Output::Event(event)) => self.handle_rtc_event(event, now),
+                Ok(RtcOutput::Transmit(transmit)) => {
+                    self.outputs.push_back(Output::Transmit(Transmit {
+                        source: transmit.source,
+                        destination: transmit.destination,
+                        contents: transmit.contents.into(),
+                    }))
+                }
+                Ok(RtcOutput::Event(event)) => pump |= self.handle_rtc_event(event, now),
                 Err(e) => {
                     tracing::warn!("str0m failed, closing the session: {e}");
                     self.rtc.disconnect();
@@ -625,14 +939,15 @@ impl Session {
         self.finish();
     }
 
-    fn handle_rtc_event(&mut self, event: Event, now: Instant) {
+    /// Handles one str0m event; true when the data queues should be pumped.
+    fn handle_rtc_event(&mut self, event: Event, now: Instant) -> bool {
         match event {
             Event::Connected => {
                 self.dtls_up = true;
                 self.last_heard = now;
                 if self.lifecycle != Lifecycle::Closed {
                     self.lifecycle = Lifecycle::Connected;
-                    self.events.push_back(PeerEvent::Connected);
+                    self.outputs.push_back(Output::Event(PeerEvent::Connected));
                     // The first frame the receiver gets must be a keyframe.
                     self.want_keyframe_from_encoder();
                 }
@@ -643,36 +958,41 @@ impl Session {
                     && self.lifecycle == Lifecycle::Connected
                 {
                     self.lifecycle = Lifecycle::Disconnected;
-                    self.events.push_back(PeerEvent::Disconnected);
+                    self.outputs
+                        .push_back(Output::Event(PeerEvent::Disconnected));
                 }
             }
-            Event::MediaAdded(added)
-                if added.kind == MediaKind::Video && self.video_mid.is_none() =>
-            {
-                self.video_mid = Some(added.mid);
-            }
+            Event::MediaAdded(added) => self.add_track(Track {
+                mid: added.mid,
+                kind: added.kind,
+                direction: added.direction,
+            }),
             Event::MediaData(data) => self.handle_media_data(data, now),
             Event::KeyframeRequest(_) => self.want_keyframe_from_encoder(),
             Event::ChannelOpen(id, label) => {
-                let Some(channel) = Channel::from_label(&label) else {
-                    tracing::debug!(label, "ignoring an unknown data channel");
-                    return;
-                };
-                self.channel_ids.insert(id, channel);
-                self.open_channels[channel.index()] = Some(id);
-                if let Some(mut handle) = self.rtc.channel(id) {
-                    handle.set_buffered_amount_low_threshold(CHANNEL_LOW_WATER);
-                }
-                self.events.push_back(PeerEvent::ChannelOpen(channel));
+                self.channel_opened(id, label);
+                return true;
             }
             Event::ChannelData(data) => {
-                if let Some(&channel) = self.channel_ids.get(&data.id) {
-                    self.events.push_back(PeerEvent::Data(channel, data.data));
+                if let Some(&channel) = self.channels.get(&data.id) {
+                    let message = if data.binary {
+                        Message::Binary(data.data)
+                    } else {
+                        match String::from_utf8(data.data) {
+                            Ok(text) => Message::Text(text),
+                            Err(e) => Message::Binary(e.into_bytes()),
+                        }
+                    };
+                    self.outputs
+                        .push_back(Output::Event(PeerEvent::Data(channel, message)));
                 }
             }
+            Event::ChannelBufferedAmountLow(_) => return true,
             Event::ChannelClose(id) => {
-                if let Some(channel) = self.channel_ids.remove(&id) {
-                    self.open_channels[channel.index()] = None;
+                if let Some(channel) = self.channels.remove(&id) {
+                    self.outgoing.remove(channel);
+                    self.outputs
+                        .push_back(Output::Event(PeerEvent::ChannelClosed(channel)));
                 }
             }
             Event::PeerStats(peer) => self.handle_peer_stats(peer),
@@ -685,9 +1005,47 @@ impl Session {
             }
             _ => {}
         }
+        false
+    }
+
+    fn channel_opened(&mut self, id: ChannelId, label: String) {
+        let ours = Channel::from_label(&label).filter(|c| !self.is_open(*c));
+        let channel = match ours {
+            Some(channel) => channel,
+            None => {
+                let Some(stream) = self.rtc.direct_api().sctp_stream_id_by_channel_id(id) else {
+                    return;
+                };
+                Channel::Remote(stream)
+            }
+        };
+        self.channels.insert(id, channel);
+        if let Some(mut handle) = self.rtc.channel(id) {
+            handle.set_buffered_amount_low_threshold(CHANNEL_LOW_WATER);
+        }
+        let event = match channel {
+            Channel::Remote(_) => PeerEvent::RemoteChannelOpen { channel, label },
+            _ => PeerEvent::ChannelOpen(channel),
+        };
+        self.outputs.push_back(Output::Event(event));
     }
 
     fn handle_media_data(&mut self, data: str0m::media::MediaData, now: Instant) {
+        let kind = self
+            .tracks
+            .iter()
+            .find(|t| t.mid == data.mid)
+            .map(|t| t.kind)
+            .unwrap_or(MediaKind::Video);
+        if kind == MediaKind::Audio {
+            self.stats.audio_frames_received += 1;
+            self.outputs.push_back(Output::Audio(ReceivedAudioFrame {
+                data: data.data,
+                rtp_time: data.time.numer(),
+                received_at: data.network_time,
+            }));
+            return;
+        }
         let keyframe = data.is_keyframe();
         if !data.contiguous && !keyframe {
             // Packets were lost for good (NACK gave up): the decoder needs a fresh start.
@@ -700,18 +1058,24 @@ impl Session {
             }
             self.receiver_needs_keyframe = None;
         }
-        self.received_frames.push_back(ReceivedVideoFrame {
+        self.stats.frames_received += 1;
+        self.outputs.push_back(Output::Video(ReceivedVideoFrame {
             data: data.data,
             rtp_time: data.time.numer(),
             keyframe,
             contiguous: data.contiguous,
             received_at: data.network_time,
-        });
+        }));
     }
 
     /// The video sender's current bandwidth estimate (TWCC), once it has one.
-    pub(crate) fn bandwidth_estimate_bps(&self) -> Option<u64> {
+    pub fn bandwidth_estimate_bps(&self) -> Option<u64> {
         self.stats.bandwidth_estimate_bps
+    }
+
+    /// The newest figures (also sent as [`PeerEvent::Stats`] once a second).
+    pub fn stats(&self) -> &PeerStats {
+        &self.stats
     }
 
     fn handle_peer_stats(&mut self, peer: str0m::stats::PeerStats) {
@@ -738,356 +1102,93 @@ impl Session {
         if let Some(bwe) = peer.bwe_tx {
             self.stats.bandwidth_estimate_bps = Some(bwe.as_u64());
         }
-        self.events.push_back(PeerEvent::Stats(self.stats.clone()));
+        self.outputs
+            .push_back(Output::Event(PeerEvent::Stats(self.stats.clone())));
     }
 }
 
-fn channel_config(channel: Channel) -> ChannelConfig {
-    ChannelConfig {
-        label: channel.label().to_string(),
-        ordered: channel != Channel::Pointer,
-        reliability: if channel.is_reliable() {
-            Reliability::Reliable
-        } else {
-            Reliability::MaxRetransmits { retransmits: 0 }
-        },
-        negotiated: None,
-        protocol: String::new(),
+/// Our channels as the queues see them: open ones by label, written through str0m.
+struct RtcChannels<'a> {
+    rtc: &'a mut Rtc,
+    channels: &'a HashMap<ChannelId, Channel>,
+}
+
+impl RtcChannels<'_> {
+    fn id(&self, channel: Channel) -> Option<ChannelId> {
+        self.channels
+            .iter()
+            .find(|(_, c)| **c == channel)
+            .map(|(id, _)| *id)
     }
 }
 
-/// The mid of the `m=video` section of an SDP.
-fn video_mid(sdp: &str) -> Option<Mid> {
-    let mut in_video = false;
-    for line in sdp.lines() {
-        let line = line.trim_end();
-        if line.starts_with("m=") {
-            in_video = line.starts_with("m=video");
-        } else if in_video {
-            if let Some(mid) = line.strip_prefix("a=mid:") {
-                return Some(Mid::from(mid));
+impl ChannelWriter for RtcChannels<'_> {
+    fn is_open(&mut self, channel: Channel) -> bool {
+        self.id(channel).is_some()
+    }
+
+    fn buffered(&mut self, channel: Channel) -> usize {
+        let Some(id) = self.id(channel) else { return 0 };
+        self.rtc.channel(id).map_or(0, |mut c| c.buffered_amount())
+    }
+
+    fn write(&mut self, channel: Channel, message: &Message) -> bool {
+        let Some(id) = self.id(channel) else {
+            return false;
+        };
+        let Some(mut handle) = self.rtc.channel(id) else {
+            return false;
+        };
+        match handle.write(message.is_binary(), message.as_bytes()) {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::debug!(?channel, "data channel write failed: {e}");
+                false
             }
         }
     }
-    None
 }
 
-/// Two sessions wired together by a simulated link, on a virtual clock (quinn-proto's `Pair`):
-/// no sockets, no sleeps; seconds of protocol time pass in milliseconds.
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    struct Pair {
-        now: Instant,
-        sessions: [Session; 2],
-        addresses: [SocketAddr; 2],
-        in_flight: Vec<(Instant, usize, Transmit)>,
-        latency: Duration,
-        loss: f64,
-        cut: bool,
-        rng: u64,
-        events: [Vec<(Instant, PeerEvent)>; 2],
-        frames: [Vec<ReceivedVideoFrame>; 2],
-    }
-
-    impl Pair {
-        fn new(loss: f64, seed: u64) -> Pair {
-            crate::install_crypto_provider();
-            let now = Instant::now();
-            let addresses: [SocketAddr; 2] = [
-                "10.0.0.1:1000".parse().unwrap(),
-                "10.0.0.2:2000".parse().unwrap(),
-            ];
-            let puppet = Session::new(&PeerConfig::new(Role::Offerer), &addresses[..1], now);
-            let controller = Session::new(&PeerConfig::new(Role::Answerer), &addresses[1..], now);
-            let mut pair = Pair {
-                now,
-                sessions: [puppet, controller],
-                addresses,
-                in_flight: Vec::new(),
-                latency: Duration::from_millis(10),
-                loss,
-                cut: false,
-                rng: seed | 1,
-                events: [Vec::new(), Vec::new()],
-                frames: [Vec::new(), Vec::new()],
-            };
-            let offer = pair.sessions[0].create_offer(now).unwrap();
-            let answer = pair.sessions[1].accept_offer(&offer, now).unwrap();
-            pair.sessions[0].accept_answer(&answer, now).unwrap();
-            pair
-        }
-
-        fn random(&mut self) -> f64 {
-            self.rng ^= self.rng << 13;
-            self.rng ^= self.rng >> 7;
-            self.rng ^= self.rng << 17;
-            (self.rng >> 11) as f64 / (1u64 << 53) as f64
-        }
-
-        /// Moves outputs onto the link (and candidates to the other side), then advances the
-        /// clock to the next delivery or timeout and handles it.
-        fn step(&mut self) {
-            for side in 0..2 {
-                while let Some(transmit) = self.sessions[side].poll_transmit() {
-                    let lost = self.cut || self.random() < self.loss;
-                    if !lost {
-                        self.in_flight
-                            .push((self.now + self.latency, 1 - side, transmit));
-                    }
-                }
-                while let Some(frame) = self.sessions[side].poll_video() {
-                    self.sessions[side].received_frame_delivered();
-                    self.frames[side].push(frame);
-                }
-                while let Some(event) = self.sessions[side].poll_event() {
-                    if let PeerEvent::LocalCandidate { candidate, .. } = &event {
-                        let now = self.now;
-                        self.sessions[1 - side]
-                            .add_remote_candidate(candidate, now)
-                            .unwrap();
-                    }
-                    self.events[side].push((self.now, event));
-                }
-            }
-            let next_delivery = self.in_flight.iter().map(|(at, _, _)| *at).min();
-            let next_timeout = self.sessions[0]
-                .poll_timeout()
-                .min(self.sessions[1].poll_timeout());
-            let next = next_delivery.map_or(next_timeout, |d| d.min(next_timeout));
-            self.now = self.now.max(next);
-            let now = self.now;
-            let (due, later): (Vec<_>, Vec<_>) =
-                self.in_flight.drain(..).partition(|(at, _, _)| *at <= now);
-            self.in_flight = later;
-            for (_, to, transmit) in due {
-                let destination = self.addresses[to];
-                self.sessions[to].handle_receive(
-                    now,
-                    self.addresses[1 - to],
-                    destination,
-                    &transmit.contents,
-                );
-            }
-            for session in &mut self.sessions {
-                if session.poll_timeout() <= now {
-                    session.handle_timeout(now);
-                }
-            }
-        }
-
-        /// Steps until `done` holds; panics after `limit` of virtual time.
-        fn drive_until(&mut self, limit: Duration, mut done: impl FnMut(&Pair) -> bool) {
-            let give_up = self.now + limit;
-            while !done(self) {
-                assert!(
-                    self.now < give_up,
-                    "not done after {limit:?} of virtual time"
-                );
-                self.step();
-            }
-        }
-
-        fn saw(&self, side: usize, wanted: &PeerEvent) -> Option<Instant> {
-            self.events[side]
-                .iter()
-                .find(|(_, event)| event == wanted)
-                .map(|(at, _)| *at)
-        }
-
-        fn data(&self, side: usize, channel: Channel) -> Vec<Vec<u8>> {
-            self.events[side]
-                .iter()
-                .filter_map(|(_, event)| match event {
-                    PeerEvent::Data(c, bytes) if *c == channel => Some(bytes.clone()),
-                    _ => None,
-                })
-                .collect()
-        }
-
-        fn connect(&mut self) {
-            let all_open = |p: &Pair, side: usize| {
-                Channel::ALL
-                    .iter()
-                    .all(|c| p.saw(side, &PeerEvent::ChannelOpen(*c)).is_some())
-            };
-            self.drive_until(Duration::from_secs(60), |p| {
-                all_open(p, 0) && all_open(p, 1)
+/// The media sections of an SDP, as tracks seen from its author's side.
+fn media_sections(sdp: &str) -> Vec<Track> {
+    let mut tracks = Vec::new();
+    let mut current: Option<(MediaKind, Option<Mid>, Direction)> = None;
+    let mut finish = |section: Option<(MediaKind, Option<Mid>, Direction)>| {
+        if let Some((kind, Some(mid), direction)) = section {
+            tracks.push(Track {
+                mid,
+                kind,
+                direction,
             });
         }
-    }
-
-    #[test]
-    fn the_offer_is_plain_sdp_with_av1_send_only_nack_rtx_and_data_channels() {
-        crate::install_crypto_provider();
-        let now = Instant::now();
-        let bases = ["10.0.0.1:1000".parse().unwrap()];
-        let mut puppet = Session::new(&PeerConfig::new(Role::Offerer), &bases, now);
-        let offer = puppet.create_offer(now).unwrap();
-        assert!(offer.starts_with("v=0\r\n"), "{offer}");
-        assert!(offer.contains("m=video "), "{offer}");
-        assert!(offer.contains("AV1/90000"), "{offer}");
-        assert!(offer.contains("a=sendonly"), "{offer}");
-        assert!(
-            offer.contains(" nack\r\n") && offer.contains(" nack pli\r\n"),
-            "{offer}"
-        );
-        assert!(offer.contains("rtx/90000"), "{offer}");
-        assert!(
-            offer.contains("m=application ") && offer.contains("webrtc-datachannel"),
-            "{offer}"
-        );
-        assert!(offer.contains("a=candidate:"), "{offer}");
-        // The answerer cannot offer, the offerer cannot offer twice.
-        assert!(puppet.create_offer(now).is_err());
-        let mut controller = Session::new(&PeerConfig::new(Role::Answerer), &bases, now);
-        assert!(controller.create_offer(now).is_err());
-        let answer = controller.accept_offer(&offer, now).unwrap();
-        assert!(answer.contains("a=recvonly"), "{answer}");
-    }
-
-    #[test]
-    fn bad_remote_input_is_an_error_not_a_panic() {
-        crate::install_crypto_provider();
-        let now = Instant::now();
-        let bases = ["10.0.0.2:2000".parse().unwrap()];
-        let mut controller = Session::new(&PeerConfig::new(Role::Answerer), &bases, now);
-        assert!(matches!(
-            controller.add_remote_candidate("candidate:garbage", now),
-            Err(Error::BadCandidate { .. })
-        ));
-        // End-of-candidates and mDNS candidates (which str0m cannot resolve) are accepted.
-        controller.add_remote_candidate("", now).unwrap();
-        controller
-            .add_remote_candidate(
-                "candidate:1 1 udp 2122260223 0c4a7e5b-1a2b.local 54321 typ host",
-                now,
-            )
-            .unwrap();
-        controller
-            .add_remote_candidate("a=candidate:1 1 udp 2122260223 10.0.0.1 1000 typ host", now)
-            .unwrap();
-        assert!(matches!(
-            controller.accept_offer("not sdp", now),
-            Err(Error::Sdp(_))
-        ));
-        assert!(matches!(
-            controller.accept_answer("v=0", now),
-            Err(Error::WrongState(_))
-        ));
-    }
-
-    #[test]
-    fn a_pair_connects_and_talks_on_a_virtual_clock() {
-        let mut pair = Pair::new(0.0, 1);
-        pair.connect();
-        let now = pair.now;
-        assert!(pair.sessions[0]
-            .send_data(Channel::Input, b"key", now)
-            .unwrap());
-        assert!(pair.sessions[1]
-            .send_data(Channel::Control, b"chat", now)
-            .unwrap());
-        pair.drive_until(Duration::from_secs(1), |p| {
-            !p.data(1, Channel::Input).is_empty() && !p.data(0, Channel::Control).is_empty()
-        });
-        assert_eq!(pair.data(1, Channel::Input), [b"key".to_vec()]);
-        assert_eq!(pair.data(0, Channel::Control), [b"chat".to_vec()]);
-    }
-
-    #[test]
-    fn silence_is_reported_at_the_silence_timeout_then_the_session_closes() {
-        let mut pair = Pair::new(0.0, 2);
-        pair.connect();
-        pair.cut = true;
-        let cut_at = pair.now;
-        pair.drive_until(Duration::from_secs(30), |p| {
-            p.saw(0, &PeerEvent::Closed).is_some()
-        });
-        let disconnected = pair.saw(0, &PeerEvent::Disconnected).unwrap() - cut_at;
-        let closed = pair.saw(0, &PeerEvent::Closed).unwrap() - cut_at;
-        let config = PeerConfig::new(Role::Offerer);
-        // Silence counts from the last datagram heard, at most one keepalive before the cut.
-        assert!(disconnected <= config.silence_timeout, "{disconnected:?}");
-        assert!(disconnected + config.keepalive_interval + pair.latency >= config.silence_timeout);
-        assert!(closed <= config.close_after_silence, "{closed:?}");
-        assert!(pair.saw(1, &PeerEvent::Disconnected).is_some());
-    }
-
-    #[test]
-    fn reliable_data_survives_ten_percent_loss_in_order() {
-        // The handshake runs lossless: OpenSSL's DTLS retransmission timer reads the real clock,
-        // so a lost flight would wait for real seconds. SCTP and SRTP run on the virtual clock.
-        let mut pair = Pair::new(0.0, 0xfeed);
-        pair.connect();
-        pair.loss = 0.10;
-        let total = 200u32;
-        let mut next = 0u32;
-        let give_up = pair.now + Duration::from_secs(60);
-        while pair.data(1, Channel::Input).len() < total as usize {
-            assert!(pair.now < give_up, "not delivered in 60 s of virtual time");
-            // Feed the sender as fast as SCTP takes messages, as the driver does.
-            while next < total {
-                let now = pair.now;
-                if !pair.sessions[0]
-                    .send_data(Channel::Input, &next.to_be_bytes(), now)
-                    .unwrap()
-                {
-                    break;
-                }
-                next += 1;
-            }
-            pair.step();
-        }
-        let expected: Vec<Vec<u8>> = (0..total).map(|i| i.to_be_bytes().to_vec()).collect();
-        assert_eq!(pair.data(1, Channel::Input), expected);
-    }
-
-    #[test]
-    fn video_over_a_lossy_link_arrives_whole_in_order() {
-        let mut pair = Pair::new(0.0, 0xbeef);
-        pair.connect();
-        pair.loss = 0.05;
-        let start = pair.now;
-        let mut sent = Vec::new();
-        for index in 0..100u32 {
-            let keyframe = index == 0 || pair.sessions[0].sender_needs_keyframe;
-            let mut data = vec![(6 << 3) | 0b10, 0x90, 0x03]; // frame OBU, 400-byte payload
-            data.extend((0..400u32).map(|i| (i.wrapping_mul(31) ^ index) as u8));
-            if keyframe {
-                let mut with_header = vec![(1 << 3) | 0b10, 2, 0, 0];
-                with_header.extend_from_slice(&data);
-                data = with_header;
-            }
-            sent.push(data.clone());
-            let frame = EncodedVideoFrame {
-                data,
-                capture_time: start + Duration::from_millis(33 * u64::from(index)),
-                keyframe,
+    };
+    for line in sdp.lines() {
+        let line = line.trim_end();
+        if let Some(media) = line.strip_prefix("m=") {
+            finish(current.take());
+            current = if media.starts_with("video") {
+                Some((MediaKind::Video, None, Direction::SendRecv))
+            } else if media.starts_with("audio") {
+                Some((MediaKind::Audio, None, Direction::SendRecv))
+            } else {
+                None
             };
-            let now = pair.now;
-            pair.sessions[0].send_video(frame, false, now);
-            let until = pair.now + Duration::from_millis(33);
-            pair.drive_until(Duration::from_secs(1), |p| p.now >= until);
+        } else if let Some((_, mid, direction)) = current.as_mut() {
+            match line {
+                "a=sendonly" => *direction = Direction::SendOnly,
+                "a=recvonly" => *direction = Direction::RecvOnly,
+                "a=inactive" => *direction = Direction::Inactive,
+                _ => {
+                    if let Some(value) = line.strip_prefix("a=mid:") {
+                        *mid = Some(Mid::from(value));
+                    }
+                }
+            }
         }
-        pair.drive_until(Duration::from_secs(5), |p| {
-            p.frames[1]
-                .last()
-                .is_some_and(|f| f.data[..] == sent[sent.len() - 1][..])
-        });
-        let mut position = 0;
-        for frame in &pair.frames[1] {
-            let found = sent[position..]
-                .iter()
-                .position(|s| s[..] == frame.data[..])
-                .expect("every frame whole and in order");
-            position += found + 1;
-        }
-        assert!(
-            pair.frames[1].len() >= 50,
-            "{} frames",
-            pair.frames[1].len()
-        );
     }
+    finish(current);
+    tracks
 }
+
+#[cfg(test)]
+mod tests;

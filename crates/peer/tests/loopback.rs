@@ -6,11 +6,17 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use common::*;
-use rtcdesk_peer::{Channel, EncodedVideoFrame, PeerEvent, Role};
+use rtcdesk_peer::{Channel, EncodedVideoFrame, Message, PeerEvent, Role, VideoSender};
+
+async fn wait_for_keyframe_request(sender: &VideoSender) {
+    tokio::time::timeout(PATIENCE, sender.keyframe_requested())
+        .await
+        .expect("a keyframe request in time");
+}
 
 async fn wait_all_channels_open(side: &mut Side) {
     let mut open = HashSet::new();
-    while open.len() < 3 {
+    while open.len() < Channel::OURS.len() {
         let channel = side
             .wait_for("ChannelOpen", |e| match e {
                 PeerEvent::ChannelOpen(c) => Some(c),
@@ -21,16 +27,16 @@ async fn wait_all_channels_open(side: &mut Side) {
     }
 }
 
-async fn receive_data(side: &mut Side) -> (Channel, Vec<u8>) {
+async fn receive_data(side: &mut Side) -> (Channel, Message) {
     side.wait_for("Data", |e| match e {
-        PeerEvent::Data(channel, bytes) => Some((channel, bytes)),
+        PeerEvent::Data(channel, message) => Some((channel, message)),
         _ => None,
     })
     .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn data_flows_on_all_three_channels_both_ways() {
+async fn data_flows_on_every_channel_both_ways_as_text_or_binary() {
     let (puppet, controller) = start_pair(
         loopback_config(Role::Offerer),
         loopback_config(Role::Answerer),
@@ -40,8 +46,9 @@ async fn data_flows_on_all_three_channels_both_ways() {
     wait_all_channels_open(&mut puppet).await;
     wait_all_channels_open(&mut controller).await;
 
-    for channel in Channel::ALL {
-        let message = format!("to controller on {}", channel.label()).into_bytes();
+    for channel in Channel::OURS {
+        let label = channel.label().unwrap();
+        let message = Message::Text(format!("to controller on {label}"));
         puppet
             .handle
             .send_data(channel, message.clone())
@@ -49,7 +56,7 @@ async fn data_flows_on_all_three_channels_both_ways() {
             .unwrap();
         assert_eq!(receive_data(&mut controller).await, (channel, message));
 
-        let reply = format!("to puppet on {}", channel.label()).into_bytes();
+        let reply = Message::Binary(format!("to puppet on {label}").into_bytes());
         controller
             .handle
             .send_data(channel, reply.clone())
@@ -83,7 +90,7 @@ async fn messages_sent_before_the_channel_opens_still_arrive_in_order() {
     for i in 0..50u32 {
         puppet
             .handle
-            .send_data(Channel::Input, i.to_be_bytes().to_vec())
+            .send_data(Channel::Input, Message::Binary(i.to_be_bytes().to_vec()))
             .await
             .unwrap();
     }
@@ -91,7 +98,7 @@ async fn messages_sent_before_the_channel_opens_still_arrive_in_order() {
     for i in 0..50u32 {
         assert_eq!(
             receive_data(&mut controller).await,
-            (Channel::Input, i.to_be_bytes().to_vec())
+            (Channel::Input, Message::Binary(i.to_be_bytes().to_vec()))
         );
     }
 }
@@ -103,10 +110,10 @@ async fn video_frames_arrive_whole_identical_in_order_with_their_timestamps() {
         loopback_config(Role::Answerer),
     )
     .await;
-    let (mut puppet, mut controller) = connect(puppet, controller, Rewrites::default()).await;
+    let (puppet, mut controller) = connect(puppet, controller, Rewrites::default()).await;
     // Connected asks the encoder for a keyframe first.
-    puppet.wait_for_event(PeerEvent::KeyframeRequested).await;
     let sender = puppet.handle.video_sender();
+    wait_for_keyframe_request(&sender).await;
     assert!(sender.take_keyframe_request());
 
     let start = Instant::now();
@@ -118,7 +125,7 @@ async fn video_frames_arrive_whole_identical_in_order_with_their_timestamps() {
         let data = av1_frame(index, len, keyframe);
         let capture_time = start + Duration::from_millis(33 * u64::from(index));
         assert!(sender.send(EncodedVideoFrame {
-            data: data.clone(),
+            data: data.clone().into(),
             capture_time,
             keyframe
         }));
@@ -150,13 +157,13 @@ async fn a_keyframe_request_from_the_controller_reaches_the_encoder() {
         loopback_config(Role::Answerer),
     )
     .await;
-    let (mut puppet, mut controller) = connect(puppet, controller, Rewrites::default()).await;
-    puppet.wait_for_event(PeerEvent::KeyframeRequested).await;
+    let (puppet, mut controller) = connect(puppet, controller, Rewrites::default()).await;
     let sender = puppet.handle.video_sender();
+    wait_for_keyframe_request(&sender).await;
     sender.take_keyframe_request();
     // The receiver needs a stream before it can send PLI for it.
     sender.send(EncodedVideoFrame {
-        data: av1_frame(0, 500, true),
+        data: av1_frame(0, 500, true).into(),
         capture_time: Instant::now(),
         keyframe: true,
     });
@@ -166,7 +173,7 @@ async fn a_keyframe_request_from_the_controller_reaches_the_encoder() {
         .unwrap();
 
     controller.handle.request_keyframe();
-    puppet.wait_for_event(PeerEvent::KeyframeRequested).await;
+    wait_for_keyframe_request(&sender).await;
     assert!(sender.take_keyframe_request());
 }
 
@@ -184,10 +191,12 @@ async fn close_is_seen_on_both_sides() {
     controller.wait_for_event(PeerEvent::Closed).await;
 }
 
-/// An "encoder" task at ~200 fps that obeys keyframe requests; returns what it sent.
+/// An "encoder" task at ~200 fps that obeys keyframe requests; returns what it sent, and
+/// publishes how many keyframes it made.
 fn spawn_encoder(
     sender: rtcdesk_peer::VideoSender,
     stop: tokio::sync::watch::Receiver<bool>,
+    keyframes: tokio::sync::watch::Sender<u32>,
 ) -> tokio::task::JoinHandle<Vec<Vec<u8>>> {
     tokio::spawn(async move {
         let mut sent = Vec::new();
@@ -199,11 +208,14 @@ fn spawn_encoder(
                 break;
             }
             let keyframe = sender.take_keyframe_request();
+            if keyframe {
+                keyframes.send_modify(|n| *n += 1);
+            }
             let data = av1_frame(index, 1_500, keyframe);
             sent.push(data.clone());
             let capture_time = start + Duration::from_millis(5 * u64::from(index));
             sender.send(EncodedVideoFrame {
-                data,
+                data: data.into(),
                 capture_time,
                 keyframe,
             });
@@ -217,14 +229,17 @@ async fn a_decoder_that_falls_behind_gets_a_keyframe_and_resumes() {
     let mut controller_config = loopback_config(Role::Answerer);
     controller_config.video_receive_queue = 4;
     let (puppet, controller) = start_pair(loopback_config(Role::Offerer), controller_config).await;
-    let (mut puppet, mut controller) = connect(puppet, controller, Rewrites::default()).await;
+    let (puppet, mut controller) = connect(puppet, controller, Rewrites::default()).await;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let encoder = spawn_encoder(puppet.handle.video_sender(), stop_rx);
+    let (keyframes_tx, mut keyframes) = tokio::sync::watch::channel(0u32);
+    let encoder = spawn_encoder(puppet.handle.video_sender(), stop_rx, keyframes_tx);
 
     // Nobody reads the controller's video: its queue fills, a frame is dropped, and the
     // controller sends PLI, which reaches the encoder as a keyframe request.
-    puppet.wait_for_event(PeerEvent::KeyframeRequested).await; // the first, on Connected
-    puppet.wait_for_event(PeerEvent::KeyframeRequested).await; // the PLI
+    tokio::time::timeout(PATIENCE, keyframes.wait_for(|n| *n >= 2)) // on Connected, then the PLI
+        .await
+        .expect("the PLI reached the encoder")
+        .unwrap();
 
     // The decoder catches up: after the queued frames comes a keyframe, then frames in order.
     let mut last_index = None;
@@ -261,7 +276,8 @@ async fn stats_report_rtt_bitrates_frames_and_bandwidth_estimate() {
     .await;
     let (mut puppet, mut controller) = connect(puppet, controller, Rewrites::default()).await;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let encoder = spawn_encoder(puppet.handle.video_sender(), stop_rx);
+    let (keyframes_tx, _keyframes) = tokio::sync::watch::channel(0u32);
+    let encoder = spawn_encoder(puppet.handle.video_sender(), stop_rx, keyframes_tx);
     let mut video = controller.take_video();
     let decoder = tokio::spawn(async move { while video.recv().await.is_some() {} });
 

@@ -5,7 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use rtcdesk_peer::{Channel, EncodedVideoFrame, PeerEvent, Role};
+use rtcdesk_peer::{Channel, EncodedVideoFrame, Message, PeerEvent, Role};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vanished_peer_is_reported_and_then_closed() {
@@ -54,7 +54,7 @@ async fn lossy_link_delivers_every_reliable_message_and_recovers_video() {
             sent.push(data.clone());
             let capture_time = start + Duration::from_millis(10 * u64::from(index));
             sender.send(EncodedVideoFrame {
-                data,
+                data: data.into(),
                 capture_time,
                 keyframe,
             });
@@ -83,17 +83,17 @@ async fn lossy_link_delivers_every_reliable_message_and_recovers_video() {
     for i in 0..messages {
         puppet
             .handle
-            .send_data(Channel::Input, i.to_be_bytes().to_vec())
+            .send_data(Channel::Input, Message::Binary(i.to_be_bytes().to_vec()))
             .await
             .unwrap();
         controller
             .handle
-            .send_data(Channel::Control, i.to_be_bytes().to_vec())
+            .send_data(Channel::Control, Message::Binary(i.to_be_bytes().to_vec()))
             .await
             .unwrap();
         controller
             .handle
-            .send_data(Channel::Pointer, vec![0xff])
+            .send_data(Channel::Pointer, Message::Binary(vec![0xff]))
             .await
             .unwrap();
     }
@@ -101,7 +101,7 @@ async fn lossy_link_delivers_every_reliable_message_and_recovers_video() {
     while next_input < messages {
         let (channel, bytes) = controller
             .wait_for("input message", |e| match e {
-                PeerEvent::Data(c, b) => Some((c, b)),
+                PeerEvent::Data(c, b) => Some((c, b.into_bytes())),
                 _ => None,
             })
             .await;
@@ -117,7 +117,7 @@ async fn lossy_link_delivers_every_reliable_message_and_recovers_video() {
     while next_control < messages {
         let (channel, bytes) = puppet
             .wait_for("control message", |e| match e {
-                PeerEvent::Data(c, b) => Some((c, b)),
+                PeerEvent::Data(c, b) => Some((c, b.into_bytes())),
                 _ => None,
             })
             .await;

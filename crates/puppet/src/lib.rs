@@ -255,6 +255,7 @@ impl std::fmt::Display for EndReason {
 
 /// What happened, for a user interface (the binary prints these) and for tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PuppetEvent {
     /// The signaling server gave us a (new) control code.
     Registered {
@@ -360,6 +361,9 @@ pub enum Error {
     /// A background thread could not be started.
     #[error("could not start a thread: {0}")]
     Thread(std::io::Error),
+    /// The sockets the sessions run on could not be bound.
+    #[error("network: {0}")]
+    Peer(#[from] rtcdesk_peer::Error),
 }
 
 /// State the running puppet shares with its handle.

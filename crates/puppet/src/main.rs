@@ -259,6 +259,7 @@ fn print_event(puppet: &Puppet, event: &PuppetEvent) {
         PuppetEvent::SignalingLost { reason } => println!(
             "Lost the signaling server ({reason}); connecting again; new controllers need the new code shown once it is back."
         ),
+        _ => {}
     }
     if matches!(
         event,

@@ -98,11 +98,6 @@ impl VideoHub {
         self.lock().viewers.retain(|(id, _)| id != session);
     }
 
-    /// A viewer lost video: the next frame is a keyframe.
-    pub(crate) fn request_keyframe(&self) {
-        self.lock().keyframe = true;
-    }
-
     /// Whether anyone watches, whether a keyframe is wanted (taking the request), and the
     /// slowest viewer's bandwidth estimate.
     fn poll(&self) -> HubPoll {
@@ -141,9 +136,11 @@ impl VideoHub {
             bytes: packet.data.len(),
             keyframe: packet.keyframe,
         });
+        // One copy into shared memory; every viewer (and str0m) holds the same bytes.
+        let shared: Arc<[u8]> = Arc::from(&packet.data[..]);
         state.viewers.retain(|(_, sender)| {
             sender.send(EncodedVideoFrame {
-                data: packet.data.clone(),
+                data: shared.clone(),
                 capture_time: packet.meta.captured_at,
                 keyframe: packet.keyframe,
             })

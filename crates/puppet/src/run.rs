@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use rtcdesk_input::{EnigoInjector, InjectorThread, ScreenArea, DEFAULT_QUEUE_CAPACITY};
 use rtcdesk_media::{CaptureThread, SyntheticDesktop, X11Capture};
-use rtcdesk_peer::{PeerConfig, Role};
+use rtcdesk_peer::{Endpoint, PeerConfig, Role};
 use rtcdesk_proto::signal::{ControlCode, SessionId, SignalMessage};
 use rtcdesk_signal::client::SignalClient;
 use rtcdesk_signal::server::{Server, ServerConfig};
@@ -150,7 +150,11 @@ pub(crate) async fn start(config: PuppetConfig) -> Result<Puppet, Error> {
     peer_config.bind = config.peer_bind;
     peer_config.stun_servers = config.stun_servers.clone();
     peer_config.close_after_silence = PEER_CLOSE_AFTER_SILENCE;
+    // One socket set for every viewer: thirty controllers cost thirty sessions, not thirty
+    // sets of sockets and tasks.
+    let endpoint = Endpoint::bind(config.peer_bind, peer_config.socket_buffer_bytes)?;
     let context = SessionContext {
+        endpoint,
         peer_config,
         injector: injector.handle(),
         screen,

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use rtcdesk_input::{InjectorHandle, KeyboardMode, PuppetInput, ScreenArea, SessionConfig};
-use rtcdesk_peer::{Channel, Peer, PeerConfig, PeerEvent, PeerStats};
+use rtcdesk_peer::{Channel, Endpoint, Message, Peer, PeerConfig, PeerEvent, PeerStats};
 use rtcdesk_proto::control::{self, ControlMessage};
 use rtcdesk_proto::signal::{Candidate, Offer, SessionId, SignalMessage};
 use rtcdesk_proto::InputMessage;
@@ -39,6 +39,8 @@ pub(crate) enum SessionCommand {
 /// Everything a session task needs that is shared by all sessions.
 #[derive(Clone)]
 pub(crate) struct SessionContext {
+    /// The one socket set every session of this puppet runs on.
+    pub endpoint: Endpoint,
     pub peer_config: PeerConfig,
     pub injector: InjectorHandle,
     pub screen: ScreenArea,
@@ -100,7 +102,10 @@ async fn drive(
         handle,
         mut events,
         video: _video,
-    } = Peer::start(context.peer_config.clone())?;
+        audio: _audio,
+    } = context
+        .endpoint
+        .start_session(context.peer_config.clone())?;
     let mut input = PuppetInput::new(
         input_config(context, KeyboardMode::Map),
         context.injector.clone(),
@@ -122,13 +127,14 @@ async fn drive(
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_stats = PeerStats::default();
+    let mut frames_at_last_heartbeat = 0u64;
     let mut channel_open = false;
     let result = loop {
         tokio::select! {
             _ = heartbeat.tick() => {
                 if channel_open {
-                    let message = stats_message(&last_stats);
-                    if let Err(error) = handle.try_send_data(Channel::Control, message.encode().into_bytes()) {
+                    let message = stats_message(&last_stats, &mut frames_at_last_heartbeat);
+                    if let Err(error) = handle.try_send_data(Channel::Control, Message::Text(message.encode())) {
                         tracing::debug!(%session, %error, "stats not sent");
                     }
                 }
@@ -163,8 +169,8 @@ async fn drive(
                     tracing::info!(%session, "the controller went silent");
                 }
                 Some(PeerEvent::Closed) | None => break Some(EndReason::ConnectionLost),
-                Some(PeerEvent::Data(Channel::Input | Channel::Pointer, bytes)) => {
-                    match InputMessage::decode(&bytes) {
+                Some(PeerEvent::Data(Channel::Input | Channel::Pointer, message)) => {
+                    match InputMessage::decode(message.as_bytes()) {
                         Ok(message) => {
                             let screen = current_screen(context);
                             if input.session().config().screen != screen {
@@ -178,16 +184,15 @@ async fn drive(
                         Err(error) => tracing::debug!(%session, ?error, "dropping a malformed input message"),
                     }
                 }
-                Some(PeerEvent::Data(Channel::Control, bytes)) => {
-                    handle_control(session, context, &mut input, &bytes);
+                Some(PeerEvent::Data(Channel::Control, message)) => {
+                    handle_control(session, context, &mut input, message.as_bytes());
                 }
-                Some(PeerEvent::KeyframeRequested) => context.hub.request_keyframe(),
                 Some(PeerEvent::Stats(stats)) => {
                     tracing::debug!(%session, ?stats, "session stats");
                     last_stats = stats;
                 }
                 Some(PeerEvent::ChannelOpen(Channel::Control)) => channel_open = true,
-                Some(PeerEvent::ChannelOpen(_)) => {}
+                Some(other) => tracing::trace!(%session, ?other, "peer event"),
             },
         }
     };
@@ -200,11 +205,14 @@ async fn drive(
 /// How often the puppet sends its stats on the control channel.
 const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// The puppet's view of the session for the controller: frames and bits sent in the last
-/// stats interval, round-trip time, loss reported by the controller.
-fn stats_message(stats: &PeerStats) -> ControlMessage {
+/// The puppet's view of the session for the controller: frames sent since the last heartbeat
+/// (one second, so frames per second), bits sent in the last stats interval, round-trip time,
+/// loss reported by the controller.
+fn stats_message(stats: &PeerStats, frames_before: &mut u64) -> ControlMessage {
+    let fps = stats.frames_sent.saturating_sub(*frames_before) as f64 / HEARTBEAT.as_secs_f64();
+    *frames_before = stats.frames_sent;
     ControlMessage::Stats {
-        fps: stats.frames_sent as f64,
+        fps,
         rtt_ms: stats.rtt.map_or(0.0, |rtt| rtt.as_secs_f64() * 1000.0),
         bitrate_kbps: stats.send_bitrate_bps as f64 / 1000.0,
         loss: stats.egress_loss.map_or(0.0, f64::from),

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rtcdesk_media::{find_pointer, read_stamp, Decoder};
-use rtcdesk_peer::{Channel, Peer, PeerConfig, PeerEvent, PeerHandle, Role, VideoReceiver};
+use rtcdesk_peer::{
+    Channel, Message, Peer, PeerConfig, PeerEvent, PeerHandle, Role, VideoReceiver,
+};
 use rtcdesk_proto::input::{InputEvent, InputMessage, WheelUnit};
 use rtcdesk_proto::signal::{Answer, Candidate, Connect, Leave, SessionId, SignalMessage};
 use rtcdesk_puppet::{
@@ -152,7 +154,7 @@ impl TestController {
             event,
         };
         self.handle
-            .send_data(channel, message.to_bytes())
+            .send_data(channel, Message::Binary(message.to_bytes()))
             .await
             .unwrap();
     }

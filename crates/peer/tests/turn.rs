@@ -1,0 +1,122 @@
+//! Relayed candidates through a real TURN server (coturn on loopback): two relay-only peers
+//! reach each other only through their allocations, and data and video flow both ways.
+
+mod common;
+#[path = "../../stun/tests/common/coturn.rs"]
+mod coturn;
+
+use std::time::Instant;
+
+use common::*;
+use coturn::{Coturn, TurnOptions};
+use rtcdesk_peer::TurnServer;
+use rtcdesk_peer::{Channel, EncodedVideoFrame, Message, Peer, PeerConfig, PeerEvent, Role};
+use rtcdesk_stun::turn::TurnTransport;
+use tokio::sync::mpsc;
+
+fn relay_only(role: Role, server: &Coturn, password: &str) -> PeerConfig {
+    let mut config = loopback_config(role);
+    config.relay_only = true;
+    config.turn_servers = vec![TurnServer {
+        server: server.addr,
+        transport: TurnTransport::Udp,
+        username: "alice".into(),
+        password: password.into(),
+    }];
+    config
+}
+
+/// Collects the local candidates a peer announces (before `connect` takes its events over).
+async fn candidates_of(events: &mut mpsc::Receiver<PeerEvent>, limit: usize) -> Vec<String> {
+    let mut found = Vec::new();
+    while found.len() < limit {
+        match tokio::time::timeout(PATIENCE, events.recv()).await {
+            Ok(Some(PeerEvent::LocalCandidate { candidate, .. })) => found.push(candidate),
+            Ok(Some(PeerEvent::GatheringComplete)) | Ok(None) | Err(_) => break,
+            Ok(Some(_)) => {}
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_only_peers_connect_through_coturn_and_carry_data_and_video() {
+    let turn = Coturn::start_turn(&TurnOptions::user("alice", "secret"));
+    let (puppet, controller) = start_pair(
+        relay_only(Role::Offerer, &turn, "secret"),
+        relay_only(Role::Answerer, &turn, "secret"),
+    )
+    .await;
+    let (mut puppet, mut controller) = connect(puppet, controller, Rewrites::default()).await;
+    for side in [&mut puppet, &mut controller] {
+        side.wait_for("control open", |e| {
+            (e == PeerEvent::ChannelOpen(Channel::Control)).then_some(())
+        })
+        .await;
+    }
+    puppet
+        .handle
+        .send_data(Channel::Control, Message::Text("through the relay".into()))
+        .await
+        .unwrap();
+    let got = controller
+        .wait_for("data", |e| match e {
+            PeerEvent::Data(Channel::Control, m) => Some(m),
+            _ => None,
+        })
+        .await;
+    assert_eq!(got, Message::Text("through the relay".into()));
+
+    let sender = puppet.handle.video_sender();
+    tokio::time::timeout(PATIENCE, sender.keyframe_requested())
+        .await
+        .unwrap();
+    sender.take_keyframe_request();
+    let frame = av1_frame(0, 3_000, true);
+    sender.send(EncodedVideoFrame {
+        data: frame.clone().into(),
+        capture_time: Instant::now(),
+        keyframe: true,
+    });
+    let received = tokio::time::timeout(PATIENCE, controller.video().recv())
+        .await
+        .expect("video through the relay")
+        .unwrap();
+    assert_eq!(&received.data[..], &frame[..]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_only_offers_nothing_but_relayed_candidates() {
+    let turn = Coturn::start_turn(&TurnOptions::user("alice", "secret"));
+    let mut puppet = Peer::start(relay_only(Role::Offerer, &turn, "secret")).unwrap();
+    let offer = puppet.handle.create_offer().await.unwrap();
+    assert!(!offer.contains("typ host"), "{offer}");
+    let candidates = candidates_of(&mut puppet.events, 8).await;
+    assert!(!candidates.is_empty(), "a relayed candidate was trickled");
+    for candidate in &candidates {
+        assert!(candidate.contains("typ relay"), "{candidate}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_turn_password_is_reported_naming_the_server_and_gathering_still_ends() {
+    let turn = Coturn::start_turn(&TurnOptions::user("alice", "secret"));
+    let mut puppet = Peer::start(relay_only(Role::Offerer, &turn, "wrong")).unwrap();
+    puppet.handle.create_offer().await.unwrap();
+    let mut failure = None;
+    let mut complete = false;
+    while !(complete && failure.is_some()) {
+        match tokio::time::timeout(PATIENCE, puppet.events.recv()).await {
+            Ok(Some(PeerEvent::RelayFailed { server, reason })) => failure = Some((server, reason)),
+            Ok(Some(PeerEvent::GatheringComplete)) => complete = true,
+            Ok(Some(PeerEvent::LocalCandidate { candidate, .. })) => {
+                panic!("no candidate expected: {candidate}")
+            }
+            Ok(Some(_)) => {}
+            other => panic!("ended without a report: {other:?}"),
+        }
+    }
+    let (server, reason) = failure.unwrap();
+    assert_eq!(server, turn.addr);
+    assert!(reason.contains(&turn.addr.to_string()), "{reason}");
+}
