@@ -49,7 +49,6 @@ mod injector;
 pub mod pacer;
 mod pipeline;
 mod run;
-pub mod scale;
 mod session;
 
 use std::net::SocketAddr;
