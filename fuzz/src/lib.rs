@@ -10,16 +10,12 @@
 use rtcdesk_proto::input::InputMessage;
 use rtcdesk_proto::signal::SignalMessage;
 
-/// The seed corpus folders under `testdata/fuzz/`, one per target.
-pub const TARGETS: &[&str] = &[
-    "signal_message",
-    "input_event",
-    "sdp",
-    "stun_message",
-    "turn_message",
-];
-
 /// Runs the named target's body; `false` if there is no such target.
+///
+/// The list of targets is kept once, as the `[[bin]]` entries of `fuzz/Cargo.toml` (which
+/// cargo-fuzz needs anyway); each has its seed corpus in `testdata/fuzz/<name>/`. `cargo xtask
+/// fuzz` asks cargo-fuzz for that list, and `tests/corpus.rs` checks that every entry has a
+/// body here and seeds there.
 pub fn run(target: &str, data: &[u8]) -> bool {
     match target {
         "signal_message" => signal_message(data),

@@ -92,9 +92,41 @@ fn browser_sdp_seeds_parse_as_the_peer_will_parse_them() {
     }
 }
 
+/// The fuzz targets: the names of the `[[bin]]` entries in this crate's manifest, the one list
+/// of them (cargo-fuzz reads the same entries).
+fn targets() -> Vec<String> {
+    let manifest = include_str!("../Cargo.toml");
+    let mut targets = Vec::new();
+    let mut in_bin = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_bin = line == "[[bin]]";
+        } else if let Some(value) = line.strip_prefix("name").map(str::trim_start) {
+            if let (true, Some(name)) = (in_bin, value.strip_prefix('=')) {
+                targets.push(name.trim().trim_matches('"').to_owned());
+            }
+        }
+    }
+    targets
+}
+
 #[test]
-fn every_target_has_a_corpus() {
-    for target in rtcdesk_fuzz::TARGETS {
+fn every_target_has_a_body_and_a_corpus_and_every_corpus_a_target() {
+    let targets = targets();
+    assert!(targets.len() >= 4, "{targets:?}");
+    for target in &targets {
+        assert!(
+            rtcdesk_fuzz::run(target, b""),
+            "{target} has no body in run()"
+        );
         assert!(!corpus(target).is_empty(), "{target} has no seeds");
+    }
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/fuzz");
+    for entry in std::fs::read_dir(&seeds).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(
+            targets.contains(&name),
+            "testdata/fuzz/{name} belongs to no [[bin]] in fuzz/Cargo.toml"
+        );
     }
 }

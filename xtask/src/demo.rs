@@ -7,14 +7,16 @@
 //! the window is on with `import -window root`, and writes them with a stats summary under
 //! `out/demo/`. On a desktop with a display the window opens there, for you to watch (and use).
 //!
-//! Plain std: the programs are spawned as processes and driven through their output and the X
-//! tools, which is how a user would run them.
+//! The programs are spawned as processes and driven through their output and the X tools, which
+//! is how a user would run them; a private X server comes from rtcdesk-xvfb, as in the tests.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use rtcdesk_xvfb::Xvfb;
 
 use crate::{cargo, packages, step, workspace_root};
 
@@ -37,10 +39,12 @@ fn log_filter() -> String {
     std::env::var("RTCDESK_DEMO_LOG").unwrap_or_else(|_| "info".into())
 }
 
-/// Everything the demo spawned, killed in reverse order when it ends, also on error.
+/// Everything the demo spawned, killed in reverse order when it ends, also on error: the
+/// programs first, then the X servers they draw on.
 #[derive(Default)]
 struct Processes {
     children: Vec<(String, Child)>,
+    x_servers: Vec<Xvfb>,
 }
 
 impl Processes {
@@ -50,6 +54,14 @@ impl Processes {
         id
     }
 
+    /// Starts a private Xvfb of this size, kept until [`Self::stop_all`]; returns its display.
+    fn start_xvfb(&mut self, (width, height): (u32, u32)) -> Result<String, String> {
+        let server = Xvfb::start(width, height).map_err(|e| e.to_string())?;
+        let display = server.display().to_owned();
+        self.x_servers.push(server);
+        Ok(display)
+    }
+
     fn stop_all(&mut self) {
         while let Some((_, mut child)) = self.children.pop() {
             if let Ok(None) = child.try_wait() {
@@ -57,6 +69,8 @@ impl Processes {
             }
             let _ = child.wait();
         }
+        // Dropping each server kills and reaps it.
+        while self.x_servers.pop().is_some() {}
     }
 
     /// Whether the named process has exited, and how.
@@ -160,7 +174,7 @@ pub fn demo(args: &[String]) -> Result<(), String> {
             display
         }
         _ => {
-            let display = start_xvfb(&mut processes, options.size)?;
+            let display = processes.start_xvfb(options.size)?;
             println!("==> started Xvfb on {display} (no display here)");
             display
         }
@@ -194,7 +208,7 @@ fn run(
     // replay its own input back into it (a feedback loop): the x11 puppet gets a screen of its
     // own, a private Xvfb with a clock and a pair of eyes on it, like a second machine.
     let puppet_display = if options.source == "x11" {
-        let display = start_xvfb(processes, options.size)?;
+        let display = processes.start_xvfb(options.size)?;
         // Side by side (there is no window manager to place them): the eyes follow the pointer
         // the controller moves.
         for (name, args) in [
@@ -393,41 +407,6 @@ fn lines_of(stdout: ChildStdout, copy: PathBuf) -> mpsc::Receiver<String> {
         }
     });
     rx
-}
-
-/// Starts a private Xvfb; returns its display name once it accepts connections.
-fn start_xvfb(processes: &mut Processes, (w, h): (u32, u32)) -> Result<String, String> {
-    let mut child = Command::new("Xvfb")
-        .args(["-displayfd", "1", "-nolisten", "tcp", "-screen", "0"])
-        .arg(format!("{w}x{h}x24"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("could not run Xvfb (cargo xtask deps installs it): {e}"))?;
-    let mut stdout = child.stdout.take().ok_or("no Xvfb stdout")?;
-    processes.add("Xvfb", child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        // Xvfb writes the display number and a newline once it is ready.
-        let mut number = String::new();
-        let mut byte = [0u8; 1];
-        while let Ok(1) = stdout.read(&mut byte) {
-            if byte[0] == b'\n' {
-                break;
-            }
-            number.push(byte[0] as char);
-        }
-        let _ = tx.send(number);
-    });
-    let number = rx
-        .recv_timeout(Duration::from_secs(20))
-        .map_err(|_| "Xvfb did not start within 20 s")?;
-    let number = number.trim();
-    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
-        return Err("Xvfb exited before it was ready".into());
-    }
-    Ok(format!(":{number}"))
 }
 
 /// Waits for the controller's window, found by a part of its title.

@@ -1,7 +1,9 @@
 //! The project's task runner: `cargo xtask ci | deps | demo | fuzz | bench`.
 //!
-//! Plain std on purpose: it must build in seconds on a fresh clone, before anything else works.
+//! Nearly plain std on purpose: it must build in seconds on a fresh clone, before anything else
+//! works (its only dependencies are rtcdesk-xvfb, for the demo's X server, and serde_json).
 
+mod checks;
 mod demo;
 mod packages;
 
@@ -14,7 +16,8 @@ const USAGE: &str = "\
 usage: cargo xtask <task>
 
 tasks:
-  ci                      what CI runs: system packages, fmt, clippy, every test, every fuzz target briefly
+  ci                      what CI runs: system packages, fmt, which program links what, rust-version,
+                          clippy, every test, every fuzz target briefly
   deps                    install the Debian packages the workspace needs (only those missing)
   demo [OPTIONS]          run a puppet and a controller window on this machine, drive some input,
                           and write screenshots and a stats summary to out/demo/ (demo --help)
@@ -22,15 +25,6 @@ tasks:
                           run one or every fuzz target under libFuzzer over its seed corpus (default 60 s each)
   bench NAME [ARGS..]     run a benchmark from benches/ with optimisations; it prints its figures
 ";
-
-/// Fuzz targets and the seed corpus folder of each, under `testdata/fuzz/`.
-const FUZZ_TARGETS: &[&str] = &[
-    "signal_message",
-    "input_event",
-    "sdp",
-    "stun_message",
-    "turn_message",
-];
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -61,6 +55,11 @@ fn ci() -> Result<(), String> {
     let started = Instant::now();
     packages::ensure_installed()?;
     step("cargo fmt", cargo().args(["fmt", "--all", "--", "--check"]))?;
+    timed(
+        "the puppet links no winit, the controller no enigo",
+        checks::check_sides,
+    )?;
+    timed("rust-version", checks::check_rust_version)?;
     step(
         "cargo clippy",
         cargo().args([
@@ -77,7 +76,7 @@ fn ci() -> Result<(), String> {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(15);
-    fuzz(FUZZ_TARGETS, fuzz_seconds)?;
+    fuzz(&fuzz_targets()?, fuzz_seconds)?;
     println!(
         "xtask ci: all checks passed in {:.0?}",
         Duration::from_secs(started.elapsed().as_secs())
@@ -143,8 +142,9 @@ fn cargo_test_summary(lines: &[String]) -> String {
 }
 
 fn fuzz_command(args: &[String]) -> Result<(), String> {
+    let known = fuzz_targets()?;
     let mut seconds = 60;
-    let mut targets: Vec<&str> = Vec::new();
+    let mut targets: Vec<String> = Vec::new();
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         if arg == "--seconds" {
@@ -152,24 +152,51 @@ fn fuzz_command(args: &[String]) -> Result<(), String> {
                 .next()
                 .and_then(|s| s.parse().ok())
                 .ok_or("--seconds takes a whole number")?;
-        } else if let Some(target) = FUZZ_TARGETS.iter().find(|t| **t == arg.as_str()) {
-            targets.push(target);
+        } else if known.contains(arg) {
+            targets.push(arg.clone());
         } else {
             return Err(format!(
                 "unknown fuzz target `{arg}`; targets: {}",
-                FUZZ_TARGETS.join(", ")
+                known.join(", ")
             ));
         }
     }
     if targets.is_empty() {
-        targets = FUZZ_TARGETS.to_vec();
+        targets = known;
     }
     fuzz(&targets, seconds)
 }
 
+/// The fuzz targets, as cargo-fuzz lists them: the `[[bin]]` entries of `fuzz/Cargo.toml`, the
+/// one list (each has its seeds in `testdata/fuzz/<target>`; the fuzz crate's corpus test
+/// checks both).
+fn fuzz_targets() -> Result<Vec<String>, String> {
+    ensure_cargo_fuzz()?;
+    let output = cargo()
+        .args(["fuzz", "list"])
+        .output()
+        .map_err(|e| format!("cargo fuzz list: could not start: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "cargo fuzz list failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    let targets: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if targets.is_empty() {
+        return Err("cargo fuzz list named no targets (fuzz/Cargo.toml's [[bin]] entries)".into());
+    }
+    Ok(targets)
+}
+
 /// Runs each target under libFuzzer for `seconds`, seeded from `testdata/fuzz/<target>`.
 /// New inputs go to the git-ignored `fuzz/corpus/<target>`, never into the seeds.
-fn fuzz(targets: &[&str], seconds: u64) -> Result<(), String> {
+fn fuzz(targets: &[String], seconds: u64) -> Result<(), String> {
     ensure_cargo_fuzz()?;
     let root = workspace_root();
     for target in targets {
@@ -180,7 +207,7 @@ fn fuzz(targets: &[&str], seconds: u64) -> Result<(), String> {
         let mut command = fuzz_cargo();
         command
             .current_dir(&root)
-            .args(["fuzz", "run", "--features", "libfuzzer", target])
+            .args(["fuzz", "run", "--features", "libfuzzer", target.as_str()])
             .arg(&work_corpus)
             .arg(&seeds)
             .args([
@@ -262,6 +289,15 @@ fn step(name: &str, command: &mut Command) -> Result<(), String> {
     } else {
         Err(format!("{name} failed ({status})"))
     }
+}
+
+/// Runs a check done in this process, echoed and timed like a [`step`].
+fn timed(name: &str, check: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+    println!("==> {name}");
+    let started = Instant::now();
+    let result = check();
+    println!("<== {name}: {:.1} s", started.elapsed().as_secs_f64());
+    result.map_err(|e| format!("{name}: {e}"))
 }
 
 /// Like [`step`], but also keeps the lines the command printed (both streams, passed through

@@ -44,6 +44,8 @@ pub mod window;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use rtcdesk_signal::client::{default_name, ClientSide};
+
 pub use decode::{DecodedPicture, FrameSink};
 pub use rtcdesk_input::KeyboardMode;
 pub use rtcdesk_proto::input::InputMessage;
@@ -100,7 +102,7 @@ impl ControllerConfig {
             signal_url: signal_url.into(),
             tls: rtcdesk_signal::tls::TlsOptions::default(),
             code,
-            name: default_name(),
+            name: default_name(ClientSide::Controller),
             keyboard: KeyboardMode::Map,
             stun_servers: Vec::new(),
             bind: None,
@@ -109,20 +111,6 @@ impl ControllerConfig {
             lost_after: Duration::from_secs(8),
             decoder_threads: 2,
         }
-    }
-}
-
-/// `user@host` from the environment, or "controller".
-pub fn default_name() -> String {
-    let user = std::env::var("USER").ok().filter(|u| !u.is_empty());
-    let host = std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty());
-    match (user, host) {
-        (Some(user), Some(host)) => format!("{user}@{host}"),
-        (Some(name), None) | (None, Some(name)) => name,
-        (None, None) => "controller".to_owned(),
     }
 }
 

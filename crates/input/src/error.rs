@@ -5,9 +5,11 @@
 pub enum Error {
     /// enigo could not reach the X server (no `DISPLAY`, server gone, no XTEST): the puppet cannot
     /// offer control, only viewing.
+    #[cfg(feature = "inject")]
     #[error("could not connect to the display for injection: {0}")]
     Connect(#[source] enigo::NewConError),
     /// The X server refused or lost one injected event; the next event may still work.
+    #[cfg(feature = "inject")]
     #[error("injecting an event failed: {0}")]
     Inject(#[source] enigo::InputError),
     /// An X request of our own (typing text through XTEST, or the observer's) failed.

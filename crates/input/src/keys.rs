@@ -1,5 +1,6 @@
-//! Key tables: W3C `code` ↔ winit `KeyCode` (controller side) and W3C `code` → Linux evdev
-//! number → X keycode (puppet side), plus which keys type text, which the translate mode needs.
+//! Key tables: W3C `code` ↔ winit `KeyCode` (controller side, feature `window`) and W3C `code`
+//! → Linux evdev number → X keycode (puppet side), plus which keys type text, which the
+//! translate mode needs on both sides.
 //!
 //! The evdev numbers are those of `linux/input-event-codes.h`, the same table Chromium and
 //! Firefox use to derive `KeyboardEvent.code` on Linux, so a key keeps its position end to end.
@@ -63,6 +64,7 @@ pub fn x11_keycode(code: KeyCode) -> u8 {
     u8::try_from(evdev_code(code) + X_KEYCODE_OFFSET).unwrap_or(0)
 }
 
+#[cfg(feature = "window")]
 macro_rules! winit_table {
     (same: [$($same:ident),* $(,)?], renamed: [$($ours:ident <=> $theirs:ident),* $(,)?] $(,)?) => {
         /// The W3C code of a winit key, if the input protocol has it (winit knows a few
@@ -88,6 +90,7 @@ macro_rules! winit_table {
     };
 }
 
+#[cfg(feature = "window")]
 winit_table! {
     same: [
         Backquote, Backslash, BracketLeft, BracketRight, Comma, Digit0, Digit1, Digit2, Digit3,
@@ -219,6 +222,7 @@ mod tests {
         assert_eq!(x11_keycode(KeyCode::MetaLeft), 133);
     }
 
+    #[cfg(feature = "window")]
     #[test]
     fn every_key_round_trips_through_winit() {
         for &key in KeyCode::ALL {

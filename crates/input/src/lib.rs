@@ -12,8 +12,13 @@
 //! dropping the session releases every key and button it left pressed; a flood coalesces pointer
 //! moves and, rather than lose a key, ends the session (see [`thread`]).
 //!
-//! On the **controller**, [`window::WindowInput`] turns winit window events, and the geometry of
+//! On the **controller**, `window::WindowInput` turns winit window events, and the geometry of
 //! the video picture in the window, into messages with sequence numbers and timestamps.
+//!
+//! Each side is a Cargo feature, so that neither program links the other's libraries: `inject`
+//! (enigo and XTEST: [`EnigoInjector`], [`observe`]) for the puppet, `window` (winit:
+//! `window`, the winit key table) for the controller. The policy core, the injector thread,
+//! [`Recorder`] and the rest of the key tables need neither. Both features are on by default.
 //!
 //! ```
 //! use rtcdesk_input::{InjectorThread, PuppetInput, Recorder, ScreenArea, SessionConfig, Action};
@@ -33,16 +38,21 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "inject")]
 mod enigo_injector;
 mod error;
 mod inject;
 pub mod keys;
+#[cfg(feature = "inject")]
 pub mod observe;
 mod session;
 pub mod thread;
+#[cfg(feature = "inject")]
 mod typist;
+#[cfg(feature = "window")]
 pub mod window;
 
+#[cfg(feature = "inject")]
 pub use enigo_injector::EnigoInjector;
 pub use error::Error;
 pub use inject::{Injector, Recorder};

@@ -96,22 +96,14 @@ fn saturate_i32(value: i64) -> i32 {
     value.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
 }
 
-/// How key events become keys on the puppet; the controller must use the same mode (see
-/// [`crate::window::WindowInput`]), because it decides whether typed characters also travel as
-/// text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum KeyboardMode {
-    /// Positional: the key at the same place is pressed on the puppet, whatever either layout
-    /// says. Right for shortcuts and games. Only IME output travels as text.
-    #[default]
-    Map,
-    /// The character the controller's user typed appears on the puppet, whatever the puppet's
-    /// layout. Keys that type text ([`keys::types_text`]) are dropped unless they are part of a
-    /// shortcut ([`keys::is_shortcut`]) and the text events carry the characters instead; Caps
-    /// Lock and AltGr are not forwarded (the controller already applied them); all other keys go
-    /// by position. Held Shift keys are lifted while text is typed so it arrives unshifted.
-    Translate,
-}
+/// How key events become keys on the puppet: the mode the controller announces on the control
+/// channel, one type for the wire and both sides. The controller's `window::WindowInput` must
+/// use the same mode, because it decides whether typed characters also travel as text. In
+/// [`KeyboardMode::Translate`], keys that type text ([`keys::types_text`]) are dropped unless
+/// they are part of a shortcut ([`keys::is_shortcut`]) and the text events carry the characters
+/// instead; Caps Lock and AltGr are not forwarded (the controller already applied them); all other
+/// keys go by position; held Shift keys are lifted while text is typed so it arrives unshifted.
+pub use rtcdesk_proto::control::KeyboardMode;
 
 /// What a session is allowed to do and where its picture is.
 #[derive(Debug, Clone, PartialEq, Eq)]

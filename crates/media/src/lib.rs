@@ -8,7 +8,9 @@
 //! [`VideoEncoder`] converts them to I420 (BT.709 limited range) and encodes them with libaom
 //! in realtime mode (the default) or rav1e; out come [`EncodedFrame`]s, AV1 temporal units for
 //! str0m's packetizer or an [`IvfWriter`] recording. On the controller, a [`Decoder`] (dav1d)
-//! turns each unit back into a picture, and [`i420_to_rgba`] into window pixels.
+//! turns each unit back into a picture, and [`i420_to_rgba`] into window pixels. Before
+//! encoding, [`Scaler`] shrinks a picture to fit a size limit ([`fit_within`]) and [`crop_even`]
+//! trims an odd-sized one to the even size the encoders need.
 //!
 //! ```
 //! use rtcdesk_media::{Capture, Decoder, EncoderConfig, EncoderKind, Frame, SyntheticDesktop, VideoEncoder};
@@ -42,6 +44,7 @@ pub mod encode;
 mod error;
 pub mod frame;
 pub mod ivf;
+pub mod scale;
 pub mod stamp;
 
 pub use capture::synthetic::{find_pointer, Button, SyntheticDesktop};
@@ -53,4 +56,5 @@ pub use encode::{EncodedFrame, Encoder, EncoderConfig, EncoderKind, FrameMeta, V
 pub use error::{Error, Result};
 pub use frame::{Frame, I420View, Rect, I420};
 pub use ivf::{IvfReader, IvfWriter};
+pub use scale::{crop_even, fit_within, Scaler};
 pub use stamp::{read_stamp, read_stamp_bgra, Stamp};

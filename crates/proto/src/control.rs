@@ -106,14 +106,18 @@ pub enum ControlMessage {
     },
 }
 
-/// How the puppet replays the controller's keyboard.
+/// How the puppet replays the controller's keyboard. The one definition of the mode: the
+/// controller's window input and the puppet's injection policy (rtcdesk-input) use this type too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyboardMode {
-    /// By position: the key at the same place is pressed (shortcuts, games).
+    /// By position: the key at the same place is pressed on the puppet, whatever either layout
+    /// says. Right for shortcuts and games. Only text an input method commits travels as text.
     #[default]
     Map,
-    /// By character: what the controller's user typed appears, whatever the layouts.
+    /// By character: what the controller's user typed appears on the puppet, whatever the
+    /// layouts. Keys that type a character travel as text (except in shortcuts); the others
+    /// (Enter, arrows, modifiers, the numpad) go by position.
     Translate,
 }
 

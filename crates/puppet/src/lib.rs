@@ -49,7 +49,6 @@ mod injector;
 pub mod pacer;
 mod pipeline;
 mod run;
-pub mod scale;
 mod session;
 
 use std::net::SocketAddr;
@@ -59,6 +58,7 @@ use std::time::Duration;
 
 use rtcdesk_media::{EncoderKind, SyntheticDesktop};
 use rtcdesk_proto::signal::{ControlCode, SessionId};
+use rtcdesk_signal::client::{default_name, ClientSide};
 use rtcdesk_signal::tls::TlsOptions;
 use tokio::sync::{mpsc, watch};
 
@@ -183,7 +183,7 @@ impl PuppetConfig {
     /// 20 s to connect.
     pub fn new(source: Source) -> Self {
         Self {
-            name: default_name(),
+            name: default_name(ClientSide::Puppet),
             source,
             encoder: EncoderKind::Aom,
             fps: 60,
@@ -215,15 +215,6 @@ impl PuppetConfig {
         config.peer_bind = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         config
     }
-}
-
-/// The host name, for a puppet that was not given a name.
-fn default_name() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "puppet".to_string())
 }
 
 /// Why a session ended.

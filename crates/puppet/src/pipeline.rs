@@ -11,14 +11,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rtcdesk_media::{
-    CaptureThread, EncodedFrame, EncoderConfig, EncoderKind, Frame, IvfWriter, VideoEncoder,
+    crop_even, fit_within, CaptureThread, EncodedFrame, EncoderConfig, EncoderKind, Frame,
+    IvfWriter, Scaler, VideoEncoder,
 };
 use rtcdesk_peer::{EncodedVideoFrame, VideoSender};
 use rtcdesk_proto::signal::SessionId;
 
 use crate::bitrate::BitrateFollower;
 use crate::pacer::Pacer;
-use crate::scale::{fit_within, Scaler};
 use crate::Error;
 
 /// The longest the encoder thread sleeps while idle, so a new viewer's keyframe on a still
@@ -346,23 +346,6 @@ impl Worker {
         }
         Ok(())
     }
-}
-
-/// Copies `frame` without its last column and row when they are odd, into a reused frame.
-fn crop_even(frame: &Frame, out: &mut Frame) {
-    let (w, h) = (frame.width & !1, frame.height & !1);
-    if out.width != w || out.height != h {
-        *out = Frame::new(w, h);
-    }
-    for y in 0..h {
-        let row = &frame.row(y)[..w as usize * 4];
-        let at = y as usize * out.stride;
-        out.data[at..at + row.len()].copy_from_slice(row);
-    }
-    out.number = frame.number;
-    out.captured_at = frame.captured_at;
-    out.captured_unix_micros = frame.captured_unix_micros;
-    out.changed = None;
 }
 
 #[cfg(test)]

@@ -269,11 +269,8 @@ fn embedded_urls(addr: SocketAddr) -> (String, Vec<String>) {
         .into_iter()
         .map(|interface| interface.ip())
         .filter(|ip| !ip.is_loopback() && ip.is_ipv4() == addr.is_ipv4())
-        .filter(|ip| match ip {
-            // Link-local IPv6 addresses need a zone the URL cannot carry.
-            IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) != 0xfe80,
-            IpAddr::V4(_) => true,
-        })
+        // Link-local IPv6 addresses (fe80::/10) need a zone the URL cannot carry.
+        .filter(|ip| !matches!(ip, IpAddr::V6(v6) if v6.is_unicast_link_local()))
         .map(url)
         .collect();
     (local, lan)

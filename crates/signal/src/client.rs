@@ -32,6 +32,37 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::tls::{TlsError, TlsOptions};
 
+/// Which end of a session a client is, for [`default_name`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientSide {
+    /// A puppet is named after the machine it shares.
+    Puppet,
+    /// A controller is named after the person at it.
+    Controller,
+}
+
+/// The name a client announces (`register`'s or `connect`'s `name`) when its user gave none, so
+/// the other side sees who or what it deals with: a puppet, its host name; a controller,
+/// `user@host` (`$USER` and the host name), or whichever of the two is known. When the system
+/// tells neither, the side's own word: "puppet" or "controller".
+pub fn default_name(side: ClientSide) -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty());
+    match side {
+        ClientSide::Puppet => host.unwrap_or_else(|| "puppet".to_owned()),
+        ClientSide::Controller => {
+            let user = std::env::var("USER").ok().filter(|u| !u.is_empty());
+            match (user, host) {
+                (Some(user), Some(host)) => format!("{user}@{host}"),
+                (Some(name), None) | (None, Some(name)) => name,
+                (None, None) => "controller".to_owned(),
+            }
+        }
+    }
+}
+
 /// How long [`SignalClient::connect`] may take in all (TCP, TLS and WebSocket handshakes).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -199,5 +230,30 @@ impl SignalClient {
         })
         .await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_puppet_is_named_after_its_machine_and_a_controller_never_goes_unnamed() {
+        // Given this machine's host name (if it has one),
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_default();
+        // when each side asks for its default name,
+        let puppet = default_name(ClientSide::Puppet);
+        let controller = default_name(ClientSide::Controller);
+        // then the puppet's is the host name, or its own word, and the controller's is not empty
+        // and names the host when there is one.
+        if host.is_empty() {
+            assert_eq!(puppet, "puppet");
+        } else {
+            assert_eq!(puppet, host);
+            assert!(controller.ends_with(&host), "{controller}");
+        }
+        assert!(!controller.is_empty());
     }
 }

@@ -1,10 +1,12 @@
-//! Scaling the captured picture down before encoding (`--max-size`), keeping its aspect ratio.
+//! Fitting a captured picture to what the encoder takes: scaling it down (the puppet's
+//! `--max-size`), keeping its aspect ratio, and cropping an odd-sized one to even dimensions.
 //!
-//! A box filter: each output pixel is the average of the source pixels it covers, which keeps
-//! text legible when shrinking by non-integer factors. The column spans are computed once per
-//! size and the output frame is reused, so steady scaling allocates nothing.
+//! Scaling is a box filter: each output pixel is the average of the source pixels it covers,
+//! which keeps text legible when shrinking by non-integer factors. The column spans are computed
+//! once per size and the output frame is reused, so steady scaling allocates nothing; so is the
+//! cropped frame.
 
-use rtcdesk_media::Frame;
+use crate::Frame;
 
 /// The largest even size of the same aspect ratio as `width`×`height` that fits in
 /// `max_width`×`max_height`; the size itself (made even) when it already fits. Never below
@@ -104,6 +106,25 @@ impl Scaler {
     }
 }
 
+/// Copies `frame` without its last column and row when they are odd (the encoders need even
+/// sizes), into `out`, which is resized only when the size changes. Like [`Scaler::scale`], it
+/// carries over the frame's number and capture times and drops its changed region.
+pub fn crop_even(frame: &Frame, out: &mut Frame) {
+    let (w, h) = (frame.width & !1, frame.height & !1);
+    if out.width != w || out.height != h {
+        *out = Frame::new(w, h);
+    }
+    for y in 0..h {
+        let row = &frame.row(y)[..w as usize * 4];
+        let at = y as usize * out.stride;
+        out.data[at..at + row.len()].copy_from_slice(row);
+    }
+    out.number = frame.number;
+    out.captured_at = frame.captured_at;
+    out.captured_unix_micros = frame.captured_unix_micros;
+    out.changed = None;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +170,47 @@ mod tests {
         let out = scaler.scale(&frame);
         assert_eq!((out.width, out.height), (1000, 562));
         assert!(out.data.chunks_exact(4).all(|p| p[..3] == [10, 20, 30]));
+    }
+
+    #[test]
+    fn an_odd_frame_loses_its_last_column_and_row_and_keeps_the_rest() {
+        // Given a 5×3 frame whose every pixel says where it is,
+        let mut frame = Frame::new(5, 3);
+        for y in 0..3u32 {
+            for x in 0..5u32 {
+                let at = y as usize * frame.stride + x as usize * 4;
+                frame.data[at..at + 3].copy_from_slice(&[x as u8, y as u8, 9]);
+            }
+        }
+        frame.number = 42;
+        frame.captured_unix_micros = 1_234;
+        // when it is cropped into a frame of another size,
+        let mut out = Frame::new(0, 0);
+        crop_even(&frame, &mut out);
+        // then the result is 4×2, each pixel from the same place, with the frame's number and time.
+        assert_eq!((out.width, out.height), (4, 2));
+        for y in 0..2 {
+            for x in 0..4 {
+                assert_eq!(out.pixel(x, y), [x as u8, y as u8, 9], "pixel ({x}, {y})");
+            }
+        }
+        assert_eq!(out.number, 42);
+        assert_eq!(out.captured_unix_micros, 1_234);
+        assert!(out.changed.is_none());
+    }
+
+    #[test]
+    fn cropping_again_at_the_same_size_reuses_the_frame() {
+        let frame = Frame::new(7, 5);
+        let mut out = Frame::new(0, 0);
+        crop_even(&frame, &mut out);
+        let buffer = out.data.as_ptr();
+        crop_even(&frame, &mut out);
+        assert_eq!((out.width, out.height), (6, 4));
+        assert_eq!(
+            out.data.as_ptr(),
+            buffer,
+            "no new allocation for the same size"
+        );
     }
 }
