@@ -479,11 +479,10 @@ impl SessionTask {
             PeerEvent::Disconnected => self.emit(ControllerEvent::Interrupted),
             PeerEvent::Closed => return Next::End(EndReason::ConnectionLost),
             PeerEvent::ChannelOpen(Channel::Control) => {
-                let mode = match self.keyboard {
-                    KeyboardMode::Map => rtcdesk_proto::control::KeyboardMode::Map,
-                    KeyboardMode::Translate => rtcdesk_proto::control::KeyboardMode::Translate,
-                };
-                let message = ControlMessage::Keyboard { mode }.encode();
+                let message = ControlMessage::Keyboard {
+                    mode: self.keyboard,
+                }
+                .encode();
                 if let Err(error) = self
                     .peer
                     .send_data(Channel::Control, Message::Text(message))

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use rtcdesk_input::{InjectorHandle, KeyboardMode, PuppetInput, ScreenArea, SessionConfig};
 use rtcdesk_peer::{Channel, Endpoint, Message, Peer, PeerConfig, PeerEvent, PeerStats};
-use rtcdesk_proto::control::{self, ControlMessage};
+use rtcdesk_proto::control::ControlMessage;
 use rtcdesk_proto::signal::{Candidate, Offer, SessionId, SignalMessage};
 use rtcdesk_proto::InputMessage;
 use tokio::sync::mpsc;
@@ -231,10 +231,6 @@ fn handle_control(
     };
     match ControlMessage::parse(text) {
         Ok(ControlMessage::Keyboard { mode }) => {
-            let mode = match mode {
-                control::KeyboardMode::Map => KeyboardMode::Map,
-                control::KeyboardMode::Translate => KeyboardMode::Translate,
-            };
             if input.session().config().keyboard != mode {
                 // A fresh policy in the new mode; the old one releases what it held.
                 input.end();
