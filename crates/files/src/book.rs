@@ -393,14 +393,42 @@ impl Transfers {
         if incoming.receiver.is_complete() {
             self.complete_incoming(id);
         } else if let Some(ack) = incoming.receiver.poll_ack() {
-            self.control.push_back(ack);
+            self.queue_ack(ack);
         }
         Ok(())
     }
 
-    /// The next control message to send on `control`.
+    /// The next control message to send on `control`. An acknowledgement counts as sent from
+    /// here: the sender's window grows only once it can know.
     pub fn poll_control(&mut self) -> Option<ControlMessage> {
-        self.control.pop_front()
+        let message = self.control.pop_front()?;
+        if let ControlMessage::FileAck { id, offset } = &message {
+            if let Some(incoming) = self.incoming.get_mut(id) {
+                incoming.receiver.ack_sent(*offset);
+            }
+        }
+        Some(message)
+    }
+
+    /// Queues an ack, or moves a queued, unsent ack of the same transfer forward: at most one
+    /// ack per transfer waits in the queue.
+    fn queue_ack(&mut self, ack: ControlMessage) {
+        let ControlMessage::FileAck { id, offset } = ack else {
+            return;
+        };
+        for queued in self.control.iter_mut() {
+            if let ControlMessage::FileAck {
+                id: queued_id,
+                offset: queued_offset,
+            } = queued
+            {
+                if *queued_id == id {
+                    *queued_offset = offset;
+                    return;
+                }
+            }
+        }
+        self.control.push_back(ack);
     }
 
     /// The next chunk to send on `file`, read into `out`, taking transfers in turn; `false` when

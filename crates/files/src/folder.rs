@@ -24,6 +24,8 @@ use crate::{FileError, Offer};
 
 /// The sidecar's suffix after the part file's name.
 const STATE_SUFFIX: &str = ".state";
+/// The suffix of the sidecar's replacement while it is written.
+const TEMP_SUFFIX: &str = ".new";
 /// The part file's suffix after the safe name.
 const PART_SUFFIX: &str = ".part";
 /// Names tried before giving up (`NAME (999).ext`).
@@ -78,7 +80,12 @@ impl DownloadFolder {
         let mut free_slot = None;
         let mut resume = None;
         for n in 0..MAX_VARIANTS {
-            let part_name = variant(&safe, n, PART_SUFFIX, MAX_NAME - STATE_SUFFIX.len());
+            let part_name = variant(
+                &safe,
+                n,
+                PART_SUFFIX,
+                MAX_NAME - STATE_SUFFIX.len() - TEMP_SUFFIX.len(),
+            );
             let part_path = self.dir.join(&part_name);
             let state_path = self.dir.join(format!("{part_name}{STATE_SUFFIX}"));
             if part_path.exists() {
@@ -395,7 +402,7 @@ impl PartFile {
             self.durable
         );
         let mut temp = self.state_path.clone().into_os_string();
-        temp.push(".new");
+        temp.push(TEMP_SUFFIX);
         let temp = PathBuf::from(temp);
         let result = (|| {
             let mut file = File::create(&temp)?;

@@ -204,9 +204,10 @@ impl Receiver {
     }
 
     /// The `file_ack` to send now, after the caller wrote every chunk handed over: one when a
-    /// quarter of the window has arrived since the last, so the sender never stalls and acks
-    /// stay few. None once complete (`file_done` says it all).
-    pub fn poll_ack(&mut self) -> Option<ControlMessage> {
+    /// quarter of the window has arrived since the last ack sent, so the sender never stalls and
+    /// acks stay few. None once complete (`file_done` says it all). The window keeps counting
+    /// from the last ack *sent*: call [`Receiver::ack_sent`] when it leaves.
+    pub fn poll_ack(&self) -> Option<ControlMessage> {
         if self.state != ReceiveState::Receiving || self.expected == self.offer.size {
             return None;
         }
@@ -214,11 +215,16 @@ impl Receiver {
         if self.expected - self.told < step {
             return None;
         }
-        self.told = self.expected;
         Some(ControlMessage::FileAck {
             id: self.offer.id,
             offset: self.expected,
         })
+    }
+
+    /// A `file_ack` for `offset` was handed to the channel: the sender may now send up to
+    /// `offset + window`.
+    pub fn ack_sent(&mut self, offset: u64) {
+        self.told = self.told.max(offset.min(self.expected));
     }
 
     /// Checks the hash of everything received against the offer's. On a mismatch the caller
