@@ -21,7 +21,10 @@ fn table() -> Vec<(String, Option<&'static str>)> {
         ("/".into(), Some("file")),
         ("/etc/shadow".into(), Some("shadow")),
         ("//server/share/x.doc".into(), Some("x.doc")),
-        ("..\\..\\Windows\\System32\\evil.dll".into(), Some("evil.dll")),
+        (
+            "..\\..\\Windows\\System32\\evil.dll".into(),
+            Some("evil.dll"),
+        ),
         ("C:\\Users\\x\\boot.ini".into(), Some("boot.ini")),
         ("C:evil.exe".into(), Some("evil.exe")),
         ("c:".into(), Some("file")),
@@ -31,7 +34,10 @@ fn table() -> Vec<(String, Option<&'static str>)> {
         ("nul\0byte.txt".into(), Some("nul_byte.txt")),
         ("\0".into(), Some("_")),
         ("tab\tnew\nline\r.txt".into(), Some("tab_new_line_.txt")),
-        ("bell\u{7}\u{1b}[31mred.txt".into(), Some("bell__[31mred.txt")),
+        (
+            "bell\u{7}\u{1b}[31mred.txt".into(),
+            Some("bell__[31mred.txt"),
+        ),
         ("c1\u{85}\u{9b}.txt".into(), Some("c1__.txt")),
         ("invoice\u{202e}fdp.exe".into(), Some("invoice_fdp.exe")),
         ("\u{2066}x\u{2069}.txt".into(), Some("_x_.txt")),
@@ -86,7 +92,12 @@ fn assert_safe(offered: &str, safe: &str) {
         matches!(components.as_slice(), [Component::Normal(_)]),
         "{why}: {components:?}"
     );
-    let stem = safe.split('.').next().unwrap().trim_end().to_ascii_uppercase();
+    let stem = safe
+        .split('.')
+        .next()
+        .unwrap()
+        .trim_end()
+        .to_ascii_uppercase();
     let device = ["CON", "PRN", "AUX", "NUL"].contains(&stem.as_str())
         || (stem.len() == 4
             && (stem.starts_with("COM") || stem.starts_with("LPT"))
@@ -109,7 +120,11 @@ fn every_hostile_name_reduces_to_a_safe_base_name() {
 fn long_names_are_cut_on_a_character_boundary_keeping_the_extension() {
     let safe = safe_name(&format!("{}.jpeg", "é".repeat(200)));
     assert!(safe.ends_with(".jpeg"), "{safe}");
-    assert!(safe.len() <= MAX_NAME && safe.len() >= MAX_NAME - 1, "{}", safe.len());
+    assert!(
+        safe.len() <= MAX_NAME && safe.len() >= MAX_NAME - 1,
+        "{}",
+        safe.len()
+    );
     let safe = safe_name(&"a".repeat(300));
     assert_eq!(safe.len(), MAX_NAME);
 }
@@ -138,7 +153,13 @@ fn every_hostile_name_lands_inside_the_download_folder() {
         .unwrap();
         let size = content.len() as u64;
         sender
-            .send_file(name, size, sha256, Box::new(SeekSource(std::io::Cursor::new(content))), now)
+            .send_file(
+                name,
+                size,
+                sha256,
+                Box::new(SeekSource(std::io::Cursor::new(content))),
+                now,
+            )
             .unwrap();
         receiver
             .handle_control(&sender.poll_control().unwrap(), now)
@@ -157,7 +178,10 @@ fn every_hostile_name_lands_inside_the_download_folder() {
         while sender.poll_file(&mut message) {
             receiver.handle_file_message(&message, now).unwrap();
         }
-        let Some(TransferEvent::Completed { path: Some(path), .. }) = receiver.poll_event() else {
+        let Some(TransferEvent::Completed {
+            path: Some(path), ..
+        }) = receiver.poll_event()
+        else {
             panic!("{name:?} not completed");
         };
         assert_eq!(path.parent(), Some(dir.as_path()), "{name:?} -> {path:?}");
