@@ -24,7 +24,13 @@ tasks:
 ";
 
 /// Fuzz targets and the seed corpus folder of each, under `testdata/fuzz/`.
-const FUZZ_TARGETS: &[&str] = &["signal_message", "input_event", "sdp", "stun_message"];
+const FUZZ_TARGETS: &[&str] = &[
+    "signal_message",
+    "input_event",
+    "sdp",
+    "stun_message",
+    "file_message",
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
