@@ -169,8 +169,8 @@ fn file_session(data: &[u8]) {
                 Ok(ControlMessage::FileDecline { reason, .. }) => sender.handle_decline(reason),
                 _ => Ok(()),
             };
-            if result.is_err() {
-                let _ = sender.fail(&result.unwrap_err());
+            if let Err(error) = result {
+                let _ = sender.fail(&error);
             }
             while let Some(range) = sender.next_chunk() {
                 assert!(range.len > 0 && range.offset + range.len as u64 <= SIZE);

@@ -241,6 +241,9 @@ impl Transfers {
     /// Declines incoming offer `id` because `error` (no space, no folder) prevents accepting it:
     /// the `file_error` is queued.
     pub fn refuse(&mut self, id: u32, error: &FileError) -> Result<(), FileError> {
+        if !self.incoming.contains_key(&id) {
+            return Err(FileError::UnknownTransfer { id });
+        }
         self.fail(Direction::Incoming, id, error);
         Ok(())
     }
@@ -507,15 +510,32 @@ impl Transfers {
     fn handle_offer(&mut self, offer: Offer, now: Instant) -> Result<(), FileError> {
         let id = offer.id;
         if self.incoming.contains_key(&id) {
-            // The live transfer stays; the offer is refused.
-            return Err(FileError::DuplicateId { id });
+            // The sender lost track of its own numbering: neither transfer can be trusted.
+            let error = FileError::DuplicateId { id };
+            self.fail(Direction::Incoming, id, &error);
+            return Err(error);
         }
         let safe_name = crate::name::safe_name(&offer.name);
+        let same_file = self.incoming.values().find(|i| {
+            let other = i.receiver.offer();
+            other.size == offer.size
+                && other.sha256 == offer.sha256
+                && crate::name::safe_name(&other.name) == safe_name
+        });
         let mut receiver = Receiver::new(offer.clone(), now);
-        if self.incoming.len() >= self.limits.max_incoming {
-            let error = FileError::TooMany {
+        let refusal = if let Some(other) = same_file {
+            Some(FileError::SameFileInFlight {
+                id,
+                other: other.receiver.id(),
+            })
+        } else if self.incoming.len() >= self.limits.max_incoming {
+            Some(FileError::TooMany {
                 limit: self.limits.max_incoming,
-            };
+            })
+        } else {
+            None
+        };
+        if let Some(error) = refusal {
             if let Some(message) = receiver.fail(&error) {
                 self.control.push_back(message);
             }

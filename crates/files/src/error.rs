@@ -1,7 +1,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use rtcdesk_proto::control::{FileErrorCode, FileRole, Sha256};
+use rtcdesk_proto::control::{FileErrorCode, Sha256};
 use rtcdesk_proto::file::FileWireError;
 
 /// Everything that can end or refuse a transfer. Each variant maps to the `file_error` code sent
@@ -22,6 +22,15 @@ pub enum FileError {
     DuplicateId {
         /// The id offered twice.
         id: u32,
+    },
+    /// The other side offered a file that is already being received in this session (same safe
+    /// name, size and SHA-256): both would write the same part file.
+    #[error("transfer {id} offers the same file as transfer {other}, still in progress")]
+    SameFileInFlight {
+        /// The new offer.
+        id: u32,
+        /// The transfer already receiving it.
+        other: u32,
     },
     /// A message that has no place in the transfer's current state (a chunk before the accept,
     /// an accept twice, an ack before the accept…).
@@ -134,28 +143,6 @@ pub enum FileError {
     /// Neither `XDG_DOWNLOAD_DIR` nor `HOME` is set, so there is no default download folder.
     #[error("no download folder: set XDG_DOWNLOAD_DIR or HOME, or choose a folder")]
     NoDownloadDir,
-    /// The other side cancelled the transfer.
-    #[error("transfer {id} cancelled by the {}: {reason}", role_name(*by))]
-    Cancelled {
-        /// The transfer.
-        id: u32,
-        /// Who cancelled.
-        by: FileRole,
-        /// Their reason.
-        reason: String,
-    },
-    /// The other side reported a failure.
-    #[error("transfer {id} failed on the {} side ({code:?}): {message}", role_name(*by))]
-    Remote {
-        /// The transfer.
-        id: u32,
-        /// Which side failed.
-        by: FileRole,
-        /// What failed.
-        code: FileErrorCode,
-        /// Their message.
-        message: String,
-    },
 }
 
 impl FileError {
@@ -176,8 +163,7 @@ impl FileError {
             FileError::Io { .. } | FileError::NoDownloadDir => FileErrorCode::WriteFailed,
             FileError::ReadFailed { .. } => FileErrorCode::ReadFailed,
             FileError::TooMany { .. } => FileErrorCode::TooMany,
-            FileError::Cancelled { .. } => FileErrorCode::Other,
-            FileError::Remote { code, .. } => *code,
+            FileError::SameFileInFlight { .. } => FileErrorCode::Other,
         }
     }
 
@@ -201,13 +187,6 @@ pub(crate) fn is_disk_full(error: &io::Error) -> bool {
         error.kind(),
         io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
     )
-}
-
-fn role_name(role: FileRole) -> &'static str {
-    match role {
-        FileRole::Sender => "sender",
-        FileRole::Receiver => "receiver",
-    }
 }
 
 /// A digest as 64 lowercase hex digits.

@@ -644,3 +644,163 @@ fn an_empty_file_completes_on_accept() {
     ));
     assert_eq!(std::fs::read(dir.path().join("empty.txt")).unwrap(), b"");
 }
+
+/// A source that stops being readable at `fail_at`, as a file truncated or on a lost disk.
+struct Failing {
+    inner: Generated,
+    fail_at: u64,
+}
+
+impl Source for Failing {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        if offset + buf.len() as u64 > self.fail_at {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+        }
+        self.inner.read_at(offset, buf)
+    }
+}
+
+/// Given a file that becomes unreadable mid-way on the sending side, then the sender fails the
+/// transfer with `read_failed`, the receiver removes its part, and both hear it once.
+#[test]
+fn a_sender_that_cannot_read_its_file_ends_the_transfer() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = DownloadFolder::new(dir.path()).unwrap();
+    let size = 2 * MIB;
+    let sha256 = sha_of(&mut Generated::new(6, size));
+    let mut link = Link::new(Limits::default(), Instant::now());
+    let id = link
+        .a
+        .send_file(
+            "gone.bin",
+            size,
+            sha256,
+            Box::new(Failing {
+                inner: Generated::new(6, size),
+                fail_at: MIB,
+            }),
+            link.now,
+        )
+        .unwrap();
+    link.exchange_control();
+    let Some(TransferEvent::Offered { offer, .. }) = link.events_b.pop() else {
+        panic!()
+    };
+    link.b
+        .accept(offer.id, folder.prepare(&offer).unwrap(), link.now)
+        .unwrap();
+    link.exchange_control();
+    link.run();
+    let read_failed = |events: &[TransferEvent]| {
+        events
+            .iter()
+            .filter(|e| {
+                matches!(e, TransferEvent::Ended {
+                    id: ended,
+                    ending: Ending::Failed { by: FileRole::Sender, code: FileErrorCode::ReadFailed, .. },
+                    ..
+                } if *ended == id)
+            })
+            .count()
+    };
+    assert_eq!(read_failed(&link.events_a), 1, "{:?}", link.events_a);
+    assert_eq!(read_failed(&link.events_b), 1, "{:?}", link.events_b);
+    assert!(files_in(dir.path()).is_empty());
+}
+
+/// Given a transfer under way, when both users cancel at the same moment, then the crossing
+/// cancels are no error and each side reports the end once, with its own reason.
+#[test]
+fn cancels_that_cross_end_the_transfer_once_on_each_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = DownloadFolder::new(dir.path()).unwrap();
+    let size = 8 * MIB;
+    let sha256 = sha_of(&mut Generated::new(8, size));
+    let mut link = Link::new(Limits::default(), Instant::now());
+    let (id, _) = link.offer_and_accept("both.bin", Generated::new(8, size), sha256, &folder);
+    link.round(&mut |_| {});
+    link.a
+        .cancel(Direction::Outgoing, id, "sender quits")
+        .unwrap();
+    link.b
+        .cancel(Direction::Incoming, id, "receiver quits")
+        .unwrap();
+    link.exchange_control();
+    link.run();
+    assert!(link.b_errors.is_empty(), "{:?}", link.b_errors);
+    let ends = |events: &[TransferEvent]| -> Vec<Ending> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                TransferEvent::Ended { ending, .. } => Some(ending.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(
+        ends(&link.events_a),
+        [Ending::Cancelled {
+            by: FileRole::Sender,
+            reason: "sender quits".into()
+        }]
+    );
+    assert_eq!(
+        ends(&link.events_b),
+        [Ending::Cancelled {
+            by: FileRole::Receiver,
+            reason: "receiver quits".into()
+        }]
+    );
+    assert!(files_in(dir.path()).is_empty());
+}
+
+/// Given a file being received, when the same file (same name, size and hash) is offered again
+/// under another id, then the second offer is refused (both would write the same part file)
+/// and the first goes on to completion.
+#[test]
+fn the_same_file_twice_at_once_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = DownloadFolder::new(dir.path()).unwrap();
+    let size = 6 * MIB;
+    let sha256 = sha_of(&mut Generated::new(9, size));
+    let mut link = Link::new(Limits::default(), Instant::now());
+    link.offer_and_accept("twice.bin", Generated::new(9, size), sha256, &folder);
+    let second = link
+        .a
+        .send_file(
+            "twice.bin",
+            size,
+            sha256,
+            Box::new(Generated::new(9, size)),
+            link.now,
+        )
+        .unwrap();
+    link.exchange_control();
+    assert!(matches!(
+        link.events_a.last(),
+        Some(TransferEvent::Ended { id, ending: Ending::Failed { code: FileErrorCode::Other, message, .. }, .. })
+            if *id == second && message.contains("same file")
+    ));
+    link.run();
+    assert_eq!(sha_of_file(&dir.path().join("twice.bin")), sha256);
+    assert_eq!(files_in(dir.path()), ["twice.bin"]);
+}
+
+/// Given a transfer under way, when the sender offers a second file under the same id, then
+/// both are cut off with `protocol`: the numbering can no longer be trusted.
+#[test]
+fn an_offer_reusing_a_live_id_cuts_the_transfer_off() {
+    let mut rogue = Rogue::offered(MIB, Limits::default());
+    rogue.send(0, 100).unwrap();
+    let again = ControlMessage::FileOffer {
+        id: 9,
+        name: "y.bin".into(),
+        size: 10,
+        sha256: Sha256([1; 32]),
+    };
+    assert!(matches!(
+        rogue.book.handle_control(&again, rogue.now),
+        Err(FileError::DuplicateId { id: 9 })
+    ));
+    rogue.assert_cut_off();
+}
