@@ -40,7 +40,7 @@ pub fn safe_name(offered: &str) -> String {
     if is_device_name(&name) {
         name.insert(0, '_');
     }
-    let name = fit(&name, "", MAX_NAME);
+    let name = fit(&name, MAX_NAME);
     if name.is_empty() {
         DEFAULT_NAME.to_owned()
     } else {
@@ -65,14 +65,13 @@ pub fn variant(safe: &str, n: u32, suffix: &str, max: usize) -> String {
 }
 
 /// `name` cut to `max` bytes with its extension kept, then its ends trimmed again.
-fn fit(name: &str, suffix: &str, max: usize) -> String {
-    if name.len() + suffix.len() <= max {
-        return format!("{name}{suffix}");
+fn fit(name: &str, max: usize) -> String {
+    if name.len() <= max {
+        return name.to_owned();
     }
     let (stem, ext) = split_extension(name);
-    let room = max.saturating_sub(ext.len() + suffix.len());
-    let stem = trim_ends(cut(stem, room));
-    let fitted = format!("{stem}{ext}{suffix}");
+    let stem = trim_ends(cut(stem, max.saturating_sub(ext.len())));
+    let fitted = format!("{stem}{ext}");
     trim_ends(&fitted).to_owned()
 }
 

@@ -47,7 +47,8 @@ fn step() -> impl Strategy<Value = Step> {
         (id(), offset(), 16384u64..100_000).prop_map(|(id, offset, window)| Step::Control(
             ControlMessage::FileAccept { id, offset, window }
         )),
-        (id(), offset()).prop_map(|(id, offset)| Step::Control(ControlMessage::FileAck { id, offset })),
+        (id(), offset())
+            .prop_map(|(id, offset)| Step::Control(ControlMessage::FileAck { id, offset })),
         id().prop_map(|id| Step::Control(ControlMessage::FileDone { id })),
         id().prop_map(|id| Step::Control(ControlMessage::FileDecline {
             id,

@@ -3,7 +3,7 @@
 //!
 //! JSON text, one object per data-channel message, tagged by `"type"` like signaling. The exact
 //! shapes, who sends what and when, are written down in `FILES.md` beside this crate. File bytes
-//! never travel here: they go as binary chunks on the `file` channel ([`crate::file`]). A transfer
+//! never travel here: they go as binary chunks on the `file` channel ([`crate::file`](mod@crate::file)). A transfer
 //! is an offer, an accept (which may resume from an offset and names the receiver's window),
 //! acknowledgements, and a `file_done` from the receiver once the SHA-256 from the offer matched
 //! and the file is in place; either side may cancel, and failures are `file_error` with a code.

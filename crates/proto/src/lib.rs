@@ -7,7 +7,7 @@
 //!   wheel, keys by W3C `code`, text). Its byte layout is in `INPUT.md`.
 //! - [`control`]: chat, file transfer signals, clipboard and stats on the control data channel
 //!   (JSON). The file messages are documented in `FILES.md`.
-//! - [`file`]: file bytes, one binary chunk per message on the `file` data channel. Its byte
+//! - [`file`](mod@file): file bytes, one binary chunk per message on the `file` data channel. Its byte
 //!   layout is in `FILES.md`.
 //!
 //! Every parser here is total: any input yields a value or an error that says what was wrong,
