@@ -42,7 +42,8 @@ pub struct Limits {
     pub max_outgoing: usize,
     /// Incoming transfers offered or receiving at once.
     pub max_incoming: usize,
-    /// Window granted to senders, and the most this side keeps unacknowledged when sending.
+    /// Window granted to senders of files to this side (the other side's grant rules what this
+    /// side sends).
     pub window: u64,
 }
 
@@ -200,7 +201,7 @@ impl Transfers {
             size,
             sha256,
         };
-        let sender = Sender::new(offer, self.limits.window, now);
+        let sender = Sender::new(offer, now);
         self.control.push_back(sender.offer_message());
         self.outgoing.insert(id, Outgoing { sender, source });
         Ok(id)

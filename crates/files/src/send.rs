@@ -112,23 +112,23 @@ pub struct Sender {
     next: u64,
     /// Every byte before this is stored by the receiver.
     acked: u64,
-    /// Bytes allowed past `acked`: the receiver's grant, capped by ours.
+    /// Bytes allowed past `acked`: the receiver's grant, used whole (the receiver acknowledges
+    /// only every quarter window, so a sender holding back more than that would stall).
     window: u64,
-    max_window: u64,
     meter: RateMeter,
 }
 
 impl Sender {
-    /// A transfer of `offer`'s file, to be announced with [`Sender::offer_message`]. The sender
-    /// keeps at most `max_window` bytes unacknowledged even if the receiver grants more.
-    pub fn new(offer: Offer, max_window: u64, now: Instant) -> Self {
+    /// A transfer of `offer`'s file, to be announced with [`Sender::offer_message`]. How much it
+    /// keeps unacknowledged is the receiver's to say, in its accept; what the sender buffers
+    /// locally is up to its caller, who polls chunks only while the channel has room.
+    pub fn new(offer: Offer, now: Instant) -> Self {
         Sender {
             offer,
             state: SendState::Offered,
             next: 0,
             acked: 0,
             window: 0,
-            max_window: max_window.max(MAX_CHUNK_DATA as u64),
             meter: RateMeter::new(0, now),
         }
     }
@@ -182,7 +182,7 @@ impl Sender {
         self.state = SendState::Sending;
         self.next = offset;
         self.acked = offset;
-        self.window = window.min(self.max_window).max(1);
+        self.window = window.max(1);
         self.meter = RateMeter::new(offset, now);
         Ok(())
     }

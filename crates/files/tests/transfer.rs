@@ -804,3 +804,35 @@ fn an_offer_reusing_a_live_id_cuts_the_transfer_off() {
     ));
     rogue.assert_cut_off();
 }
+
+/// Given a receiver that grants only the smallest window (one chunk), when a file is sent, then
+/// the sender never has more than one chunk in flight and the file still arrives intact.
+#[test]
+fn the_smallest_window_still_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = DownloadFolder::new(dir.path()).unwrap();
+    let size = MIB + 5;
+    let sha256 = sha_of(&mut Generated::new(10, size));
+    let limits = Limits {
+        window: rtcdesk_proto::control::MIN_FILE_WINDOW,
+        ..Limits::default()
+    };
+    let mut link = Link::new(limits, Instant::now());
+    link.offer_and_accept("small.bin", Generated::new(10, size), sha256, &folder);
+    let mut rounds = 0;
+    loop {
+        let mut message = Vec::new();
+        let mut in_flight = 0;
+        while link.a.poll_file(&mut message) {
+            in_flight += message.len() - rtcdesk_proto::file::HEADER_LEN;
+            link.file.push_back(std::mem::take(&mut message));
+        }
+        assert!(in_flight <= 16384, "{in_flight} bytes in flight");
+        if !link.round(&mut |_| {}) {
+            break;
+        }
+        rounds += 1;
+    }
+    assert!(rounds >= 64, "{rounds} rounds");
+    assert_eq!(sha_of_file(&dir.path().join("small.bin")), sha256);
+}
