@@ -94,6 +94,7 @@ pub enum Ending {
 
 /// What the user should hear about.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum TransferEvent {
     /// The other side offers a file: ask the user, then [`Transfers::accept`] or
     /// [`Transfers::decline`].

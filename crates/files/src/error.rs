@@ -7,6 +7,7 @@ use rtcdesk_proto::file::FileWireError;
 /// Everything that can end or refuse a transfer. Each variant maps to the `file_error` code sent
 /// to the other side ([`FileError::code`]).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FileError {
     /// A `file` channel message that is not a chunk.
     #[error("bad file chunk: {0}")]
