@@ -7,6 +7,11 @@
 //! re-encodes canonically.
 #![forbid(unsafe_code)]
 
+use std::time::{Duration, Instant};
+
+use rtcdesk_files::{Offer, Receiver, Sender};
+use rtcdesk_proto::control::{ControlMessage, Sha256};
+use rtcdesk_proto::file::FileChunk;
 use rtcdesk_proto::input::InputMessage;
 use rtcdesk_proto::signal::SignalMessage;
 
@@ -23,6 +28,7 @@ pub fn run(target: &str, data: &[u8]) -> bool {
         "sdp" => sdp(data),
         "stun_message" => stun_message(data),
         "turn_message" => turn_message(data),
+        "file_message" => file_message(data),
         _ => return false,
     }
     true
@@ -206,4 +212,88 @@ fn allocation_with_a_channel(bound: bool) -> Option<rtcdesk_stun::turn::Allocati
     );
     while allocation.poll_event().is_some() {}
     Some(allocation)
+/// A message reaching a file transfer: as one `control` text, as one `file` chunk, and as a
+/// sequence of messages (each a u16 little-endian length and that many bytes) fed to a receiver
+/// and a sender mid-transfer, which must refuse what breaks the rules and never panic.
+pub fn file_message(data: &[u8]) {
+    if let Ok(chunk) = FileChunk::decode(data) {
+        assert_eq!(chunk.to_bytes(), data, "a chunk's encoding is canonical");
+        assert!(chunk.end() >= chunk.offset);
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(message) = ControlMessage::parse(text) {
+            let canonical = message.encode();
+            let again = ControlMessage::parse(&canonical);
+            assert_eq!(
+                again.as_ref(),
+                Ok(&message),
+                "canonical form must parse back"
+            );
+            assert_eq!(again.map(|m| m.encode()), Ok(canonical));
+        }
+    }
+    file_session(data);
+}
+
+/// Drives one [`Receiver`] and one [`Sender`] with the messages in `data`.
+fn file_session(data: &[u8]) {
+    const SIZE: u64 = 1 << 20;
+    const WINDOW: u64 = 64 * 1024;
+    let mut now = Instant::now();
+    let offer = Offer {
+        id: 1,
+        name: "x".into(),
+        size: SIZE,
+        sha256: Sha256([0; 32]),
+    };
+    let mut receiver = Receiver::new(offer.clone(), now);
+    receiver
+        .accept(0, Default::default(), WINDOW, now)
+        .expect("a fresh offer accepts");
+    let mut sender = Sender::new(offer, now);
+    let mut granted = 0;
+    let mut told = 0;
+    let mut rest = data;
+    while let Some((len, tail)) = rest.split_first_chunk::<2>() {
+        let len = usize::from(u16::from_le_bytes(*len)).min(tail.len());
+        let (message, tail) = tail.split_at(len);
+        rest = tail;
+        now += Duration::from_millis(1);
+        if let Ok(chunk) = FileChunk::decode(message) {
+            let before = receiver.received();
+            match receiver.handle_chunk(&chunk, now) {
+                Ok(()) => {
+                    assert_eq!(chunk.offset, before);
+                    assert!(receiver.received() <= SIZE);
+                    assert!(receiver.received() <= told + WINDOW);
+                }
+                Err(_) => assert_eq!(receiver.received(), before),
+            }
+            if let Some(ControlMessage::FileAck { offset, .. }) = receiver.poll_ack() {
+                receiver.ack_sent(offset);
+                told = offset;
+            }
+            if receiver.is_complete() {
+                let _ = receiver.verify();
+            }
+        } else if let Ok(text) = std::str::from_utf8(message) {
+            let result = match ControlMessage::parse(text) {
+                Ok(ControlMessage::FileAccept { offset, window, .. }) => {
+                    granted = window;
+                    sender.handle_accept(offset, window, now)
+                }
+                Ok(ControlMessage::FileAck { offset, .. }) => sender.handle_ack(offset, now),
+                Ok(ControlMessage::FileDone { .. }) => sender.handle_done(now),
+                Ok(ControlMessage::FileDecline { reason, .. }) => sender.handle_decline(reason),
+                _ => Ok(()),
+            };
+            if let Err(error) = result {
+                let _ = sender.fail(&error);
+            }
+            while let Some(range) = sender.next_chunk() {
+                assert!(range.len > 0 && range.offset + range.len as u64 <= SIZE);
+                assert!(sender.in_flight() <= granted);
+            }
+        }
+    }
 }

@@ -65,6 +65,28 @@ fn turn_seeds_captured_from_coturn_are_turn_traffic() {
 }
 
 #[test]
+fn file_message_corpus() {
+    run_corpus("file_message", 12);
+}
+
+#[test]
+fn file_message_seeds_are_what_their_names_say() {
+    for (name, data) in corpus("file_message") {
+        let chunk = rtcdesk_proto::file::FileChunk::decode(&data);
+        let control = std::str::from_utf8(&data)
+            .map_err(|e| e.to_string())
+            .and_then(|t| rtcdesk_proto::ControlMessage::parse(t).map_err(|e| e.to_string()));
+        if name.contains("/chunk-") {
+            assert!(chunk.is_ok(), "{name}: {chunk:?}");
+        } else if name.contains("/control-") {
+            assert!(control.is_ok(), "{name}: {control:?}");
+        } else if name.contains("/bad-") {
+            assert!(chunk.is_err() && control.is_err(), "{name}");
+        }
+    }
+}
+
+#[test]
 fn stun_seeds_parse_and_rfc5769_responses_carry_the_vector_address() {
     for (name, data) in corpus("stun_message") {
         let message = rtcdesk_stun::parse(&data).unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -1,9 +1,12 @@
-//! Control messages: chat, file transfer, clipboard and stats on the `control` data channel.
+//! Control messages: chat, file transfer signals, clipboard, keyboard mode and stats on the
+//! `control` data channel.
 //!
-//! JSON text, one object per data-channel message, tagged by `"type"` like signaling. File bytes
-//! travel base64-encoded in [`ControlMessage::FileChunk`]; a transfer is an offer, an accept (which
-//! may resume from an offset), chunks each acknowledged, and a done that carries nothing new: the
-//! receiver checks the SHA-256 from the offer before keeping the file.
+//! JSON text, one object per data-channel message, tagged by `"type"` like signaling. The exact
+//! shapes, who sends what and when, are written down in `FILES.md` beside this crate. File bytes
+//! never travel here: they go as binary chunks on the `file` channel ([`crate::file`](mod@crate::file)). A transfer
+//! is an offer, an accept (which may resume from an offset and names the receiver's window),
+//! acknowledgements, and a `file_done` from the receiver once the SHA-256 from the offer matched
+//! and the file is in place; either side may cancel, and failures are `file_error` with a code.
 //!
 //! ```
 //! use rtcdesk_proto::control::ControlMessage;
@@ -13,7 +16,6 @@
 
 use std::fmt;
 
-use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Largest control message, in bytes of JSON text.
@@ -22,65 +24,93 @@ pub const MAX_CONTROL_MESSAGE: usize = 192 * 1024;
 pub const MAX_CHAT_TEXT: usize = 4 * 1024;
 /// Largest clipboard text, in bytes of UTF-8.
 pub const MAX_CLIPBOARD_TEXT: usize = 128 * 1024;
-/// Largest file chunk, in bytes before base64: small enough to interleave with input.
-pub const MAX_FILE_CHUNK: usize = 16 * 1024;
 /// Longest file name offered, in bytes of UTF-8.
 pub const MAX_FILE_NAME: usize = 255;
+/// Longest reason or error message in a file message, in bytes of UTF-8.
+pub const MAX_FILE_REASON: usize = 1024;
+/// Smallest window a receiver may grant: one whole chunk, so a transfer can always move.
+pub const MIN_FILE_WINDOW: u64 = crate::file::MAX_CHUNK_DATA as u64;
+/// Largest window a receiver may grant; bounds what a sender keeps in flight.
+pub const MAX_FILE_WINDOW: u64 = 64 * 1024 * 1024;
+/// The window rtcdesk grants: 4 MiB covers 40 MB/s at 100 ms round trip.
+pub const DEFAULT_FILE_WINDOW: u64 = 4 * 1024 * 1024;
 
 /// One control message, in either direction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ControlMessage {
-    /// A line of chat between the two users.
+    /// A line of chat between the two users. The receiver shows it with its own arrival time and
+    /// the name it knows the other side by from signaling: a name or clock the sender claims here
+    /// would be neither trusted nor comparable.
     Chat {
         /// What was written.
         text: String,
     },
-    /// The sender offers a file; the receiver's user decides.
+    /// Sender → receiver: the sender offers a file; the receiver's user decides.
     FileOffer {
-        /// Chosen by the sender, unique among its transfers in this session.
+        /// Chosen by the sender, unique among the transfers it offers in this session.
         id: u32,
-        /// The file's name only, never a path (the receiver still checks).
+        /// The file's name only, never a path (the receiver still reduces it to a safe name).
         name: String,
         /// Its length in bytes.
         size: u64,
-        /// SHA-256 of the whole file, checked by the receiver before it keeps the file.
+        /// SHA-256 of the whole file, checked by the receiver before it keeps the file, and with
+        /// name and size what identifies the file when a broken transfer is offered again.
         sha256: Sha256,
     },
-    /// The receiver takes the file, from `offset` (non-zero to resume a broken transfer).
+    /// Receiver → sender: the receiver takes the file, from `offset` (non-zero to resume a
+    /// broken transfer), and lets the sender have `window` bytes unacknowledged.
     FileAccept {
         /// The offer's id.
         id: u32,
-        /// First byte wanted.
+        /// First byte wanted, at most the offered size.
         offset: u64,
+        /// Bytes the sender may send beyond the last acknowledged offset
+        /// ([`MIN_FILE_WINDOW`]..=[`MAX_FILE_WINDOW`]).
+        window: u64,
     },
-    /// A piece of the file.
-    FileChunk {
-        /// The offer's id.
-        id: u32,
-        /// Where these bytes go in the file.
-        offset: u64,
-        /// The bytes (base64 on the wire), at most [`MAX_FILE_CHUNK`].
-        data: Bytes,
-    },
-    /// The receiver has stored every byte before `offset`; the sender may send more.
-    FileAck {
-        /// The offer's id.
-        id: u32,
-        /// Bytes stored so far.
-        offset: u64,
-    },
-    /// Either side gives up on the transfer (declined, disk full, cancelled by a user).
-    FileCancel {
+    /// Receiver → sender: the receiver's user (or a rule, such as "no room") refuses the offer.
+    FileDecline {
         /// The offer's id.
         id: u32,
         /// Why, for the other user.
         reason: String,
     },
-    /// The sender has sent every byte.
+    /// Receiver → sender: every byte before `offset` has been written; the sender may send up to
+    /// `offset + window`.
+    FileAck {
+        /// The offer's id.
+        id: u32,
+        /// Bytes stored so far (never decreasing).
+        offset: u64,
+    },
+    /// Receiver → sender: every byte arrived, the SHA-256 matched and the file is in place. The
+    /// transfer is over.
     FileDone {
         /// The offer's id.
         id: u32,
+    },
+    /// Either side gives up on the transfer on purpose (a user cancelled, the session is
+    /// closing). The transfer is over; the receiver deletes its part file.
+    FileCancel {
+        /// The offer's id.
+        id: u32,
+        /// Which end of the transfer cancels, so the id (numbered by the sender) is unambiguous
+        /// when both sides offer files.
+        by: FileRole,
+        /// Why, for the other user.
+        reason: String,
+    },
+    /// Either side ends the transfer because something failed. The transfer is over.
+    FileError {
+        /// The offer's id.
+        id: u32,
+        /// Which end of the transfer reports the failure.
+        by: FileRole,
+        /// What failed, for programs.
+        code: FileErrorCode,
+        /// What failed, for the other user.
+        message: String,
     },
     /// The sender's clipboard now holds this text.
     Clipboard {
@@ -104,6 +134,40 @@ pub enum ControlMessage {
         /// Fraction of packets lost, 0.0..=1.0.
         loss: f64,
     },
+}
+
+/// Which end of a file transfer a message comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileRole {
+    /// The side that offered the file and sends its bytes.
+    Sender,
+    /// The side the file was offered to.
+    Receiver,
+}
+
+/// Why a transfer failed, as `file_error`'s `code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileErrorCode {
+    /// The bytes received do not have the offered SHA-256; the receiver deleted them.
+    HashMismatch,
+    /// The receiver checked free space before accepting and there is not enough.
+    NoSpace,
+    /// The receiver's disk filled up while writing.
+    DiskFull,
+    /// The receiver could not write or keep the file for another reason.
+    WriteFailed,
+    /// The sender could not read its file (gone, shorter than offered, unreadable).
+    ReadFailed,
+    /// The other side broke a rule of the protocol (a chunk out of order, past the offered size
+    /// or past the window, an unknown id, an acknowledgement of bytes never sent...).
+    Protocol,
+    /// The receiver already has as many transfers in flight as it allows.
+    TooMany,
+    /// A code this side does not know (sent by a newer version); encodes as `"other"`.
+    #[serde(other)]
+    Other,
 }
 
 /// How the puppet replays the controller's keyboard. The one definition of the mode: the
@@ -137,6 +201,17 @@ pub enum ControlError {
         /// The most allowed.
         max: usize,
     },
+    /// Well formed, but a number is outside its range.
+    OutOfRange {
+        /// The field at fault.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+        /// The least allowed.
+        min: u64,
+        /// The most allowed.
+        max: u64,
+    },
 }
 
 impl fmt::Display for ControlError {
@@ -153,6 +228,15 @@ impl fmt::Display for ControlError {
                     "control field `{field}` is {len} bytes, over the {max}-byte limit"
                 )
             }
+            ControlError::OutOfRange {
+                field,
+                value,
+                min,
+                max,
+            } => write!(
+                f,
+                "control field `{field}` is {value}, outside {min}..={max}"
+            ),
         }
     }
 }
@@ -193,9 +277,24 @@ impl ControlMessage {
             ControlMessage::Chat { text } => check("text", text.len(), MAX_CHAT_TEXT),
             ControlMessage::Clipboard { text } => check("text", text.len(), MAX_CLIPBOARD_TEXT),
             ControlMessage::FileOffer { name, .. } => check("name", name.len(), MAX_FILE_NAME),
-            ControlMessage::FileChunk { data, .. } => check("data", data.0.len(), MAX_FILE_CHUNK),
-            ControlMessage::FileCancel { reason, .. } => {
-                check("reason", reason.len(), MAX_CHAT_TEXT)
+            ControlMessage::FileDecline { reason, .. }
+            | ControlMessage::FileCancel { reason, .. } => {
+                check("reason", reason.len(), MAX_FILE_REASON)
+            }
+            ControlMessage::FileError { message, .. } => {
+                check("message", message.len(), MAX_FILE_REASON)
+            }
+            ControlMessage::FileAccept { window, .. } => {
+                if (MIN_FILE_WINDOW..=MAX_FILE_WINDOW).contains(window) {
+                    Ok(())
+                } else {
+                    Err(ControlError::OutOfRange {
+                        field: "window",
+                        value: *window,
+                        min: MIN_FILE_WINDOW,
+                        max: MAX_FILE_WINDOW,
+                    })
+                }
             }
             _ => Ok(()),
         }
@@ -246,32 +345,13 @@ fn hex_value(digit: u8) -> Option<u8> {
     }
 }
 
-/// Raw bytes, base64 (standard alphabet, padded) on the wire.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Bytes(pub Vec<u8>);
-
-impl Serialize for Bytes {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(&self.0))
-    }
-}
-
-impl<'de> Deserialize<'de> for Bytes {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        base64::engine::general_purpose::STANDARD
-            .decode(text.as_bytes())
-            .map(Bytes)
-            .map_err(serde::de::Error::custom)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn file_messages_have_their_wire_shape() {
+        // The examples in FILES.md.
         let offer = ControlMessage::FileOffer {
             id: 1,
             name: "a.txt".into(),
@@ -287,15 +367,64 @@ mod tests {
             )
         );
         assert_eq!(ControlMessage::parse(&json).unwrap(), offer);
-        let chunk = ControlMessage::FileChunk {
-            id: 1,
-            offset: 0,
-            data: Bytes(b"abc".to_vec()),
-        };
-        assert_eq!(
-            chunk.encode(),
-            r#"{"type":"file_chunk","id":1,"offset":0,"data":"YWJj"}"#
-        );
+        let cases = [
+            (
+                ControlMessage::FileAccept {
+                    id: 1,
+                    offset: 0,
+                    window: 4194304,
+                },
+                r#"{"type":"file_accept","id":1,"offset":0,"window":4194304}"#,
+            ),
+            (
+                ControlMessage::FileDecline {
+                    id: 1,
+                    reason: "no thanks".into(),
+                },
+                r#"{"type":"file_decline","id":1,"reason":"no thanks"}"#,
+            ),
+            (
+                ControlMessage::FileAck {
+                    id: 1,
+                    offset: 1048576,
+                },
+                r#"{"type":"file_ack","id":1,"offset":1048576}"#,
+            ),
+            (
+                ControlMessage::FileDone { id: 1 },
+                r#"{"type":"file_done","id":1}"#,
+            ),
+            (
+                ControlMessage::FileCancel {
+                    id: 1,
+                    by: FileRole::Sender,
+                    reason: "cancelled by the user".into(),
+                },
+                r#"{"type":"file_cancel","id":1,"by":"sender","reason":"cancelled by the user"}"#,
+            ),
+            (
+                ControlMessage::FileError {
+                    id: 1,
+                    by: FileRole::Receiver,
+                    code: FileErrorCode::DiskFull,
+                    message: "disk full after 512 bytes".into(),
+                },
+                r#"{"type":"file_error","id":1,"by":"receiver","code":"disk_full","message":"disk full after 512 bytes"}"#,
+            ),
+        ];
+        for (message, json) in cases {
+            assert_eq!(message.encode(), json);
+            assert_eq!(ControlMessage::parse(json), Ok(message));
+        }
+    }
+
+    #[test]
+    fn an_unknown_error_code_parses_as_other() {
+        let json = r#"{"type":"file_error","id":1,"by":"sender","code":"cosmic_ray","message":""}"#;
+        match ControlMessage::parse(json) {
+            Ok(ControlMessage::FileError { code, .. }) => assert_eq!(code, FileErrorCode::Other),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -338,19 +467,35 @@ mod tests {
             Err(ControlError::Invalid(e)) => assert!(e.contains("64 hex digits"), "{e}"),
             other => panic!("{other:?}"),
         }
-        let bad_b64 = r#"{"type":"file_chunk","id":1,"offset":0,"data":"!!"}"#;
-        match ControlMessage::parse(bad_b64) {
-            Err(ControlError::Invalid(e)) => assert!(e.contains("Invalid"), "{e}"),
-            other => panic!("{other:?}"),
-        }
-        let chunk = ControlMessage::FileChunk {
+        let tiny_window = r#"{"type":"file_accept","id":1,"offset":0,"window":1}"#;
+        assert!(matches!(
+            ControlMessage::parse(tiny_window),
+            Err(ControlError::OutOfRange {
+                field: "window",
+                ..
+            })
+        ));
+        let no_window = r#"{"type":"file_accept","id":1,"offset":0}"#;
+        assert!(matches!(
+            ControlMessage::parse(no_window),
+            Err(ControlError::Invalid(_))
+        ));
+        let old_chunk = r#"{"type":"file_chunk","id":1,"offset":0,"data":"YWJj"}"#;
+        assert!(matches!(
+            ControlMessage::parse(old_chunk),
+            Err(ControlError::Invalid(_))
+        ));
+        let long_reason = ControlMessage::FileCancel {
             id: 1,
-            offset: 0,
-            data: Bytes(vec![0; MAX_FILE_CHUNK + 1]),
+            by: FileRole::Receiver,
+            reason: "x".repeat(MAX_FILE_REASON + 1),
         };
         assert!(matches!(
-            ControlMessage::parse(&chunk.encode()),
-            Err(ControlError::OverLimit { field: "data", .. })
+            ControlMessage::parse(&long_reason.encode()),
+            Err(ControlError::OverLimit {
+                field: "reason",
+                ..
+            })
         ));
         assert!(matches!(
             ControlMessage::parse(r#"{"type":"teleport"}"#),

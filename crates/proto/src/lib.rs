@@ -5,7 +5,10 @@
 //!   relay).
 //! - [`input`]: input protocol v1, one binary event per data-channel message (pointer, buttons,
 //!   wheel, keys by W3C `code`, text). Its byte layout is in `INPUT.md`.
-//! - [`control`]: chat, file transfer, clipboard and stats on the control data channel (JSON).
+//! - [`control`]: chat, file transfer signals, clipboard and stats on the control data channel
+//!   (JSON). The file messages are documented in `FILES.md`.
+//! - [`file`](mod@file): file bytes, one binary chunk per message on the `file` data channel. Its byte
+//!   layout is in `FILES.md`.
 //!
 //! Every parser here is total: any input yields a value or an error that says what was wrong,
 //! never a panic and never an allocation out of proportion to the (bounded) input. Each has a
@@ -22,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod control;
+pub mod file;
 pub mod input;
 mod keys;
 pub mod signal;

@@ -2,7 +2,10 @@
 //! decoders are total over arbitrary input.
 
 use proptest::prelude::*;
-use rtcdesk_proto::control::{Bytes, ControlMessage, KeyboardMode, Sha256, MAX_FILE_CHUNK};
+use rtcdesk_proto::control::{
+    ControlMessage, FileErrorCode, FileRole, KeyboardMode, Sha256, MAX_FILE_WINDOW, MIN_FILE_WINDOW,
+};
+use rtcdesk_proto::file::{FileChunk, MAX_CHUNK_DATA};
 use rtcdesk_proto::input::{
     InputEvent, InputMessage, KeyCode, Modifiers, MouseButton, WheelUnit, MAX_TEXT,
 };
@@ -118,6 +121,23 @@ fn finite() -> impl Strategy<Value = f64> {
     -1e12f64..1e12
 }
 
+fn role() -> impl Strategy<Value = FileRole> {
+    prop_oneof![Just(FileRole::Sender), Just(FileRole::Receiver)]
+}
+
+fn file_error_code() -> impl Strategy<Value = FileErrorCode> {
+    prop_oneof![
+        Just(FileErrorCode::HashMismatch),
+        Just(FileErrorCode::NoSpace),
+        Just(FileErrorCode::DiskFull),
+        Just(FileErrorCode::WriteFailed),
+        Just(FileErrorCode::ReadFailed),
+        Just(FileErrorCode::Protocol),
+        Just(FileErrorCode::TooMany),
+        Just(FileErrorCode::Other),
+    ]
+}
+
 fn control_message() -> impl Strategy<Value = ControlMessage> {
     prop_oneof![
         text().prop_map(|text| ControlMessage::Chat { text }),
@@ -129,22 +149,33 @@ fn control_message() -> impl Strategy<Value = ControlMessage> {
                 sha256: Sha256(digest)
             }
         ),
-        (any::<u32>(), any::<u64>())
-            .prop_map(|(id, offset)| ControlMessage::FileAccept { id, offset }),
         (
             any::<u32>(),
             any::<u64>(),
-            proptest::collection::vec(any::<u8>(), 0..MAX_FILE_CHUNK)
+            MIN_FILE_WINDOW..=MAX_FILE_WINDOW
         )
-            .prop_map(|(id, offset, data)| ControlMessage::FileChunk {
+            .prop_map(|(id, offset, window)| ControlMessage::FileAccept {
                 id,
                 offset,
-                data: Bytes(data)
+                window
             }),
+        (any::<u32>(), text()).prop_map(|(id, reason)| ControlMessage::FileDecline { id, reason }),
         (any::<u32>(), any::<u64>())
             .prop_map(|(id, offset)| ControlMessage::FileAck { id, offset }),
-        (any::<u32>(), text()).prop_map(|(id, reason)| ControlMessage::FileCancel { id, reason }),
         any::<u32>().prop_map(|id| ControlMessage::FileDone { id }),
+        (any::<u32>(), role(), text()).prop_map(|(id, by, reason)| ControlMessage::FileCancel {
+            id,
+            by,
+            reason
+        }),
+        (any::<u32>(), role(), file_error_code(), text()).prop_map(|(id, by, code, message)| {
+            ControlMessage::FileError {
+                id,
+                by,
+                code,
+                message,
+            }
+        }),
         text().prop_map(|text| ControlMessage::Clipboard { text }),
         prop_oneof![Just(KeyboardMode::Map), Just(KeyboardMode::Translate)]
             .prop_map(|mode| ControlMessage::Keyboard { mode }),
@@ -179,6 +210,23 @@ proptest! {
     #[test]
     fn control_messages_round_trip(message in control_message()) {
         prop_assert_eq!(ControlMessage::parse(&message.encode()), Ok(message));
+    }
+
+    #[test]
+    fn file_chunks_round_trip(
+        id in any::<u32>(), offset in 0..u64::MAX / 2,
+        data in proptest::collection::vec(any::<u8>(), 1..=MAX_CHUNK_DATA)
+    ) {
+        let chunk = FileChunk { id, offset, data: &data };
+        let bytes = chunk.to_bytes();
+        prop_assert_eq!(FileChunk::decode(&bytes), Ok(chunk));
+    }
+
+    #[test]
+    fn file_chunk_decoder_is_total(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+        if let Ok(chunk) = FileChunk::decode(&bytes) {
+            prop_assert_eq!(chunk.to_bytes(), bytes);
+        }
     }
 
     #[test]
