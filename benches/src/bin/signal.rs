@@ -168,7 +168,7 @@ fn core_only(duration: Duration) -> anyhow::Result<()> {
     while started.elapsed() < duration {
         for pair in 0..pairs {
             let (puppet, controller) = (2 * pair, 2 * pair + 1);
-            let texts = step(&mut router, puppet, Register { name: "b".into() }.into());
+            let texts = step(&mut router, puppet, Register::named("b").into());
             let SignalMessage::Registered(registered) = SignalMessage::parse(&texts[0])? else {
                 bail!("expected registered");
             };
@@ -355,10 +355,7 @@ async fn open_clients(url: &str, count: usize) -> anyhow::Result<Vec<SignalClien
             let mut client = SignalClient::connect(&url, &TlsOptions::default()).await?;
             client
                 .send(
-                    &Register {
-                        name: "bench".into(),
-                    }
-                    .into(),
+                    &Register::named("bench").into(),
                 )
                 .await?;
             match client.recv().await? {
@@ -522,10 +519,7 @@ impl Pair {
     async fn establish(&mut self) -> anyhow::Result<SessionId> {
         self.puppet
             .send(
-                &Register {
-                    name: "bench".into(),
-                }
-                .into(),
+                &Register::named("bench").into(),
             )
             .await?;
         let code = match next(&mut self.puppet).await? {
