@@ -353,11 +353,7 @@ async fn open_clients(url: &str, count: usize) -> anyhow::Result<Vec<SignalClien
         tasks.push(tokio::spawn(async move {
             let _permit = gate.acquire().await?;
             let mut client = SignalClient::connect(&url, &TlsOptions::default()).await?;
-            client
-                .send(
-                    &Register::named("bench").into(),
-                )
-                .await?;
+            client.send(&Register::named("bench").into()).await?;
             match client.recv().await? {
                 Some(SignalMessage::Registered(_)) => Ok::<_, anyhow::Error>(client),
                 other => bail!("expected registered, got {other:?}"),
@@ -517,11 +513,7 @@ impl Pair {
 
     /// register → connect → incoming/ringing → accept → accepted; returns the session.
     async fn establish(&mut self) -> anyhow::Result<SessionId> {
-        self.puppet
-            .send(
-                &Register::named("bench").into(),
-            )
-            .await?;
+        self.puppet.send(&Register::named("bench").into()).await?;
         let code = match next(&mut self.puppet).await? {
             SignalMessage::Registered(r) => r.code,
             other => bail!("expected registered, got {other:?}"),

@@ -144,10 +144,16 @@ pub struct RouterConfig {
     pub max_rooms_per_connection: usize,
     /// Members one room may hold at once.
     pub max_members_per_room: usize,
-    /// How long a room member may stay silent before the roster shows it `reconnecting`; longer
-    /// than a live connection's longest silence (one `ping_interval` plus its pong's way back),
-    /// shorter than `dead_timeout`.
-    pub quiet_timeout: Duration,
+}
+
+impl RouterConfig {
+    /// How long a room member may stay silent before the roster shows it `reconnecting`: one and
+    /// a half ping intervals (4.5 s by default), so longer than a live connection's longest
+    /// silence (one interval plus its pong's way back, with room for late timers), and never
+    /// longer than `dead_timeout`. Derived, so tuning the ping timers keeps it right.
+    pub fn quiet_timeout(&self) -> Duration {
+        (self.ping_interval + self.ping_interval / 2).min(self.dead_timeout)
+    }
 }
 
 impl Default for RouterConfig {
@@ -155,7 +161,7 @@ impl Default for RouterConfig {
     /// 200 messages/s (burst 400); ping every 3 s, drop after 6 s of silence (so `left` reaches
     /// the other end within 9 s); 256 connections per address (a school behind one NAT);
     /// 64 sessions per connection (a classroom grid); 64 KiB messages; 4 rooms per connection,
-    /// 64 members per room; a member silent for 4.5 s shows as reconnecting.
+    /// 64 members per room.
     fn default() -> Self {
         Self {
             code_lifetime: Duration::from_secs(600),
@@ -170,7 +176,6 @@ impl Default for RouterConfig {
             max_message_size: MAX_SIGNAL_MESSAGE,
             max_rooms_per_connection: 4,
             max_members_per_room: 64,
-            quiet_timeout: Duration::from_millis(4500),
         }
     }
 }
@@ -535,7 +540,7 @@ impl Router {
     /// Shows as `reconnecting` every room member whose connection has been silent past
     /// `quiet_timeout` (once; [`admit`](Self::admit) shows it back when it speaks).
     fn check_quiet_members(&mut self, now: Instant) {
-        let quiet_timeout = self.config.quiet_timeout;
+        let quiet_timeout = self.config.quiet_timeout();
         let mut gone_quiet = Vec::new();
         for room in self.rooms.values() {
             for session in &room.members {
@@ -1701,7 +1706,6 @@ mod tests {
         RouterConfig {
             ping_interval: Duration::from_secs(1000),
             dead_timeout: Duration::from_secs(2000),
-            quiet_timeout: Duration::from_secs(1500),
             ..RouterConfig::default()
         }
     }

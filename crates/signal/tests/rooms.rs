@@ -227,3 +227,43 @@ async fn expect_closed_with(client: &mut SignalClient, want: u16) {
     {}
     assert_eq!(client.close_reason().map(|(code, _)| code), Some(want));
 }
+
+#[tokio::test]
+async fn a_full_room_ending_reaches_the_proctor_whole() {
+    // Given a room with as many members as a proctor may have (64 by default)...
+    let server = start(RouterConfig::default()).await;
+    let mut proctor = client(&server).await;
+    let created = proctor.create_room("Hall").await.unwrap();
+    let mut members = Vec::new();
+    for i in 0..64 {
+        let mut member = client(&server).await;
+        member
+            .join_room(created.code, &format!("m{i}"))
+            .await
+            .unwrap();
+        members.push(member);
+    }
+    for _ in 0..64 {
+        assert_eq!(roster_line(&mut proctor).await.state, MemberStatus::Joined);
+    }
+    // ...when the room ends, the proctor gets all 64 `left` lines and `room_ended` in one burst
+    // without being dropped as a slow reader.
+    send(
+        &mut proctor,
+        RoomEnd {
+            room: created.room.clone(),
+        },
+    )
+    .await;
+    for _ in 0..64 {
+        assert_eq!(roster_line(&mut proctor).await.state, MemberStatus::Left);
+    }
+    assert_eq!(
+        recv(&mut proctor).await,
+        RoomEnded { room: created.room }.into()
+    );
+    for member in &mut members {
+        assert!(matches!(recv(member).await, SignalMessage::Left(_)));
+    }
+    server.shutdown().await;
+}
