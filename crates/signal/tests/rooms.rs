@@ -267,3 +267,35 @@ async fn a_full_room_ending_reaches_the_proctor_whole() {
     }
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_request_helper_keeps_what_arrives_before_its_answer_for_recv() {
+    let server = start(RouterConfig {
+        max_rooms_per_connection: 2,
+        ..RouterConfig::default()
+    })
+    .await;
+    let mut proctor = client(&server).await;
+    let first = proctor.create_room("A").await.unwrap();
+    let mut member = client(&server).await;
+    let joined = member.join_room(first.code, "m").await.unwrap();
+    // The roster line for room A is already on its way when the proctor asks for room B.
+    let second = proctor.create_room("B").await.unwrap();
+    assert_ne!(second.room, first.room);
+    assert_eq!(
+        roster_line(&mut proctor).await,
+        line(&first.room, &joined.session, "m", MemberStatus::Joined),
+        "the line that came first is given first"
+    );
+    // A refusal is an error with the server's code, and the connection stays usable.
+    match proctor.create_room("C").await {
+        Err(ClientError::Refused { code, .. }) => assert_eq!(code, ErrorCode::Busy),
+        other => panic!("expected busy, got {other:?}"),
+    }
+    send(&mut proctor, RoomEnd { room: second.room }).await;
+    assert!(matches!(
+        recv(&mut proctor).await,
+        SignalMessage::RoomEnded(_)
+    ));
+    server.shutdown().await;
+}
