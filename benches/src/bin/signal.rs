@@ -168,7 +168,7 @@ fn core_only(duration: Duration) -> anyhow::Result<()> {
     while started.elapsed() < duration {
         for pair in 0..pairs {
             let (puppet, controller) = (2 * pair, 2 * pair + 1);
-            let texts = step(&mut router, puppet, Register { name: "b".into() }.into());
+            let texts = step(&mut router, puppet, Register::named("b").into());
             let SignalMessage::Registered(registered) = SignalMessage::parse(&texts[0])? else {
                 bail!("expected registered");
             };
@@ -353,14 +353,7 @@ async fn open_clients(url: &str, count: usize) -> anyhow::Result<Vec<SignalClien
         tasks.push(tokio::spawn(async move {
             let _permit = gate.acquire().await?;
             let mut client = SignalClient::connect(&url, &TlsOptions::default()).await?;
-            client
-                .send(
-                    &Register {
-                        name: "bench".into(),
-                    }
-                    .into(),
-                )
-                .await?;
+            client.send(&Register::named("bench").into()).await?;
             match client.recv().await? {
                 Some(SignalMessage::Registered(_)) => Ok::<_, anyhow::Error>(client),
                 other => bail!("expected registered, got {other:?}"),
@@ -520,14 +513,7 @@ impl Pair {
 
     /// register → connect → incoming/ringing → accept → accepted; returns the session.
     async fn establish(&mut self) -> anyhow::Result<SessionId> {
-        self.puppet
-            .send(
-                &Register {
-                    name: "bench".into(),
-                }
-                .into(),
-            )
-            .await?;
+        self.puppet.send(&Register::named("bench").into()).await?;
         let code = match next(&mut self.puppet).await? {
             SignalMessage::Registered(r) => r.code,
             other => bail!("expected registered, got {other:?}"),

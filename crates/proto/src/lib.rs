@@ -2,7 +2,7 @@
 //! say to each other.
 //!
 //! - [`signal`]: signaling protocol v1, JSON over WebSocket (pairing, consent, SDP and candidate
-//!   relay).
+//!   relay, rooms). Every message, rule and limit is in `SIGNALING.md`.
 //! - [`input`]: input protocol v1, one binary event per data-channel message (pointer, buttons,
 //!   wheel, keys by W3C `code`, text). Its byte layout is in `INPUT.md`.
 //! - [`control`]: chat, file transfer signals, clipboard and stats on the control data channel
@@ -17,7 +17,7 @@
 //! ```
 //! use rtcdesk_proto::signal::{Register, SignalMessage};
 //! match SignalMessage::parse(r#"{"type":"register","name":"front desk"}"#) {
-//!     Ok(SignalMessage::Register(Register { name })) => assert_eq!(name, "front desk"),
+//!     Ok(SignalMessage::Register(Register { name, .. })) => assert_eq!(name, "front desk"),
 //!     other => panic!("{other:?}"),
 //! }
 //! ```

@@ -1,7 +1,9 @@
-//! Signaling protocol v1: the JSON messages between puppet, controller and signaling server.
+//! Signaling protocol v1 and its rooms: the JSON messages between puppet, controller (or proctor)
+//! and signaling server.
 //!
 //! Each WebSocket text frame holds one JSON object with a `"type"` field; the other fields are
-//! exactly those of the table in the design notes. [`SignalMessage::parse`] is total: any text
+//! exactly those documented in `crates/proto/SIGNALING.md`, which is the reference a client is
+//! written from. [`SignalMessage::parse`] is total: any text
 //! gives a message or a [`SignalError`] that names what was wrong (the unknown type, or the
 //! missing or mistyped field). [`SignalMessage::encode`] is the one canonical encoding: `type`
 //! first, fields in table order, absent optional fields left out.
@@ -83,6 +85,16 @@ signal_messages! {
     "leave" => Leave,
     "left" => Left,
     "error" => Error,
+    "room_create" => RoomCreate,
+    "room_created" => RoomCreated,
+    "room_close" => RoomClose,
+    "room_closed" => RoomClosed,
+    "room_end" => RoomEnd,
+    "room_ended" => RoomEnded,
+    "room_join" => RoomJoin,
+    "room_joined" => RoomJoined,
+    "member" => Member,
+    "member_state" => MemberState,
 }
 
 /// Puppet → server: make me reachable; the server answers [`Registered`].
@@ -90,6 +102,26 @@ signal_messages! {
 pub struct Register {
     /// What controllers are shown about this puppet (its user's or machine's name).
     pub name: String,
+    /// Whether a second controller may join while one already has an established session with
+    /// this puppet (as watchers, view-only by the puppet's own rules). `Some(false)`: the server
+    /// answers `busy` instead. Absent (v1 puppets) means `true`, today's behaviour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watchers: Option<bool>,
+}
+
+impl Register {
+    /// A v1 registration: this name, watchers allowed (the field left out on the wire).
+    pub fn named(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            watchers: None,
+        }
+    }
+
+    /// Whether this puppet lets a second controller in: the field, or `true` when absent.
+    pub fn allows_watchers(&self) -> bool {
+        self.watchers.unwrap_or(true)
+    }
 }
 
 /// Server → puppet: the control code to show its user, and how long it stays valid.
@@ -217,6 +249,148 @@ pub struct Error {
     pub message: String,
 }
 
+/// Longest `name` accepted in room messages (`room_create`, `room_join`), in characters. Names are
+/// repeated in every roster update; a longer one is `bad_message`.
+pub const MAX_ROOM_NAME_CHARS: usize = 256;
+
+/// Proctor → server: open a room; the server answers [`RoomCreated`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomCreate {
+    /// The room's name, shown to every puppet that joins ("Exam hall 2 — Ms Lovelace").
+    pub name: String,
+}
+
+/// Server → proctor: the room exists; hand out its code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomCreated {
+    /// The room's id, named in every later message about it.
+    pub room: RoomId,
+    /// The room code puppets join with: nine digits like a control code, never equal to a live
+    /// control code or another live room's code.
+    pub code: ControlCode,
+    /// Seconds until the code expires (newcomers are then refused; the room goes on).
+    pub expires_in: u64,
+}
+
+/// Proctor → server: let no newcomer in; the code is retired at once. Members stay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomClose {
+    /// The room to close.
+    pub room: RoomId,
+}
+
+/// Server → proctor: the room's code no longer admits anyone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomClosed {
+    /// The closed room.
+    pub room: RoomId,
+}
+
+/// Proctor → server: end the room: every member's session ends, then the room is gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomEnd {
+    /// The room to end.
+    pub room: RoomId,
+}
+
+/// Server → proctor: the room is gone (after a `member … left` for each member).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomEnded {
+    /// The ended room.
+    pub room: RoomId,
+}
+
+/// Puppet → server: join the room with this code. Joining is the puppet user's consent: there is
+/// no accept step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomJoin {
+    /// The room code the proctor handed out (spaces allowed).
+    pub code: ControlCode,
+    /// Who joins, shown on the proctor's roster.
+    pub name: String,
+}
+
+/// Server → puppet: it is a member; the session with the proctor is established and the puppet
+/// sends its offer next, as after `accepted` in v1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomJoined {
+    /// The room joined.
+    pub room: RoomId,
+    /// The session between this puppet and the proctor.
+    pub session: SessionId,
+    /// The room's name as the proctor gave it: who is watching, for the puppet to show.
+    pub name: String,
+}
+
+/// Server → proctor (every change) and → the member itself (changes the proctor makes): one line
+/// of the room's live roster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// The room.
+    pub room: RoomId,
+    /// The member's session with the proctor.
+    pub session: SessionId,
+    /// The name the member joined with.
+    pub name: String,
+    /// Where the member is now.
+    pub state: MemberStatus,
+}
+
+/// Proctor → server: say what the proctor now does with a member (`joined`, `watching` or
+/// `controlled`); the server updates the roster and tells the member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberState {
+    /// The room.
+    pub room: RoomId,
+    /// The member's session.
+    pub session: SessionId,
+    /// The new state.
+    pub state: MemberStatus,
+}
+
+/// A room member's state on the roster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberStatus {
+    /// In the room, session established, not being watched.
+    Joined,
+    /// The proctor shows its screen (a grid tile).
+    Watching,
+    /// The proctor has it focused and sends input.
+    Controlled,
+    /// Its connection has gone quiet (missed a ping); it comes back or is dropped as `left`.
+    Reconnecting,
+    /// Its session ended; the last update about this member.
+    Left,
+}
+
+impl MemberStatus {
+    /// The state as it is written on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberStatus::Joined => "joined",
+            MemberStatus::Watching => "watching",
+            MemberStatus::Controlled => "controlled",
+            MemberStatus::Reconnecting => "reconnecting",
+            MemberStatus::Left => "left",
+        }
+    }
+
+    /// Whether a proctor may set this state with `member_state` (the others are the server's).
+    pub fn settable_by_proctor(self) -> bool {
+        matches!(
+            self,
+            MemberStatus::Joined | MemberStatus::Watching | MemberStatus::Controlled
+        )
+    }
+}
+
+impl fmt::Display for MemberStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Why the server refused a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -235,6 +409,8 @@ pub enum ErrorCode {
     RateLimited,
     /// This connection may not send this message (a controller accepting, say).
     NotAllowed,
+    /// The room does not exist, or this connection is not its proctor.
+    UnknownRoom,
 }
 
 impl ErrorCode {
@@ -248,6 +424,7 @@ impl ErrorCode {
             ErrorCode::Busy => "busy",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::NotAllowed => "not_allowed",
+            ErrorCode::UnknownRoom => "unknown_room",
         }
     }
 }
@@ -386,11 +563,21 @@ impl SignalMessage {
             | SignalMessage::Answer(Answer { session, .. })
             | SignalMessage::Candidate(Candidate { session, .. })
             | SignalMessage::Leave(Leave { session })
-            | SignalMessage::Left(Left { session }) => Some(session),
+            | SignalMessage::Left(Left { session })
+            | SignalMessage::RoomJoined(RoomJoined { session, .. })
+            | SignalMessage::Member(Member { session, .. })
+            | SignalMessage::MemberState(MemberState { session, .. }) => Some(session),
             SignalMessage::Register(_)
             | SignalMessage::Registered(_)
             | SignalMessage::Connect(_)
-            | SignalMessage::Error(_) => None,
+            | SignalMessage::Error(_)
+            | SignalMessage::RoomCreate(_)
+            | SignalMessage::RoomCreated(_)
+            | SignalMessage::RoomClose(_)
+            | SignalMessage::RoomClosed(_)
+            | SignalMessage::RoomEnd(_)
+            | SignalMessage::RoomEnded(_)
+            | SignalMessage::RoomJoin(_) => None,
         }
     }
 }
@@ -525,6 +712,30 @@ impl From<&str> for SessionId {
     }
 }
 
+/// A room id, chosen by the signaling server; meaningful only to the room's proctor and members.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RoomId(pub String);
+
+impl RoomId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RoomId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for RoomId {
+    fn from(id: &str) -> Self {
+        Self(id.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -533,13 +744,24 @@ mod tests {
         SessionId::from(s)
     }
 
+    fn rid(s: &str) -> RoomId {
+        RoomId::from(s)
+    }
+
     #[test]
     fn every_table_row_has_the_fields_of_the_design() {
         let code: ControlCode = "123456789".parse().unwrap();
         let cases = [
             (
-                SignalMessage::Register(Register { name: "pc".into() }),
+                SignalMessage::Register(Register::named("pc")),
                 r#"{"type":"register","name":"pc"}"#,
+            ),
+            (
+                SignalMessage::Register(Register {
+                    name: "pc".into(),
+                    watchers: Some(false),
+                }),
+                r#"{"type":"register","name":"pc","watchers":false}"#,
             ),
             (
                 SignalMessage::Registered(Registered {
@@ -628,8 +850,77 @@ mod tests {
                 }),
                 r#"{"type":"error","code":"unknown_code","message":"no such code"}"#,
             ),
+            (
+                RoomCreate {
+                    name: "Exam 2".into(),
+                }
+                .into(),
+                r#"{"type":"room_create","name":"Exam 2"}"#,
+            ),
+            (
+                RoomCreated {
+                    room: rid("r1"),
+                    code,
+                    expires_in: 600,
+                }
+                .into(),
+                r#"{"type":"room_created","room":"r1","code":"123456789","expires_in":600}"#,
+            ),
+            (
+                RoomClose { room: rid("r1") }.into(),
+                r#"{"type":"room_close","room":"r1"}"#,
+            ),
+            (
+                RoomClosed { room: rid("r1") }.into(),
+                r#"{"type":"room_closed","room":"r1"}"#,
+            ),
+            (
+                RoomEnd { room: rid("r1") }.into(),
+                r#"{"type":"room_end","room":"r1"}"#,
+            ),
+            (
+                RoomEnded { room: rid("r1") }.into(),
+                r#"{"type":"room_ended","room":"r1"}"#,
+            ),
+            (
+                RoomJoin {
+                    code,
+                    name: "desk 7".into(),
+                }
+                .into(),
+                r#"{"type":"room_join","code":"123456789","name":"desk 7"}"#,
+            ),
+            (
+                RoomJoined {
+                    room: rid("r1"),
+                    session: sid("s1"),
+                    name: "Exam 2".into(),
+                }
+                .into(),
+                r#"{"type":"room_joined","room":"r1","session":"s1","name":"Exam 2"}"#,
+            ),
+            (
+                Member {
+                    room: rid("r1"),
+                    session: sid("s1"),
+                    name: "desk 7".into(),
+                    state: MemberStatus::Reconnecting,
+                }
+                .into(),
+                r#"{"type":"member","room":"r1","session":"s1","name":"desk 7","state":"reconnecting"}"#,
+            ),
+            (
+                MemberState {
+                    room: rid("r1"),
+                    session: sid("s1"),
+                    state: MemberStatus::Controlled,
+                }
+                .into(),
+                r#"{"type":"member_state","room":"r1","session":"s1","state":"controlled"}"#,
+            ),
         ];
-        assert_eq!(cases.len(), MESSAGE_TYPES.len());
+        // Every type once, `register` twice (with and without `watchers`).
+        assert_eq!(cases.len(), MESSAGE_TYPES.len() + 1);
         for (message, json) in cases {
             assert_eq!(message.encode(), json);
             assert_eq!(SignalMessage::parse(json).unwrap(), message);
@@ -647,6 +938,7 @@ mod tests {
             (ErrorCode::Busy, "busy"),
             (ErrorCode::RateLimited, "rate_limited"),
             (ErrorCode::NotAllowed, "not_allowed"),
+            (ErrorCode::UnknownRoom, "unknown_room"),
         ] {
             assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{name}\""));
             assert_eq!(code.as_str(), name);
@@ -743,5 +1035,128 @@ mod tests {
     fn unknown_extra_fields_are_ignored_for_forward_compatibility() {
         let msg = SignalMessage::parse(r#"{"type":"leave","session":"s","v":2}"#).unwrap();
         assert_eq!(msg, SignalMessage::Leave(Leave { session: sid("s") }));
+    }
+
+    #[test]
+    fn a_v1_register_allows_watchers_and_says_nothing_about_them() {
+        let msg = SignalMessage::parse(r#"{"type":"register","name":"pc"}"#).unwrap();
+        let SignalMessage::Register(register) = &msg else {
+            panic!("{msg:?}")
+        };
+        assert!(register.allows_watchers());
+        assert_eq!(msg.encode(), r#"{"type":"register","name":"pc"}"#);
+        let strict = SignalMessage::parse(r#"{"type":"register","name":"pc","watchers":false}"#);
+        assert!(matches!(strict, Ok(SignalMessage::Register(r)) if !r.allows_watchers()));
+        let err =
+            SignalMessage::parse(r#"{"type":"register","name":"pc","watchers":"no"}"#).unwrap_err();
+        assert!(
+            matches!(&err, SignalError::InvalidField { field, .. } if field == "watchers"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn every_member_state_has_its_wire_name_and_only_three_are_the_proctors() {
+        for (state, name, proctor) in [
+            (MemberStatus::Joined, "joined", true),
+            (MemberStatus::Watching, "watching", true),
+            (MemberStatus::Controlled, "controlled", true),
+            (MemberStatus::Reconnecting, "reconnecting", false),
+            (MemberStatus::Left, "left", false),
+        ] {
+            assert_eq!(
+                serde_json::to_string(&state).unwrap(),
+                format!("\"{name}\"")
+            );
+            assert_eq!(state.as_str(), name);
+            assert_eq!(state.settable_by_proctor(), proctor, "{name}");
+        }
+    }
+
+    #[test]
+    fn hostile_room_messages_are_refused_with_the_field_named() {
+        for (text, want_field) in [
+            (
+                r#"{"type":"room_join","code":"12345678","name":"x"}"#,
+                "code",
+            ),
+            (
+                r#"{"type":"room_join","code":123456789,"name":"x"}"#,
+                "code",
+            ),
+            (
+                r#"{"type":"room_join","code":"123456789","name":7}"#,
+                "name",
+            ),
+            (r#"{"type":"room_create","name":null}"#, "name"),
+            (r#"{"type":"room_close","room":["r"]}"#, "room"),
+            (r#"{"type":"room_end","room":{}}"#, "room"),
+            (
+                r#"{"type":"member_state","room":"r","session":"s","state":"asleep"}"#,
+                "state",
+            ),
+            (
+                r#"{"type":"member_state","room":"r","session":"s","state":1}"#,
+                "state",
+            ),
+            (
+                r#"{"type":"member","room":"r","session":"s","name":"n","state":"JOINED"}"#,
+                "state",
+            ),
+        ] {
+            match SignalMessage::parse(text) {
+                Err(SignalError::InvalidField { field, .. }) => {
+                    assert_eq!(field, want_field, "{text}")
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        for (text, want_field) in [
+            (r#"{"type":"room_join","name":"x"}"#, "code"),
+            (r#"{"type":"room_join","code":"123456789"}"#, "name"),
+            (r#"{"type":"room_create"}"#, "name"),
+            (r#"{"type":"room_end"}"#, "room"),
+            (
+                r#"{"type":"member_state","room":"r","session":"s"}"#,
+                "state",
+            ),
+            (
+                r#"{"type":"room_created","room":"r","code":"123456789"}"#,
+                "expires_in",
+            ),
+        ] {
+            match SignalMessage::parse(text) {
+                Err(SignalError::MissingField { field, .. }) => {
+                    assert_eq!(field, want_field, "{text}")
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        let huge = format!(
+            r#"{{"type":"room_create","name":"{}"}}"#,
+            "n".repeat(MAX_SIGNAL_MESSAGE)
+        );
+        assert!(matches!(
+            SignalMessage::parse(&huge),
+            Err(SignalError::TooLarge { .. })
+        ));
+        let negative = r#"{"type":"room_created","room":"r","code":"123456789","expires_in":-1}"#;
+        assert!(matches!(
+            SignalMessage::parse(negative),
+            Err(SignalError::InvalidField { .. })
+        ));
+    }
+
+    #[test]
+    fn room_messages_that_name_a_session_say_which() {
+        let joined: SignalMessage = RoomJoined {
+            room: rid("r"),
+            session: sid("s"),
+            name: "n".into(),
+        }
+        .into();
+        assert_eq!(joined.session(), Some(&sid("s")));
+        let create: SignalMessage = RoomCreate { name: "n".into() }.into();
+        assert_eq!(create.session(), None);
     }
 }

@@ -33,12 +33,31 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
         Just(ErrorCode::Busy),
         Just(ErrorCode::RateLimited),
         Just(ErrorCode::NotAllowed),
+        Just(ErrorCode::UnknownRoom),
+    ]
+}
+
+fn room() -> impl Strategy<Value = RoomId> {
+    text().prop_map(RoomId)
+}
+
+fn member_status() -> impl Strategy<Value = MemberStatus> {
+    prop_oneof![
+        Just(MemberStatus::Joined),
+        Just(MemberStatus::Watching),
+        Just(MemberStatus::Controlled),
+        Just(MemberStatus::Reconnecting),
+        Just(MemberStatus::Left),
     ]
 }
 
 fn signal_message() -> impl Strategy<Value = SignalMessage> {
     prop_oneof![
-        text().prop_map(|name| Register { name }.into()),
+        (text(), proptest::option::of(any::<bool>())).prop_map(|(name, watchers)| Register {
+            name,
+            watchers
+        }
+        .into()),
         (control_code(), any::<u64>()).prop_map(|(code, expires_in)| Registered {
             code,
             expires_in
@@ -76,6 +95,41 @@ fn signal_message() -> impl Strategy<Value = SignalMessage> {
         session().prop_map(|session| Leave { session }.into()),
         session().prop_map(|session| Left { session }.into()),
         (error_code(), text()).prop_map(|(code, message)| Error { code, message }.into()),
+        text().prop_map(|name| RoomCreate { name }.into()),
+        (room(), control_code(), any::<u64>()).prop_map(|(room, code, expires_in)| {
+            RoomCreated {
+                room,
+                code,
+                expires_in,
+            }
+            .into()
+        }),
+        room().prop_map(|room| RoomClose { room }.into()),
+        room().prop_map(|room| RoomClosed { room }.into()),
+        room().prop_map(|room| RoomEnd { room }.into()),
+        room().prop_map(|room| RoomEnded { room }.into()),
+        (control_code(), text()).prop_map(|(code, name)| RoomJoin { code, name }.into()),
+        (room(), session(), text()).prop_map(|(room, session, name)| RoomJoined {
+            room,
+            session,
+            name
+        }
+        .into()),
+        (room(), session(), text(), member_status()).prop_map(|(room, session, name, state)| {
+            Member {
+                room,
+                session,
+                name,
+                state,
+            }
+            .into()
+        }),
+        (room(), session(), member_status()).prop_map(|(room, session, state)| MemberState {
+            room,
+            session,
+            state
+        }
+        .into()),
     ]
 }
 

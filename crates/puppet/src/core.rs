@@ -115,6 +115,7 @@ impl SessionBook {
         self.out.push_back(Output::Send(
             Register {
                 name: self.name.clone(),
+                watchers: None,
             }
             .into(),
         ));
@@ -473,7 +474,8 @@ mod tests {
             out[0],
             Output::Send(
                 Register {
-                    name: "desk".into()
+                    name: "desk".into(),
+                    watchers: None,
                 }
                 .into()
             )

@@ -8,19 +8,44 @@
 //! use rtcdesk_signal::tls::TlsOptions;
 //!
 //! let mut client = SignalClient::connect("wss://signal.example:8443/", &TlsOptions::default()).await?;
-//! client.send(&Register { name: "front desk".into() }.into()).await?;
+//! client.send(&Register::named("front desk").into()).await?;
 //! if let Some(SignalMessage::Registered(registered)) = client.recv().await? {
 //!     println!("control code: {}", registered.code); // shown grouped: 123 456 789
 //! }
 //! client.close().await?;
 //! # Ok(()) }
 //! ```
+//!
+//! Rooms have request helpers: a proctor [`create_room`](SignalClient::create_room)s, a puppet
+//! [`join_room`](SignalClient::join_room)s. Each sends its request and waits for the answer;
+//! any other message that arrives meanwhile (a roster line of another room, say) is kept and
+//! given by the next [`recv`](SignalClient::recv), in order. They are not cancel-safe as `recv`
+//! is: if one is cancelled after sending, its answer arrives later through `recv`.
+//!
+//! ```no_run
+//! # async fn demo(proctor: &mut rtcdesk_signal::client::SignalClient,
+//! #               puppet: &mut rtcdesk_signal::client::SignalClient)
+//! #               -> Result<(), rtcdesk_signal::client::ClientError> {
+//! use rtcdesk_proto::signal::SignalMessage;
+//! let room = proctor.create_room("Exam hall 2").await?;
+//! println!("join with {}", room.code);
+//! let joined = puppet.join_room(room.code, "desk 7").await?;
+//! println!("watched by {}", joined.name);
+//! if let Some(SignalMessage::Member(line)) = proctor.recv().await? {
+//!     println!("{} is {}", line.name, line.state); // "desk 7 is joined"
+//! }
+//! # Ok(()) }
+//! ```
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use rtcdesk_proto::signal::{SignalError, SignalMessage, MAX_SIGNAL_MESSAGE};
+use rtcdesk_proto::signal::{
+    ControlCode, ErrorCode, RoomCreate, RoomCreated, RoomJoin, RoomJoined, SignalError,
+    SignalMessage, MAX_SIGNAL_MESSAGE,
+};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -69,6 +94,11 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait for the server's close frame after sending ours.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Messages a request helper keeps for [`SignalClient::recv`] while it waits for its answer. As
+/// many as the server queues for one connection: a server that sends more before answering is
+/// not one this client can follow.
+pub const MAX_HELD_MESSAGES: usize = 256;
+
 /// Why a client operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -96,6 +126,23 @@ pub enum ClientError {
     /// The server sent a frame that is not a valid signaling message; the connection stays up.
     #[error("the server sent an invalid message: {0}")]
     BadMessage(SignalError),
+    /// The server answered a request with an `error` (`busy`, `unknown_code`, `rate_limited`, …);
+    /// the connection stays up unless the server closes it (`rate_limited` does).
+    #[error("the server refused: {code}: {message}")]
+    Refused {
+        /// The error code, for programs.
+        code: ErrorCode,
+        /// The server's explanation, for people.
+        message: String,
+    },
+    /// The server closed the connection before answering a request (see
+    /// [`SignalClient::close_reason`]).
+    #[error("the server closed the connection before answering")]
+    Closed,
+    /// More than [`MAX_HELD_MESSAGES`] other messages arrived while a request waited for its
+    /// answer.
+    #[error("no answer among {MAX_HELD_MESSAGES} messages from the server")]
+    NoAnswer,
 }
 
 impl From<WsError> for ClientError {
@@ -116,6 +163,8 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Transport for T {}
 pub struct SignalClient {
     ws: WebSocketStream<Box<dyn Transport>>,
     close_frame: Option<(u16, String)>,
+    /// Messages that arrived while a request helper waited, for `recv` (bounded).
+    held: VecDeque<SignalMessage>,
 }
 
 impl std::fmt::Debug for SignalClient {
@@ -177,6 +226,7 @@ impl SignalClient {
         Ok(Self {
             ws,
             close_frame: None,
+            held: VecDeque::new(),
         })
     }
 
@@ -189,6 +239,14 @@ impl SignalClient {
     /// The next message from the server, or `None` once the server closed the connection
     /// cleanly. Pings are answered along the way. Cancel-safe.
     pub async fn recv(&mut self) -> Result<Option<SignalMessage>, ClientError> {
+        if let Some(message) = self.held.pop_front() {
+            return Ok(Some(message));
+        }
+        self.recv_wire().await
+    }
+
+    /// The next message from the socket itself, past the held ones.
+    async fn recv_wire(&mut self) -> Result<Option<SignalMessage>, ClientError> {
         loop {
             match self.ws.next().await {
                 Some(Ok(Message::Text(text))) => {
@@ -203,6 +261,67 @@ impl SignalClient {
                 Some(Err(WsError::ConnectionClosed)) | None => return Ok(None),
                 Some(Err(error)) => return Err(error.into()),
             }
+        }
+    }
+
+    /// Proctor: opens a room named `name` (shown to every puppet that joins) and returns its id,
+    /// code and the code's lifetime. Then `member` lines arrive through [`recv`](Self::recv) as
+    /// puppets join. `busy` when this connection has as many rooms as it may.
+    pub async fn create_room(&mut self, name: &str) -> Result<RoomCreated, ClientError> {
+        let request = RoomCreate { name: name.into() }.into();
+        self.request(request, |message| match message {
+            SignalMessage::RoomCreated(created) => Ok(created),
+            other => Err(other),
+        })
+        .await
+    }
+
+    /// Puppet: joins the room with `code` as `name` (joining is its user's consent) and returns
+    /// the session with the proctor and the room's name; send the session's offer next. Refused
+    /// with `unknown_code` (wrong, expired or closed code), `busy` (room full), `rate_limited`.
+    pub async fn join_room(
+        &mut self,
+        code: ControlCode,
+        name: &str,
+    ) -> Result<RoomJoined, ClientError> {
+        let request = RoomJoin {
+            code,
+            name: name.into(),
+        }
+        .into();
+        self.request(request, |message| match message {
+            SignalMessage::RoomJoined(joined) => Ok(joined),
+            other => Err(other),
+        })
+        .await
+    }
+
+    /// Sends `request` and waits for the message `answer` accepts, or an `error` (taken as the
+    /// answer: the server answers in order). Other messages are held for `recv`.
+    async fn request<T>(
+        &mut self,
+        request: SignalMessage,
+        answer: impl Fn(SignalMessage) -> Result<T, SignalMessage>,
+    ) -> Result<T, ClientError> {
+        self.send(&request).await?;
+        loop {
+            let Some(message) = self.recv_wire().await? else {
+                return Err(ClientError::Closed);
+            };
+            let other = match answer(message) {
+                Ok(value) => return Ok(value),
+                Err(other) => other,
+            };
+            if let SignalMessage::Error(error) = other {
+                return Err(ClientError::Refused {
+                    code: error.code,
+                    message: error.message,
+                });
+            }
+            if self.held.len() >= MAX_HELD_MESSAGES {
+                return Err(ClientError::NoAnswer);
+            }
+            self.held.push_back(other);
         }
     }
 

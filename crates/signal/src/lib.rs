@@ -23,7 +23,7 @@
 //!
 //! let server = Server::bind(ServerConfig::new("127.0.0.1:0".parse()?)).await?;
 //! let mut puppet = SignalClient::connect(&server.url(), &TlsOptions::default()).await?;
-//! puppet.send(&Register { name: "front desk".into() }.into()).await?;
+//! puppet.send(&Register::named("front desk").into()).await?;
 //! if let Some(SignalMessage::Registered(registered)) = puppet.recv().await? {
 //!     println!("tell the controller: {}", registered.code); // "123 456 789"
 //! }

@@ -45,8 +45,42 @@
 //!   less than one interval before its next check, is never near the dead timeout however late
 //!   the timer fires (the checks are spread over the interval in slices, so pings to many
 //!   connections do not leave in one burst).
+//! - **Watchers:** a puppet that registered with `watchers: false` has at most one established
+//!   session (accepted, or a room membership) at a time: a `connect` to it then gets `busy`, its
+//!   own `accept` of a second session gets `busy` (the session stays ringing; it may still
+//!   reject), and so does its `room_join`. Without the field (v1 puppets) any number may connect.
 //! - Messages only the server sends (`registered`, `incoming`, …, `error`) are `not_allowed` from
 //!   clients.
+//!
+//! # Rooms
+//!
+//! - **A room** belongs to the connection that sent `room_create` (its proctor), at most
+//!   [`RouterConfig::max_rooms_per_connection`] at once (`busy` beyond). Its code is drawn like a
+//!   control code, from the same space, unique among live control codes and room codes, valid
+//!   for [`RouterConfig::code_lifetime`]. `connect` with a room code is `unknown_code`, and so is
+//!   `room_join` with a control code.
+//! - **Joining** (`room_join`) is the puppet's consent: the server makes an established session
+//!   between the puppet (its puppet end) and the proctor (its controller end), tells the proctor
+//!   `member … joined` and then the puppet `room_joined`; the puppet sends its offer next and the
+//!   v1 relay rules apply. Failed joins (unknown or expired code, malformed `code`) count towards
+//!   the same per-address limit as failed connects. A room holds at most
+//!   [`RouterConfig::max_members_per_room`] members (`busy`); a connection joins a room once
+//!   (`not_allowed` again), and not its own room (`not_allowed`); both ends' session limits apply
+//!   (`busy`). Names over [`MAX_ROOM_NAME_CHARS`] are `bad_message`.
+//! - **The roster:** the proctor gets `member {room, session, name, state}` for every change, in
+//!   the order they happen: `joined` on joining; whatever it sets itself with `member_state`
+//!   (`joined`, `watching`, `controlled`, echoed back); `reconnecting` when the member's
+//!   connection has been silent for [`RouterConfig::quiet_timeout`], then its current state again
+//!   if it speaks before it is dropped; and exactly one `left` as the last update, whatever ended
+//!   the session (the member's `leave`, the proctor's `leave`, `room_end`, a closed or dead
+//!   connection). The member gets the `member` updates the proctor's `member_state` makes (so it
+//!   can show that it is watched, and by whom: the room's name), and `left {session}` when the
+//!   session ends other than by its own `leave`.
+//! - **Closing** (`room_close`) retires the code at once (`room_closed`); members stay.
+//!   **Ending** (`room_end`) ends every member's session (each member gets `left`, the proctor a
+//!   `member … left` for each, in join order) and then the room (`room_ended`). A proctor whose
+//!   connection closes or dies ends all its rooms the same way. Room messages naming a room that
+//!   is not this connection's get `unknown_room`, as if it did not exist.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -55,8 +89,10 @@ use std::time::{Duration, Instant};
 
 use rtcdesk_proto::signal::{
     Accept, Accepted, Answer, Candidate, Connect, ControlCode, Error as ErrorMessage, ErrorCode,
-    Incoming, Leave, Left, Offer, Register, Registered, Reject, Rejected, Ringing, SessionId,
-    SignalError, SignalMessage, MAX_SIGNAL_MESSAGE,
+    Incoming, Leave, Left, Member, MemberState, MemberStatus, Offer, Register, Registered, Reject,
+    Rejected, Ringing, RoomClose, RoomClosed, RoomCreate, RoomCreated, RoomEnd, RoomEnded, RoomId,
+    RoomJoin, RoomJoined, SessionId, SignalError, SignalMessage, MAX_ROOM_NAME_CHARS,
+    MAX_SIGNAL_MESSAGE,
 };
 
 /// WebSocket close code 1001, "going away": the connection stopped answering pings.
@@ -104,13 +140,28 @@ pub struct RouterConfig {
     pub max_sessions_per_connection: usize,
     /// Largest text frame, in bytes; a larger one closes the connection (1009).
     pub max_message_size: usize,
+    /// Rooms one connection may be the proctor of at once.
+    pub max_rooms_per_connection: usize,
+    /// Members one room may hold at once.
+    pub max_members_per_room: usize,
+}
+
+impl RouterConfig {
+    /// How long a room member may stay silent before the roster shows it `reconnecting`: one and
+    /// a half ping intervals (4.5 s by default), so longer than a live connection's longest
+    /// silence (one interval plus its pong's way back, with room for late timers), and never
+    /// longer than `dead_timeout`. Derived, so tuning the ping timers keeps it right.
+    pub fn quiet_timeout(&self) -> Duration {
+        (self.ping_interval + self.ping_interval / 2).min(self.dead_timeout)
+    }
 }
 
 impl Default for RouterConfig {
     /// Production defaults: codes live 10 minutes; 5 failed connects per minute per address;
     /// 200 messages/s (burst 400); ping every 3 s, drop after 6 s of silence (so `left` reaches
     /// the other end within 9 s); 256 connections per address (a school behind one NAT);
-    /// 64 sessions per connection (a classroom grid); 64 KiB messages.
+    /// 64 sessions per connection (a classroom grid); 64 KiB messages; 4 rooms per connection,
+    /// 64 members per room.
     fn default() -> Self {
         Self {
             code_lifetime: Duration::from_secs(600),
@@ -123,6 +174,8 @@ impl Default for RouterConfig {
             max_connections_per_address: 256,
             max_sessions_per_connection: 64,
             max_message_size: MAX_SIGNAL_MESSAGE,
+            max_rooms_per_connection: 4,
+            max_members_per_room: 64,
         }
     }
 }
@@ -185,6 +238,46 @@ struct Session {
     puppet: ConnId,
     controller: ConnId,
     state: SessionState,
+    /// Set when the session is a room membership (the puppet end is the member, the controller
+    /// end the proctor).
+    membership: Option<Membership>,
+}
+
+/// A session's place in a room's roster.
+#[derive(Debug)]
+struct Membership {
+    room: RoomId,
+    /// The name the member joined with.
+    name: String,
+    /// The last state the proctor set (or `Joined`); `Reconnecting` and `Left` are never stored.
+    state: MemberStatus,
+}
+
+/// How a session came to end, which decides who is told.
+#[derive(Debug, Clone, Copy)]
+enum Ending {
+    /// This end sent `leave`.
+    LeftBy(ConnId),
+    /// This end's connection is gone: it cannot be told anything.
+    GoneWith(ConnId),
+    /// The proctor ended the room.
+    RoomEnded,
+}
+
+#[derive(Debug)]
+struct Room {
+    proctor: ConnId,
+    name: String,
+    /// The room's code while it admits newcomers.
+    code: Option<ControlCode>,
+    /// The member sessions, in the order they joined.
+    members: Vec<SessionId>,
+}
+
+#[derive(Debug)]
+struct RoomCode {
+    room: RoomId,
+    expires_at: Instant,
 }
 
 impl Session {
@@ -213,6 +306,12 @@ struct Connection {
     code: Option<ControlCode>,
     /// The sessions this connection is an end of (bounded by `max_sessions_per_connection`).
     sessions: Vec<SessionId>,
+    /// The rooms this connection is the proctor of (bounded by `max_rooms_per_connection`).
+    rooms: Vec<RoomId>,
+    /// Whether a second controller may have an established session with this puppet.
+    watchers: bool,
+    /// Whether it has been silent past `quiet_timeout` and its memberships show `reconnecting`.
+    quiet: bool,
 }
 
 #[derive(Debug)]
@@ -238,6 +337,8 @@ pub struct Router {
     connections_per_addr: HashMap<IpAddr, usize>,
     puppets: HashMap<ControlCode, Puppet>,
     sessions: HashMap<SessionId, Session>,
+    rooms: HashMap<RoomId, Room>,
+    room_codes: HashMap<ControlCode, RoomCode>,
     failed_connects: HashMap<IpAddr, FailedConnects>,
     /// When the next liveness slice is due.
     next_tick: Instant,
@@ -252,6 +353,7 @@ impl fmt::Debug for Router {
             .field("connections", &self.connections.len())
             .field("puppets", &self.puppets.len())
             .field("sessions", &self.sessions.len())
+            .field("rooms", &self.rooms.len())
             .finish_non_exhaustive()
     }
 }
@@ -272,6 +374,8 @@ impl Router {
             connections_per_addr: HashMap::new(),
             puppets: HashMap::new(),
             sessions: HashMap::new(),
+            rooms: HashMap::new(),
+            room_codes: HashMap::new(),
             failed_connects: HashMap::new(),
             next_tick: now + tick,
             next_slice: 0,
@@ -297,6 +401,11 @@ impl Router {
     /// Registered puppets with a live (possibly expired but not yet purged) code.
     pub fn puppet_count(&self) -> usize {
         self.puppets.len()
+    }
+
+    /// Open rooms (closed to newcomers or not).
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
     }
 
     /// A WebSocket connection from `peer` completed its handshake. If the address already has too
@@ -331,6 +440,9 @@ impl Router {
                 },
                 code: None,
                 sessions: Vec::new(),
+                rooms: Vec::new(),
+                watchers: true,
+                quiet: false,
             },
         );
     }
@@ -389,6 +501,9 @@ impl Router {
             self.next_tick += tick;
             slices += 1;
         }
+        if slices > 0 {
+            self.check_quiet_members(now);
+        }
         if self.next_tick <= now {
             // The caller was late by a whole round or more: every slice was just checked.
             self.next_tick = now + tick;
@@ -422,9 +537,75 @@ impl Router {
         }
     }
 
+    /// Shows as `reconnecting` every room member whose connection has been silent past
+    /// `quiet_timeout` (once; [`admit`](Self::admit) shows it back when it speaks).
+    fn check_quiet_members(&mut self, now: Instant) {
+        let quiet_timeout = self.config.quiet_timeout();
+        let mut gone_quiet = Vec::new();
+        for room in self.rooms.values() {
+            for session in &room.members {
+                let Some(member) = self.sessions.get(session).map(|s| s.puppet) else {
+                    continue;
+                };
+                let Some(connection) = self.connections.get(&member) else {
+                    continue;
+                };
+                if !connection.quiet
+                    && now.saturating_duration_since(connection.last_seen) >= quiet_timeout
+                {
+                    gone_quiet.push(member);
+                }
+            }
+        }
+        gone_quiet.sort();
+        gone_quiet.dedup();
+        for member in gone_quiet {
+            if let Some(connection) = self.connections.get_mut(&member) {
+                connection.quiet = true;
+            }
+            tracing::debug!(conn = %member, "room member went quiet");
+            self.announce_memberships(member, Some(MemberStatus::Reconnecting));
+        }
+    }
+
+    /// Sends the proctor a roster line for each room session `member` is the member end of: with
+    /// `state`, or each membership's own state when `None`.
+    fn announce_memberships(&mut self, member: ConnId, state: Option<MemberStatus>) {
+        let Some(sessions) = self.connections.get(&member).map(|c| c.sessions.clone()) else {
+            return;
+        };
+        for session in sessions {
+            let Some(s) = self.sessions.get(&session) else {
+                continue;
+            };
+            if s.puppet != member {
+                continue;
+            }
+            let Some(membership) = &s.membership else {
+                continue;
+            };
+            let proctor = s.controller;
+            let line = Member {
+                room: membership.room.clone(),
+                session: session.clone(),
+                name: membership.name.clone(),
+                state: state.unwrap_or(membership.state),
+            };
+            self.send(proctor, line.into());
+        }
+    }
+
     /// Forgets expired codes and rate-limit windows that have ended.
     fn purge(&mut self, now: Instant) {
         self.puppets.retain(|_, puppet| puppet.expires_at > now);
+        self.room_codes.retain(|_, code| code.expires_at > now);
+        for (id, room) in self.rooms.iter_mut() {
+            if let Some(code) = room.code {
+                if self.room_codes.get(&code).is_none_or(|c| &c.room != id) {
+                    room.code = None;
+                }
+            }
+        }
         for connection in self.connections.values_mut() {
             if let Some(code) = connection.code {
                 if !self.puppets.contains_key(&code) {
@@ -476,6 +657,10 @@ impl Router {
             return false;
         }
         bucket.milli_tokens -= 1000;
+        if std::mem::take(&mut connection.quiet) {
+            tracing::debug!(%conn, "room member speaks again");
+            self.announce_memberships(conn, None);
+        }
         true
     }
 
@@ -483,7 +668,7 @@ impl Router {
         let bad_code = matches!(
             &error,
             SignalError::InvalidField { message_type, field, .. }
-                if message_type == "connect" && field == "code"
+                if (message_type == "connect" || message_type == "room_join") && field == "code"
         );
         if bad_code && !self.record_failed_connect(conn, now) {
             return;
@@ -516,6 +701,11 @@ impl Router {
                 .into()
             }),
             SignalMessage::Leave(Leave { session }) => self.leave(conn, session),
+            SignalMessage::RoomCreate(create) => self.room_create(conn, create, now),
+            SignalMessage::RoomClose(RoomClose { room }) => self.room_close(conn, room),
+            SignalMessage::RoomEnd(RoomEnd { room }) => self.room_end(conn, room),
+            SignalMessage::RoomJoin(join) => self.room_join(conn, join, now),
+            SignalMessage::MemberState(state) => self.member_state(conn, state),
             other => self.send_error(
                 conn,
                 ErrorCode::NotAllowed,
@@ -538,11 +728,12 @@ impl Router {
             Puppet {
                 conn,
                 expires_at,
-                name: register.name,
+                name: register.name.clone(),
             },
         );
         if let Some(connection) = self.connections.get_mut(&conn) {
             connection.code = Some(code);
+            connection.watchers = register.allows_watchers();
         }
         tracing::debug!(%conn, "puppet registered");
         self.send(
@@ -555,7 +746,8 @@ impl Router {
         );
     }
 
-    /// A code no live puppet holds, uniformly from 0..10^9 (rejection sampling keeps it uniform).
+    /// A code no live puppet or room holds, uniformly from 0..10^9 (rejection sampling keeps it
+    /// uniform).
     fn fresh_code(&mut self, now: Instant) -> ControlCode {
         // 2^32 / 10^9 ≈ 4.29: values at or above 4 * 10^9 are thrown away so each code is equally
         // likely.
@@ -570,9 +762,24 @@ impl Router {
             let Some(code) = ControlCode::from_number(value % ControlCode::SPACE) else {
                 continue;
             };
-            match self.puppets.get(&code) {
-                Some(puppet) if puppet.expires_at > now => continue,
-                _ => return code,
+            let puppet_holds = self.puppets.get(&code).is_some_and(|p| p.expires_at > now);
+            let room_holds = self
+                .room_codes
+                .get(&code)
+                .is_some_and(|r| r.expires_at > now);
+            if !puppet_holds && !room_holds {
+                return code;
+            }
+        }
+    }
+
+    fn fresh_room_id(&mut self) -> RoomId {
+        loop {
+            let mut bytes = [0u8; 16];
+            self.entropy.fill(&mut bytes);
+            let id = RoomId(hex::encode(bytes));
+            if !self.rooms.contains_key(&id) {
+                return id;
             }
         }
     }
@@ -686,6 +893,14 @@ impl Router {
             );
             return;
         }
+        if self.refuses_watchers(puppet_conn) {
+            self.send_error(
+                conn,
+                ErrorCode::Busy,
+                "this puppet is already controlled and allows no watchers".into(),
+            );
+            return;
+        }
         let session = self.fresh_session_id();
         self.sessions.insert(
             session.clone(),
@@ -693,6 +908,7 @@ impl Router {
                 puppet: puppet_conn,
                 controller: conn,
                 state: SessionState::Ringing,
+                membership: None,
             },
         );
         for end in [conn, puppet_conn] {
@@ -761,10 +977,32 @@ impl Router {
         Some(controller)
     }
 
+    /// Whether `puppet` registered without watchers and already has an established session.
+    fn refuses_watchers(&self, puppet: ConnId) -> bool {
+        let Some(connection) = self.connections.get(&puppet) else {
+            return false;
+        };
+        !connection.watchers
+            && connection.sessions.iter().any(|id| {
+                self.sessions
+                    .get(id)
+                    .is_some_and(|s| s.puppet == puppet && s.state == SessionState::Accepted)
+            })
+    }
+
     fn accept(&mut self, conn: ConnId, session: SessionId) {
         let Some(controller) = self.consent_target(conn, &session) else {
             return;
         };
+        if self.refuses_watchers(conn) {
+            self.send_error(
+                conn,
+                ErrorCode::Busy,
+                "this puppet allows no watchers and already has a controller; reject or leave"
+                    .into(),
+            );
+            return;
+        }
         if let Some(s) = self.sessions.get_mut(&session) {
             s.state = SessionState::Accepted;
         }
@@ -810,12 +1048,362 @@ impl Router {
     }
 
     fn leave(&mut self, conn: ConnId, session: SessionId) {
-        let Some(s) = self.own_session(conn, &session) else {
+        if self.own_session(conn, &session).is_none() {
+            return;
+        }
+        self.end_and_tell(&session, Ending::LeftBy(conn));
+    }
+
+    /// Ends a session and tells those who must know: in v1, the other end gets `left`; in a room,
+    /// the member gets `left` (unless it left or is gone) and the proctor `member … left`
+    /// (unless it is gone).
+    fn end_and_tell(&mut self, session: &SessionId, ending: Ending) {
+        let Some(removed) = self.end_session(session) else {
             return;
         };
-        let other = s.other_end(conn);
-        self.end_session(&session);
-        self.send(other, Left { session }.into());
+        let (left_by, gone) = match ending {
+            Ending::LeftBy(conn) => (Some(conn), None),
+            Ending::GoneWith(conn) => (None, Some(conn)),
+            Ending::RoomEnded => (None, None),
+        };
+        let told = |end: ConnId| Some(end) != left_by && Some(end) != gone;
+        let Some(membership) = removed.membership else {
+            for end in [removed.puppet, removed.controller] {
+                if told(end) {
+                    self.send(
+                        end,
+                        Left {
+                            session: session.clone(),
+                        }
+                        .into(),
+                    );
+                }
+            }
+            return;
+        };
+        if let Some(room) = self.rooms.get_mut(&membership.room) {
+            room.members.retain(|m| m != session);
+        }
+        if told(removed.puppet) {
+            self.send(
+                removed.puppet,
+                Left {
+                    session: session.clone(),
+                }
+                .into(),
+            );
+        }
+        if Some(removed.controller) != gone {
+            self.send(
+                removed.controller,
+                Member {
+                    room: membership.room,
+                    session: session.clone(),
+                    name: membership.name,
+                    state: MemberStatus::Left,
+                }
+                .into(),
+            );
+        }
+    }
+
+    /// Refuses a room name that is too long; `true` if it is fine.
+    fn check_room_name(&mut self, conn: ConnId, message_type: &str, name: &str) -> bool {
+        if name.chars().count() <= MAX_ROOM_NAME_CHARS {
+            return true;
+        }
+        self.send_error(
+            conn,
+            ErrorCode::BadMessage,
+            format!(
+                "`{message_type}` message has a bad `name`: over {MAX_ROOM_NAME_CHARS} characters"
+            ),
+        );
+        false
+    }
+
+    fn room_create(&mut self, conn: ConnId, create: RoomCreate, now: Instant) {
+        if !self.check_room_name(conn, "room_create", &create.name) {
+            return;
+        }
+        let limit = self.config.max_rooms_per_connection;
+        let Some(owned) = self.connections.get(&conn).map(|c| c.rooms.len()) else {
+            return;
+        };
+        if owned >= limit {
+            self.send_error(
+                conn,
+                ErrorCode::Busy,
+                format!("this connection already has {limit} rooms; end one first"),
+            );
+            return;
+        }
+        let room = self.fresh_room_id();
+        let code = self.fresh_code(now);
+        self.room_codes.insert(
+            code,
+            RoomCode {
+                room: room.clone(),
+                expires_at: now + self.config.code_lifetime,
+            },
+        );
+        self.rooms.insert(
+            room.clone(),
+            Room {
+                proctor: conn,
+                name: create.name,
+                code: Some(code),
+                members: Vec::new(),
+            },
+        );
+        if let Some(connection) = self.connections.get_mut(&conn) {
+            connection.rooms.push(room.clone());
+        }
+        tracing::debug!(proctor = %conn, "room created");
+        self.send(
+            conn,
+            RoomCreated {
+                room,
+                code,
+                expires_in: self.config.code_lifetime.as_secs(),
+            }
+            .into(),
+        );
+    }
+
+    /// Whether `conn` is the proctor of `room`; else `unknown_room` was sent.
+    fn own_room(&mut self, conn: ConnId, room: &RoomId) -> bool {
+        if self.rooms.get(room).is_some_and(|r| r.proctor == conn) {
+            return true;
+        }
+        self.send_error(
+            conn,
+            ErrorCode::UnknownRoom,
+            "no such room on this connection".into(),
+        );
+        false
+    }
+
+    fn room_close(&mut self, conn: ConnId, room: RoomId) {
+        if !self.own_room(conn, &room) {
+            return;
+        }
+        self.retire_room_code(&room);
+        tracing::debug!(proctor = %conn, "room closed to newcomers");
+        self.send(conn, RoomClosed { room }.into());
+    }
+
+    fn room_end(&mut self, conn: ConnId, room: RoomId) {
+        if !self.own_room(conn, &room) {
+            return;
+        }
+        let members = self
+            .rooms
+            .get(&room)
+            .map(|r| r.members.clone())
+            .unwrap_or_default();
+        for session in members {
+            self.end_and_tell(&session, Ending::RoomEnded);
+        }
+        self.remove_room(&room);
+        if let Some(connection) = self.connections.get_mut(&conn) {
+            connection.rooms.retain(|r| r != &room);
+        }
+        tracing::debug!(proctor = %conn, "room ended");
+        self.send(conn, RoomEnded { room }.into());
+    }
+
+    /// Forgets a room (its members' sessions must have ended) and its code.
+    fn remove_room(&mut self, room: &RoomId) {
+        self.retire_room_code(room);
+        self.rooms.remove(room);
+    }
+
+    /// Retires a room's code, unless it expired and has since been given to someone else.
+    fn retire_room_code(&mut self, room: &RoomId) {
+        let Some(code) = self.rooms.get_mut(room).and_then(|r| r.code.take()) else {
+            return;
+        };
+        if self.room_codes.get(&code).is_some_and(|c| &c.room == room) {
+            self.room_codes.remove(&code);
+        }
+    }
+
+    fn room_join(&mut self, conn: ConnId, join: RoomJoin, now: Instant) {
+        let Some(addr) = self.connections.get(&conn).map(|c| c.addr) else {
+            return;
+        };
+        if self.is_rate_limited(addr, now) {
+            self.refuse_rate_limited(conn);
+            return;
+        }
+        let room_id = match self.room_codes.get(&join.code) {
+            Some(code) if code.expires_at > now => code.room.clone(),
+            _ => {
+                if self.record_failed_connect(conn, now) {
+                    self.send_error(
+                        conn,
+                        ErrorCode::UnknownCode,
+                        "no open room has this code; check it or ask the proctor".into(),
+                    );
+                }
+                return;
+            }
+        };
+        if !self.check_room_name(conn, "room_join", &join.name) {
+            return;
+        }
+        let Some((proctor, room_name, member_count)) = self
+            .rooms
+            .get(&room_id)
+            .map(|r| (r.proctor, r.name.clone(), r.members.len()))
+        else {
+            return;
+        };
+        if proctor == conn {
+            self.send_error(
+                conn,
+                ErrorCode::NotAllowed,
+                "a proctor cannot join its own room".into(),
+            );
+            return;
+        }
+        let already = self.rooms.get(&room_id).is_some_and(|r| {
+            r.members
+                .iter()
+                .any(|m| self.sessions.get(m).is_some_and(|s| s.puppet == conn))
+        });
+        if already {
+            self.send_error(
+                conn,
+                ErrorCode::NotAllowed,
+                "this connection is already a member of this room".into(),
+            );
+            return;
+        }
+        let room_limit = self.config.max_members_per_room;
+        if member_count >= room_limit {
+            self.send_error(
+                conn,
+                ErrorCode::Busy,
+                format!("this room is full ({room_limit} members)"),
+            );
+            return;
+        }
+        let limit = self.config.max_sessions_per_connection;
+        let full = |c: ConnId| {
+            self.connections
+                .get(&c)
+                .is_none_or(|c| c.sessions.len() >= limit)
+        };
+        let (member_full, proctor_full) = (full(conn), full(proctor));
+        if member_full {
+            self.send_error(
+                conn,
+                ErrorCode::Busy,
+                format!("this connection already has {limit} sessions"),
+            );
+            return;
+        }
+        if proctor_full {
+            self.send_error(
+                conn,
+                ErrorCode::Busy,
+                "the proctor has as many sessions as it may have".into(),
+            );
+            return;
+        }
+        if self.refuses_watchers(conn) {
+            self.send_error(
+                conn,
+                ErrorCode::Busy,
+                "this puppet allows no watchers and already has a controller".into(),
+            );
+            return;
+        }
+        let session = self.fresh_session_id();
+        self.sessions.insert(
+            session.clone(),
+            Session {
+                puppet: conn,
+                controller: proctor,
+                state: SessionState::Accepted,
+                membership: Some(Membership {
+                    room: room_id.clone(),
+                    name: join.name.clone(),
+                    state: MemberStatus::Joined,
+                }),
+            },
+        );
+        for end in [conn, proctor] {
+            if let Some(connection) = self.connections.get_mut(&end) {
+                connection.sessions.push(session.clone());
+            }
+        }
+        if let Some(room) = self.rooms.get_mut(&room_id) {
+            room.members.push(session.clone());
+        }
+        tracing::debug!(member = %conn, %proctor, "room member joined");
+        self.send(
+            proctor,
+            Member {
+                room: room_id.clone(),
+                session: session.clone(),
+                name: join.name,
+                state: MemberStatus::Joined,
+            }
+            .into(),
+        );
+        self.send(
+            conn,
+            RoomJoined {
+                room: room_id,
+                session,
+                name: room_name,
+            }
+            .into(),
+        );
+    }
+
+    fn member_state(&mut self, conn: ConnId, update: MemberState) {
+        if !self.own_room(conn, &update.room) {
+            return;
+        }
+        if !update.state.settable_by_proctor() {
+            self.send_error(
+                conn,
+                ErrorCode::NotAllowed,
+                format!(
+                    "`{}` is set by the server; a proctor sets joined, watching or controlled (and ends a session with leave)",
+                    update.state
+                ),
+            );
+            return;
+        }
+        let member = self.sessions.get_mut(&update.session).and_then(|s| {
+            let membership = s.membership.as_mut()?;
+            (membership.room == update.room).then(|| {
+                membership.state = update.state;
+                (s.puppet, membership.name.clone())
+            })
+        });
+        let Some((member, name)) = member else {
+            self.send_error(
+                conn,
+                ErrorCode::UnknownSession,
+                "no such member in this room".into(),
+            );
+            return;
+        };
+        let line: SignalMessage = Member {
+            room: update.room,
+            session: update.session,
+            name,
+            state: update.state,
+        }
+        .into();
+        self.send(conn, line.clone());
+        self.send(member, line);
     }
 
     /// Forgets `conn`'s code, unless it expired and has since been given to another puppet.
@@ -858,11 +1446,12 @@ impl Router {
         if let Some(code) = connection.code {
             self.retire_code(conn, code);
         }
+        // The sessions first (so members are told `left`), then the proctor's rooms.
         for session in connection.sessions {
-            if let Some(removed) = self.end_session(&session) {
-                let other = removed.other_end(conn);
-                self.send(other, Left { session }.into());
-            }
+            self.end_and_tell(&session, Ending::GoneWith(conn));
+        }
+        for room in connection.rooms {
+            self.remove_room(&room);
         }
     }
 
@@ -973,10 +1562,7 @@ mod tests {
         }
 
         fn register(&mut self, conn: ConnId) -> ControlCode {
-            match single_message(
-                &self.send(conn, Register { name: "pc".into() }.into()),
-                conn,
-            ) {
+            match single_message(&self.send(conn, Register::named("pc").into()), conn) {
                 SignalMessage::Registered(r) => r.code,
                 other => panic!("expected registered, got {other:?}"),
             }
@@ -1031,6 +1617,97 @@ mod tests {
             );
             (puppet, controller, session)
         }
+
+        /// `proctor` opens a room named "Exam"; returns its id and code.
+        fn create_room(&mut self, proctor: ConnId) -> (RoomId, ControlCode) {
+            let out = self.send(
+                proctor,
+                RoomCreate {
+                    name: "Exam".into(),
+                }
+                .into(),
+            );
+            match single_message(&out, proctor) {
+                SignalMessage::RoomCreated(created) => {
+                    assert_eq!(created.expires_in, 600);
+                    (created.room, created.code)
+                }
+                other => panic!("expected room_created, got {other:?}"),
+            }
+        }
+
+        /// `member` joins the room with `code` as `name`; returns the session with the proctor.
+        fn join(
+            &mut self,
+            member: ConnId,
+            proctor: ConnId,
+            code: ControlCode,
+            name: &str,
+        ) -> SessionId {
+            let out = self.send(
+                member,
+                RoomJoin {
+                    code,
+                    name: name.into(),
+                }
+                .into(),
+            );
+            assert_eq!(out.len(), 2, "{out:?}");
+            let SignalMessage::Member(line) = message_to(&out, proctor) else {
+                panic!("expected member: {out:?}");
+            };
+            let SignalMessage::RoomJoined(joined) = message_to(&out, member) else {
+                panic!("expected room_joined: {out:?}");
+            };
+            assert_eq!(line.session, joined.session);
+            assert_eq!(line.room, joined.room);
+            assert_eq!(line.name, name);
+            assert_eq!(line.state, MemberStatus::Joined);
+            assert_eq!(joined.name, "Exam", "the member is told whose room it is");
+            joined.session
+        }
+
+        /// The proctor sets a member's state; returns what the proctor and the member got.
+        fn set_state(
+            &mut self,
+            proctor: ConnId,
+            room: &RoomId,
+            session: &SessionId,
+            state: MemberStatus,
+        ) -> Vec<Output> {
+            self.send(
+                proctor,
+                MemberState {
+                    room: room.clone(),
+                    session: session.clone(),
+                    state,
+                }
+                .into(),
+            )
+        }
+    }
+
+    /// The roster lines sent to `to`, as (session, state).
+    fn roster(outputs: &[Output], to: ConnId) -> Vec<(SessionId, MemberStatus)> {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Send { conn, text } if *conn == to => match SignalMessage::parse(text) {
+                    Ok(SignalMessage::Member(m)) => Some((m.session, m.state)),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Long timers, so idle test connections are not dropped while a scenario runs.
+    fn patient() -> RouterConfig {
+        RouterConfig {
+            ping_interval: Duration::from_secs(1000),
+            dead_timeout: Duration::from_secs(2000),
+            ..RouterConfig::default()
+        }
     }
 
     fn message_to(outputs: &[Output], to: ConnId) -> SignalMessage {
@@ -1075,7 +1752,7 @@ mod tests {
     fn register_gives_a_nine_digit_code_and_its_lifetime() {
         let mut h = Harness::new();
         let puppet = h.open();
-        let out = h.send(puppet, Register { name: "pc".into() }.into());
+        let out = h.send(puppet, Register::named("pc").into());
         let SignalMessage::Registered(r) = single_message(&out, puppet) else {
             panic!("{out:?}")
         };
@@ -1835,5 +2512,697 @@ mod tests {
         let out = h.drain();
         assert_eq!(closes(&out), vec![(controller, CLOSE_POLICY)]);
         assert_eq!(message_to(&out, puppet), Left { session }.into());
+    }
+
+    #[test]
+    fn room_create_gives_a_room_id_and_a_nine_digit_room_code() {
+        let mut h = Harness::new();
+        let proctor = h.open();
+        let (room, code) = h.create_room(proctor);
+        assert!(room.as_str().len() >= 24, "room ids carry >= 96 bits");
+        assert_eq!(code.digits().len(), 9);
+        assert_eq!(h.router.room_count(), 1);
+    }
+
+    #[test]
+    fn joining_needs_no_accept_and_the_puppet_offers_as_in_v1() {
+        let mut h = Harness::new();
+        let (proctor, puppet) = (h.open(), h.open());
+        let (_room, code) = h.create_room(proctor);
+        let session = h.join(puppet, proctor, code, "desk 7");
+        let offer: SignalMessage = Offer {
+            session: session.clone(),
+            sdp: "v=0".into(),
+        }
+        .into();
+        assert_eq!(
+            single_message(&h.send(puppet, offer.clone()), proctor),
+            offer
+        );
+        let answer: SignalMessage = Answer {
+            session: session.clone(),
+            sdp: "v=0".into(),
+        }
+        .into();
+        assert_eq!(
+            single_message(&h.send(proctor, answer.clone()), puppet),
+            answer
+        );
+        // There is nothing to accept: the session is established.
+        let out = h.send(puppet, Accept { session }.into());
+        assert_eq!(error_code(&out, puppet), ErrorCode::NotAllowed);
+    }
+
+    #[test]
+    fn the_roster_shows_every_change_in_the_order_it_happens() {
+        let mut h = Harness::new();
+        let (proctor, ada, bob) = (h.open(), h.open(), h.open());
+        let (room, code) = h.create_room(proctor);
+        let mut seen = Vec::new();
+        let s_ada = h.join(ada, proctor, code, "Ada");
+        seen.push((s_ada.clone(), MemberStatus::Joined));
+        let s_bob = h.join(bob, proctor, code, "Bob");
+        seen.push((s_bob.clone(), MemberStatus::Joined));
+
+        // The proctor watches both, then takes control of Ada; each member is told its own.
+        for (session, member) in [(&s_ada, ada), (&s_bob, bob)] {
+            let out = h.set_state(proctor, &room, session, MemberStatus::Watching);
+            assert_eq!(
+                roster(&out, member),
+                vec![(session.clone(), MemberStatus::Watching)]
+            );
+            seen.extend(roster(&out, proctor));
+        }
+        let out = h.set_state(proctor, &room, &s_ada, MemberStatus::Controlled);
+        assert_eq!(
+            roster(&out, ada),
+            vec![(s_ada.clone(), MemberStatus::Controlled)]
+        );
+        assert!(roster(&out, bob).is_empty(), "Bob hears nothing about Ada");
+        seen.extend(roster(&out, proctor));
+
+        // Bob leaves on his own; the proctor lets Ada go.
+        let out = h.send(
+            bob,
+            Leave {
+                session: s_bob.clone(),
+            }
+            .into(),
+        );
+        assert_eq!(out.len(), 1, "Bob is not told about his own leave: {out:?}");
+        seen.extend(roster(&out, proctor));
+        let out = h.send(
+            proctor,
+            Leave {
+                session: s_ada.clone(),
+            }
+            .into(),
+        );
+        assert_eq!(
+            message_to(&out, ada),
+            Left {
+                session: s_ada.clone()
+            }
+            .into()
+        );
+        seen.extend(roster(&out, proctor));
+
+        assert_eq!(
+            seen,
+            vec![
+                (s_ada.clone(), MemberStatus::Joined),
+                (s_bob.clone(), MemberStatus::Joined),
+                (s_ada.clone(), MemberStatus::Watching),
+                (s_bob.clone(), MemberStatus::Watching),
+                (s_ada.clone(), MemberStatus::Controlled),
+                (s_bob.clone(), MemberStatus::Left),
+                (s_ada.clone(), MemberStatus::Left),
+            ]
+        );
+        assert_eq!(h.router.session_count(), 0);
+        assert_eq!(h.router.room_count(), 1, "the room outlives its members");
+    }
+
+    #[test]
+    fn a_lost_member_shows_reconnecting_then_left_within_10_s() {
+        let mut h = Harness::new();
+        let (proctor, member, steady) = (h.open(), h.open(), h.open());
+        let (_room, code) = h.create_room(proctor);
+        let lost = h.join(member, proctor, code, "lost");
+        let kept = h.join(steady, proctor, code, "steady");
+        let died_at = h.now;
+        let mut lines = Vec::new();
+        let mut left_at = None;
+        for _ in 0..40 {
+            let out = h.advance(Duration::from_millis(250));
+            // The proctor and the steady member answer every ping; the lost member never does.
+            for conn in [proctor, steady] {
+                if out.contains(&Output::Ping { conn }) {
+                    h.router.handle_alive(conn, h.now);
+                }
+            }
+            for line in roster(&out, proctor) {
+                if line == (lost.clone(), MemberStatus::Left) {
+                    assert_eq!(closes(&out), vec![(member, CLOSE_GOING_AWAY)]);
+                    left_at = Some(h.now);
+                }
+                lines.push(line);
+            }
+        }
+        assert_eq!(
+            lines,
+            vec![
+                (lost.clone(), MemberStatus::Reconnecting),
+                (lost.clone(), MemberStatus::Left)
+            ],
+            "the steady member never shows as reconnecting"
+        );
+        let left_at = left_at.expect("the lost member was shown as left");
+        assert!(
+            left_at - died_at <= Duration::from_secs(10),
+            "{:?}",
+            left_at - died_at
+        );
+        assert_eq!(h.router.session_count(), 1);
+        let _ = kept;
+    }
+
+    #[test]
+    fn a_quiet_member_that_speaks_again_shows_its_state_again() {
+        let mut h = Harness::new();
+        let (proctor, member) = (h.open(), h.open());
+        let (room, code) = h.create_room(proctor);
+        let session = h.join(member, proctor, code, "flaky");
+        h.set_state(proctor, &room, &session, MemberStatus::Watching);
+        let mut lines = Vec::new();
+        while lines.is_empty() {
+            let out = h.advance(Duration::from_millis(100));
+            if out.contains(&Output::Ping { conn: proctor }) {
+                h.router.handle_alive(proctor, h.now);
+            }
+            lines = roster(&out, proctor);
+        }
+        assert_eq!(lines, vec![(session.clone(), MemberStatus::Reconnecting)]);
+        // Its pong arrives before the dead timeout.
+        h.router.handle_alive(member, h.now);
+        assert_eq!(
+            roster(&h.drain(), proctor),
+            vec![(session.clone(), MemberStatus::Watching)]
+        );
+        h.router.handle_alive(member, h.now);
+        assert!(h.drain().is_empty(), "said once");
+    }
+
+    #[test]
+    fn members_that_answer_every_ping_never_show_reconnecting_despite_late_timers() {
+        let mut h = Harness::new();
+        let proctor = h.open();
+        let (_room, code) = h.create_room(proctor);
+        for i in 0..20 {
+            let member = h.open();
+            h.join(member, proctor, code, &format!("m{i}"));
+        }
+        let start = h.now;
+        let mut round = 0u64;
+        while h.now - start < Duration::from_secs(60) {
+            round += 1;
+            let late = Duration::from_millis(round * 7 % 20);
+            let due = h.router.poll_timeout().expect("a timer");
+            h.now = due.max(h.now) + late;
+            h.router.handle_timeout(h.now);
+            let out = h.drain();
+            assert!(roster(&out, proctor).is_empty(), "{out:?}");
+            h.now += Duration::from_millis(1);
+            for o in out {
+                if let Output::Ping { conn } = o {
+                    h.router.handle_alive(conn, h.now);
+                }
+            }
+        }
+        assert_eq!(h.router.session_count(), 20);
+    }
+
+    #[test]
+    fn a_stranger_with_a_wrong_room_code_is_refused_then_rate_limited() {
+        let mut h = Harness::new();
+        let proctor = h.open_from(addr(9));
+        let (_room, code) = h.create_room(proctor);
+        let puppet = h.open_from(addr(8));
+        let control_code = h.register(puppet);
+        let stranger = h.open_from(addr(1));
+        let wrong = ControlCode::from_number((code.number() + 1) % ControlCode::SPACE).unwrap();
+        // A wrong code, a malformed one, a control code (not a room's) and a v1 connect with the
+        // room code all count as failures of the same address.
+        let attempts: [String; 5] = [
+            SignalMessage::from(RoomJoin {
+                code: wrong,
+                name: "x".into(),
+            })
+            .encode(),
+            r#"{"type":"room_join","code":"12","name":"x"}"#.into(),
+            SignalMessage::from(RoomJoin {
+                code: control_code,
+                name: "x".into(),
+            })
+            .encode(),
+            SignalMessage::from(Connect {
+                code,
+                name: "x".into(),
+            })
+            .encode(),
+            SignalMessage::from(RoomJoin {
+                code: wrong,
+                name: "x".into(),
+            })
+            .encode(),
+        ];
+        for text in &attempts {
+            let out = h.text(stranger, text);
+            assert!(closes(&out).is_empty());
+            assert!(matches!(
+                error_code(&out, stranger),
+                ErrorCode::UnknownCode | ErrorCode::BadMessage
+            ));
+        }
+        let out = h.text(stranger, &attempts[0]);
+        assert_eq!(error_code(&out, stranger), ErrorCode::RateLimited);
+        assert_eq!(closes(&out), vec![(stranger, CLOSE_POLICY)]);
+        // Even the right code is refused from that address for the window...
+        let again = h.open_from(addr(1));
+        let out = h.send(
+            again,
+            RoomJoin {
+                code,
+                name: "x".into(),
+            }
+            .into(),
+        );
+        assert_eq!(error_code(&out, again), ErrorCode::RateLimited);
+        // ...while another address joins.
+        let honest = h.open_from(addr(2));
+        h.join(honest, proctor, code, "honest");
+    }
+
+    #[test]
+    fn the_proctor_leaving_ends_every_session_of_every_room() {
+        let mut h = Harness::new();
+        let proctor = h.open();
+        let (_a, code_a) = h.create_room(proctor);
+        let (_b, code_b) = h.create_room(proctor);
+        let (m1, m2, m3) = (h.open(), h.open(), h.open());
+        let s1 = h.join(m1, proctor, code_a, "one");
+        let s2 = h.join(m2, proctor, code_a, "two");
+        let s3 = h.join(m3, proctor, code_b, "three");
+        h.router.handle_close(proctor, h.now);
+        let out = h.drain();
+        assert_eq!(message_to(&out, m1), Left { session: s1 }.into());
+        assert_eq!(message_to(&out, m2), Left { session: s2 }.into());
+        assert_eq!(message_to(&out, m3), Left { session: s3 }.into());
+        assert_eq!(out.len(), 3, "nothing is sent to the gone proctor: {out:?}");
+        assert_eq!((h.router.session_count(), h.router.room_count()), (0, 0));
+        // The codes are retired with the rooms.
+        let late = h.open();
+        let out = h.send(
+            late,
+            RoomJoin {
+                code: code_a,
+                name: "late".into(),
+            }
+            .into(),
+        );
+        assert_eq!(error_code(&out, late), ErrorCode::UnknownCode);
+    }
+
+    #[test]
+    fn room_close_refuses_newcomers_and_room_end_ends_members_then_the_room() {
+        let mut h = Harness::new();
+        let (proctor, m1, m2, late) = (h.open(), h.open(), h.open(), h.open());
+        let (room, code) = h.create_room(proctor);
+        let s1 = h.join(m1, proctor, code, "one");
+        let s2 = h.join(m2, proctor, code, "two");
+        let out = h.send(proctor, RoomClose { room: room.clone() }.into());
+        assert_eq!(
+            single_message(&out, proctor),
+            RoomClosed { room: room.clone() }.into()
+        );
+        let out = h.send(
+            late,
+            RoomJoin {
+                code,
+                name: "late".into(),
+            }
+            .into(),
+        );
+        assert_eq!(error_code(&out, late), ErrorCode::UnknownCode);
+        // Members stay and go on relaying.
+        let offer: SignalMessage = Offer {
+            session: s1.clone(),
+            sdp: "v=0".into(),
+        }
+        .into();
+        assert_eq!(single_message(&h.send(m1, offer.clone()), proctor), offer);
+
+        let out = h.send(proctor, RoomEnd { room: room.clone() }.into());
+        assert_eq!(
+            message_to(&out, m1),
+            Left {
+                session: s1.clone()
+            }
+            .into()
+        );
+        assert_eq!(
+            message_to(&out, m2),
+            Left {
+                session: s2.clone()
+            }
+            .into()
+        );
+        let to_proctor: Vec<SignalMessage> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Send { conn, text } if *conn == proctor => SignalMessage::parse(text).ok(),
+                _ => None,
+            })
+            .collect();
+        let line = |session: &SessionId, name: &str| -> SignalMessage {
+            Member {
+                room: room.clone(),
+                session: session.clone(),
+                name: name.into(),
+                state: MemberStatus::Left,
+            }
+            .into()
+        };
+        assert_eq!(
+            to_proctor,
+            vec![
+                line(&s1, "one"),
+                line(&s2, "two"),
+                RoomEnded { room: room.clone() }.into()
+            ]
+        );
+        assert_eq!((h.router.session_count(), h.router.room_count()), (0, 0));
+        // The room is gone: ending it again is unknown_room, and the proctor may open another.
+        let out = h.send(proctor, RoomEnd { room }.into());
+        assert_eq!(error_code(&out, proctor), ErrorCode::UnknownRoom);
+        h.create_room(proctor);
+    }
+
+    #[test]
+    fn busy_for_a_second_controller_unless_the_puppet_allows_watchers() {
+        let mut h = Harness::new();
+        // A v1 puppet (no `watchers` field) lets several controllers in, as before.
+        let (puppet, first, _session) = h.paired();
+        let code = h.register(puppet);
+        let second = h.open();
+        let s2 = h.ring(second, puppet, code);
+        let out = h.send(puppet, Accept { session: s2 }.into());
+        assert!(matches!(
+            single_message(&out, second),
+            SignalMessage::Accepted(_)
+        ));
+        let _ = first;
+
+        // A puppet that allows no watchers: the second controller is busy once one is in.
+        let strict = h.open();
+        let out = h.send(
+            strict,
+            Register {
+                name: "pc".into(),
+                watchers: Some(false),
+            }
+            .into(),
+        );
+        let SignalMessage::Registered(registered) = single_message(&out, strict) else {
+            panic!("{out:?}")
+        };
+        let (c1, c2, c3) = (h.open(), h.open(), h.open());
+        let s1 = h.ring(c1, strict, registered.code);
+        // Two may ring at once (none is in yet)...
+        let s2 = h.ring(c2, strict, registered.code);
+        h.send(
+            strict,
+            Accept {
+                session: s1.clone(),
+            }
+            .into(),
+        );
+        // ...but once one is accepted, accepting the other is busy, and so is a new connect.
+        let out = h.send(
+            strict,
+            Accept {
+                session: s2.clone(),
+            }
+            .into(),
+        );
+        assert_eq!(error_code(&out, strict), ErrorCode::Busy);
+        let out = h.send(
+            c3,
+            Connect {
+                code: registered.code,
+                name: "x".into(),
+            }
+            .into(),
+        );
+        assert_eq!(error_code(&out, c3), ErrorCode::Busy);
+        // Joining a room is a controller too.
+        let proctor = h.open();
+        let (_room, room_code) = h.create_room(proctor);
+        let out = h.send(
+            strict,
+            RoomJoin {
+                code: room_code,
+                name: "x".into(),
+            }
+            .into(),
+        );
+        assert_eq!(error_code(&out, strict), ErrorCode::Busy);
+        // When the first leaves, the waiting one may be accepted.
+        h.send(c1, Leave { session: s1 }.into());
+        let out = h.send(strict, Accept { session: s2 }.into());
+        assert!(matches!(
+            single_message(&out, c2),
+            SignalMessage::Accepted(_)
+        ));
+
+        // And a room member that allows no watchers is busy to a v1 controller.
+        let member = h.open();
+        let out = h.send(
+            member,
+            Register {
+                name: "desk".into(),
+                watchers: Some(false),
+            }
+            .into(),
+        );
+        let SignalMessage::Registered(member_code) = single_message(&out, member) else {
+            panic!("{out:?}")
+        };
+        h.join(member, proctor, room_code, "desk");
+        let out = h.send(
+            c3,
+            Connect {
+                code: member_code.code,
+                name: "x".into(),
+            }
+            .into(),
+        );
+        assert_eq!(error_code(&out, c3), ErrorCode::Busy);
+    }
+
+    #[test]
+    fn limits_on_members_per_room_rooms_per_connection_and_sessions() {
+        let mut h = Harness::with_config(RouterConfig {
+            max_members_per_room: 2,
+            max_rooms_per_connection: 2,
+            max_sessions_per_connection: 3,
+            ..RouterConfig::default()
+        });
+        let proctor = h.open();
+        let (_a, code_a) = h.create_room(proctor);
+        let (_b, code_b) = h.create_room(proctor);
+        let out = h.send(
+            proctor,
+            RoomCreate {
+                name: "third".into(),
+            }
+            .into(),
+        );
+        assert_eq!(error_code(&out, proctor), ErrorCode::Busy);
+
+        let (m1, m2, m3, m4) = (h.open(), h.open(), h.open(), h.open());
+        h.join(m1, proctor, code_a, "1");
+        h.join(m2, proctor, code_a, "2");
+        let out = h.send(
+            m3,
+            RoomJoin {
+                code: code_a,
+                name: "3".into(),
+            }
+            .into(),
+        );
+        assert_eq!(error_code(&out, m3), ErrorCode::Busy, "the room is full");
+        h.join(m3, proctor, code_b, "3");
+        let out = h.send(
+            m4,
+            RoomJoin {
+                code: code_b,
+                name: "4".into(),
+            }
+            .into(),
+        );
+        assert_eq!(
+            error_code(&out, m4),
+            ErrorCode::Busy,
+            "the proctor has 3 sessions"
+        );
+
+        // A member's own session limit counts rooms of other proctors too.
+        let mut member_rooms = Vec::new();
+        for _ in 0..4 {
+            let other = h.open();
+            member_rooms.push((other, h.create_room(other).1));
+        }
+        for (other, code) in &member_rooms[..3] {
+            h.join(m4, *other, *code, "4");
+        }
+        let (other, code) = member_rooms[3];
+        let out = h.send(
+            m4,
+            RoomJoin {
+                code,
+                name: "4".into(),
+            }
+            .into(),
+        );
+        assert_eq!(error_code(&out, m4), ErrorCode::Busy);
+        let _ = other;
+    }
+
+    #[test]
+    fn room_codes_are_unique_among_live_control_codes_and_room_codes() {
+        let mut h = Harness::new();
+        h.router = Router::with_entropy(
+            RouterConfig::default(),
+            Box::new(StuckEntropy { calls: 0 }),
+            h.now,
+        );
+        let (puppet, proctor) = (h.open(), h.open());
+        let control_code = h.register(puppet);
+        assert_eq!(control_code.number(), 42);
+        let (_room, room_code) = h.create_room(proctor);
+        assert_ne!(room_code, control_code, "the colliding draw was redrawn");
+    }
+
+    #[test]
+    fn a_room_code_expires_for_newcomers_but_the_room_goes_on() {
+        let mut h = Harness::with_config(patient());
+        let (proctor, member, late) = (h.open(), h.open(), h.open());
+        let (room, code) = h.create_room(proctor);
+        let session = h.join(member, proctor, code, "early");
+        h.advance(Duration::from_secs(600));
+        let out = h.send(
+            late,
+            RoomJoin {
+                code,
+                name: "late".into(),
+            }
+            .into(),
+        );
+        assert_eq!(error_code(&out, late), ErrorCode::UnknownCode);
+        let out = h.set_state(proctor, &room, &session, MemberStatus::Watching);
+        assert_eq!(
+            roster(&out, member),
+            vec![(session, MemberStatus::Watching)]
+        );
+    }
+
+    #[test]
+    fn room_messages_are_only_for_the_rooms_proctor_and_refuse_what_is_not_theirs() {
+        let mut h = Harness::new();
+        let (proctor, member, other) = (h.open(), h.open(), h.open());
+        let (room, code) = h.create_room(proctor);
+        let session = h.join(member, proctor, code, "m");
+
+        // Someone else's room, or none: unknown_room, as if it did not exist.
+        for conn in [member, other] {
+            for message in [
+                SignalMessage::from(RoomClose { room: room.clone() }),
+                RoomEnd { room: room.clone() }.into(),
+                MemberState {
+                    room: room.clone(),
+                    session: session.clone(),
+                    state: MemberStatus::Controlled,
+                }
+                .into(),
+            ] {
+                let out = h.send(conn, message);
+                assert_eq!(error_code(&out, conn), ErrorCode::UnknownRoom);
+            }
+        }
+        let out = h.send(
+            proctor,
+            RoomEnd {
+                room: RoomId::from("nope"),
+            }
+            .into(),
+        );
+        assert_eq!(error_code(&out, proctor), ErrorCode::UnknownRoom);
+        // A session that is not a member of this room.
+        let out = h.set_state(proctor, &room, &sid("nope"), MemberStatus::Watching);
+        assert_eq!(error_code(&out, proctor), ErrorCode::UnknownSession);
+        // States only the server sets.
+        for state in [MemberStatus::Reconnecting, MemberStatus::Left] {
+            let out = h.set_state(proctor, &room, &session, state);
+            assert_eq!(error_code(&out, proctor), ErrorCode::NotAllowed);
+        }
+        // Joining one's own room, or the same room twice.
+        let out = h.send(
+            proctor,
+            RoomJoin {
+                code,
+                name: "me".into(),
+            }
+            .into(),
+        );
+        assert_eq!(error_code(&out, proctor), ErrorCode::NotAllowed);
+        let out = h.send(
+            member,
+            RoomJoin {
+                code,
+                name: "again".into(),
+            }
+            .into(),
+        );
+        assert_eq!(error_code(&out, member), ErrorCode::NotAllowed);
+        // Server-only room messages from a client.
+        let out = h.send(other, RoomEnded { room: room.clone() }.into());
+        assert_eq!(error_code(&out, other), ErrorCode::NotAllowed);
+        let out = h.send(
+            other,
+            Member {
+                room: room.clone(),
+                session: session.clone(),
+                name: "fake".into(),
+                state: MemberStatus::Left,
+            }
+            .into(),
+        );
+        assert_eq!(error_code(&out, other), ErrorCode::NotAllowed);
+        // A stranger cannot relay into a member's session.
+        let out = h.send(
+            other,
+            Offer {
+                session,
+                sdp: "v=0".into(),
+            }
+            .into(),
+        );
+        assert_eq!(error_code(&out, other), ErrorCode::UnknownSession);
+    }
+
+    #[test]
+    fn hostile_room_input_gets_errors_and_the_connection_stays_up() {
+        let mut h = Harness::new();
+        let (proctor, member) = (h.open(), h.open());
+        let long = "n".repeat(MAX_ROOM_NAME_CHARS + 1);
+        let out = h.send(proctor, RoomCreate { name: long.clone() }.into());
+        assert_eq!(error_code(&out, proctor), ErrorCode::BadMessage);
+        let (_room, code) = h.create_room(proctor);
+        let out = h.send(member, RoomJoin { code, name: long }.into());
+        assert_eq!(error_code(&out, member), ErrorCode::BadMessage);
+        for text in [
+            r#"{"type":"room_create"}"#,
+            r#"{"type":"room_join","code":null,"name":"x"}"#,
+            r#"{"type":"member_state","room":"r","session":"s","state":"asleep"}"#,
+            r#"{"type":"room_end","room":5}"#,
+            r#"{"type":"room_close"}"#,
+        ] {
+            let out = h.text(member, text);
+            assert_eq!(error_code(&out, member), ErrorCode::BadMessage, "{text}");
+            assert!(closes(&out).is_empty());
+        }
+        // A name of exactly the limit, in multi-byte characters, is fine.
+        h.join(member, proctor, code, &"é".repeat(MAX_ROOM_NAME_CHARS));
     }
 }

@@ -33,8 +33,11 @@ use tokio_tungstenite::WebSocketStream;
 use crate::router::{ConnId, Output, Router, RouterConfig, CLOSE_POLICY, CLOSE_TOO_BIG};
 use crate::tls::ServerTls;
 
-/// Messages queued for one connection before it counts as not reading and is dropped.
-const OUTBOUND_QUEUE: usize = 64;
+/// Messages queued for one connection before it counts as not reading and is dropped. Large
+/// enough for the largest burst the router sends one connection at once: a proctor is told about every
+/// member in one go when its room ends or a whole hall's network drops (one roster line per
+/// session, at most `max_sessions_per_connection`, 64 by default), with room to spare.
+const OUTBOUND_QUEUE: usize = 256;
 /// Connection events queued for the router task before connection tasks wait.
 const EVENT_QUEUE: usize = 4096;
 /// How long a peer may take for its TLS and WebSocket handshakes.

@@ -44,10 +44,7 @@ fn start(args: &[&str]) -> (Running, String, Option<String>) {
 
 async fn registers(url: &str, tls: &TlsOptions) {
     let mut client = SignalClient::connect(url, tls).await.unwrap();
-    client
-        .send(&Register { name: "pc".into() }.into())
-        .await
-        .unwrap();
+    client.send(&Register::named("pc").into()).await.unwrap();
     let reply = tokio::time::timeout(Duration::from_secs(5), client.recv())
         .await
         .unwrap()

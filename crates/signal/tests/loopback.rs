@@ -59,7 +59,7 @@ async fn expect_closed(client: &mut SignalClient) -> u16 {
 }
 
 async fn register(puppet: &mut SignalClient) -> ControlCode {
-    send(puppet, Register { name: "pc".into() }).await;
+    send(puppet, Register::named("pc")).await;
     match recv(puppet).await {
         SignalMessage::Registered(r) => r.code,
         other => panic!("expected registered, got {other:?}"),
