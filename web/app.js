@@ -160,6 +160,7 @@ function startSession(iceServers) {
   s.control = new Control(controlUi(s));
   $('peer-name').textContent = s.peerName || groupCode(s.code);
   $('view-only').hidden = true;
+  $('mode-button').textContent = 'Keys: position';
   $('chat-log').textContent = '';
   $('transfers').textContent = '';
   setStatus('Connecting to the puppet…');
@@ -205,6 +206,7 @@ function controlUi(s) {
       navigator.clipboard?.writeText(text).catch(() => {});
     },
     stats: (message) => { s.puppetStats = message; },
+    mode: () => s.mode,
     viewOnly: (on) => {
       s.viewOnly = on;
       $('view-only').hidden = !on;

@@ -42,7 +42,8 @@ async function sha256Hex(blobOrBytes) {
 
 /**
  * Speaks the control protocol on one channel. The UI passes callbacks:
- * chat(text), clipboard(text), stats(message), viewOnly(bool), offer(transfer) for a received
+ * chat(text), clipboard(text), stats(message), viewOnly(bool), mode() for the keyboard mode
+ * to announce, offer(transfer) for a received
  * offer (call transfer.accept() / transfer.decline()), progress(transfer), done(transfer),
  * failed(transfer, reason).
  */
@@ -61,8 +62,14 @@ export class Control {
       const message = decodeControl(event.data);
       if (message) this.handle(message);
     });
-    channel.addEventListener('open', () => this.send({ type: 'keyboard', mode: 'map' }));
-    if (channel.readyState === 'open') this.send({ type: 'keyboard', mode: 'map' });
+    // The channel may already be open when it is announced, with its open event still to come.
+    let announced = false;
+    const announce = () => {
+      if (announced) return;
+      announced = this.send({ type: 'keyboard', mode: this.ui.mode() });
+    };
+    channel.addEventListener('open', announce);
+    announce();
   }
 
   send(message) {
