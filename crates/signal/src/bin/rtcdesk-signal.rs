@@ -16,7 +16,8 @@ use rtcdesk_signal::server::{Server, ServerConfig};
 use rtcdesk_signal::tls::ServerTls;
 
 /// The rtcdesk signaling server: introduces puppets and controllers by control code and relays
-/// their WebRTC offers, answers and candidates.
+/// their WebRTC offers, answers and candidates. On the same port it serves the browser
+/// controller page: open http://HOST:PORT/ (https:// with TLS) and type the code.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
