@@ -11,8 +11,11 @@
 //!   text frames and the current time go in (`handle_*`), frames to send, pings and closes come
 //!   out (`poll_output`). Every rule and limit lives there and is tested without sockets.
 //! - [`server::Server`] is the tokio shell: it accepts TCP (and TLS, [`tls`]) connections,
-//!   upgrades them to WebSockets with tokio-tungstenite, and moves frames between them and one
-//!   task that owns the router. The binary `rtcdesk-signal` runs it; the puppet can embed it.
+//!   serves HTTP on them with hyper, upgrades signaling requests to WebSockets with
+//!   tokio-tungstenite, and moves frames between them and one task that owns the router. The
+//!   binary `rtcdesk-signal` runs it; the puppet can embed it.
+//! - [`web`] is the browser controller page (`web/` in the repository, compiled in) and the
+//!   rules for what is served at which path, on the same port as the WebSocket.
 //! - [`client::SignalClient`] is what the puppet and the controller use to talk to a server:
 //!   typed [`SignalMessage`](rtcdesk_proto::signal::SignalMessage)s over `ws://` or `wss://`.
 //!
@@ -38,3 +41,4 @@ pub mod client;
 pub mod router;
 pub mod server;
 pub mod tls;
+pub mod web;

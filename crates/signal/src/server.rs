@@ -1,5 +1,12 @@
-//! The tokio shell around [`Router`]: accepts TCP (optionally TLS) connections, upgrades them to
+//! The tokio shell around [`Router`]: accepts TCP (optionally TLS) connections, serves HTTP/1.1
+//! on them with hyper (the browser controller page, [`web`]), upgrades signaling requests to
 //! WebSockets, and moves frames and timers. No protocol rule lives here.
+//!
+//! HTTP and the WebSocket share the one listener: a `GET` with `Upgrade: websocket` at `/` or
+//! [`web::SIGNAL_PATH`] is answered 101 by hyper, whose upgraded connection tokio-tungstenite
+//! then takes over (`from_raw_socket`); any other request gets a file of the page or an error.
+//! Request heads are capped (8 KiB, 48 headers, answered 431), bodies are never read, a request
+//! head must arrive within 10 s, and hyper answers malformed requests with 400 and closes.
 //!
 //! One task per connection reads frames and writes what it is told; one router task owns the
 //! [`Router`], fed by a bounded channel of connection events. Each connection has a small bounded
@@ -19,19 +26,30 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{
+    HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_VERSION,
+    UPGRADE,
+};
+use hyper::upgrade::OnUpgrade;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::error::CapacityError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::router::{ConnId, Output, Router, RouterConfig, CLOSE_POLICY, CLOSE_TOO_BIG};
 use crate::tls::ServerTls;
+use crate::web::{self, Route};
 
 /// Messages queued for one connection before it counts as not reading and is dropped. Large
 /// enough for the largest burst the router sends one connection at once: a proctor is told about every
@@ -40,8 +58,17 @@ use crate::tls::ServerTls;
 const OUTBOUND_QUEUE: usize = 256;
 /// Connection events queued for the router task before connection tasks wait.
 const EVENT_QUEUE: usize = 4096;
-/// How long a peer may take for its TLS and WebSocket handshakes.
+/// How long a peer may take for its TLS handshake, and for each HTTP request's headers (also
+/// the most an idle keep-alive HTTP connection is kept).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest HTTP request head (request line and headers); a larger one gets 431. Browsers send
+/// about 1 KiB.
+const MAX_HEADER_BYTES: usize = 8 * 1024;
+/// Most header fields in one HTTP request; more gets 431.
+const MAX_HEADERS: usize = 48;
+/// Largest read buffer hyper keeps for one HTTP connection (its minimum is 8 KiB). Request
+/// bodies are never read: every path is GET or HEAD.
+const MAX_HTTP_BUFFER: usize = 16 * 1024;
 /// How long to wait for the peer's close frame after sending ours.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
@@ -174,9 +201,17 @@ impl Server {
         self.local_addr
     }
 
-    /// The URL clients connect to: `ws://ADDR/` or `wss://ADDR/`.
+    /// The URL native clients connect to: `ws://ADDR/` or `wss://ADDR/` (the WebSocket also
+    /// answers at [`web::SIGNAL_PATH`]).
     pub fn url(&self) -> String {
         let scheme = if self.tls { "wss" } else { "ws" };
+        format!("{scheme}://{}/", self.local_addr)
+    }
+
+    /// The URL of the browser controller page on the same port: `http://ADDR/` or
+    /// `https://ADDR/`. Its signaling WebSocket is [`web::SIGNAL_PATH`] on the same origin.
+    pub fn page_url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
         format!("{scheme}://{}/", self.local_addr)
     }
 
@@ -225,16 +260,14 @@ async fn accept_loop(
         // carry room for the (larger) TLS stream state.
         match tls.clone() {
             None => {
-                tokio::spawn(serve_upgrade(stream, conn, peer, websocket, events));
+                tokio::spawn(serve_http(stream, conn, peer, websocket, events));
             }
             Some(acceptor) => {
                 tokio::spawn(async move {
                     let handshake =
                         tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
                     match handshake {
-                        Ok(Ok(stream)) => {
-                            serve_upgrade(stream, conn, peer, websocket, events).await
-                        }
+                        Ok(Ok(stream)) => serve_http(stream, conn, peer, websocket, events).await,
                         Ok(Err(error)) => {
                             tracing::debug!(%conn, %peer, %error, "TLS handshake failed")
                         }
@@ -246,27 +279,134 @@ async fn accept_loop(
     }
 }
 
-async fn serve_upgrade<S>(
+/// Serves HTTP/1.1 on one connection until it closes or upgrades: the page's files, and the
+/// signaling WebSocket, which then runs in its own task on the upgraded connection.
+async fn serve_http<S>(
     stream: S,
     conn: ConnId,
     peer: SocketAddr,
     websocket: WebSocketConfig,
     events: mpsc::Sender<Event>,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let upgrade = tokio_tungstenite::accept_async_with_config(stream, Some(websocket));
-    let ws = match tokio::time::timeout(HANDSHAKE_TIMEOUT, upgrade).await {
-        Ok(Ok(ws)) => ws,
-        Ok(Err(error)) => {
-            tracing::debug!(%conn, %peer, %error, "WebSocket handshake failed");
-            return;
+    let service = hyper::service::service_fn(move |request| {
+        let response = respond(request, conn, peer, websocket, &events);
+        std::future::ready(Ok::<_, std::convert::Infallible>(response))
+    });
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HANDSHAKE_TIMEOUT)
+        .max_header_size(MAX_HEADER_BYTES)
+        .max_headers(MAX_HEADERS)
+        .max_buf_size(MAX_HTTP_BUFFER);
+    let served = http
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades()
+        .await;
+    if let Err(error) = served {
+        // Malformed requests (400), oversized headers (431) and slow clients end up here,
+        // hyper having answered what it could.
+        tracing::debug!(%conn, %peer, %error, "HTTP connection ended with an error");
+    }
+}
+
+/// Answers one request; for a WebSocket handshake, also starts the task that takes the
+/// connection over once hyper has sent the 101.
+fn respond(
+    request: Request<Incoming>,
+    conn: ConnId,
+    peer: SocketAddr,
+    websocket: WebSocketConfig,
+    events: &mpsc::Sender<Event>,
+) -> Response<Full<Bytes>> {
+    let routed = web::route(
+        request.method(),
+        request.version(),
+        request.uri().path(),
+        request.headers(),
+    );
+    match routed {
+        Route::Asset(asset) => response(
+            StatusCode::OK,
+            asset.content_type,
+            Bytes::from_static(asset.body),
+        ),
+        Route::Refuse { status, reason } => {
+            tracing::debug!(%conn, %peer, %status, path = request.uri().path(), "refused");
+            let mut refused = response(
+                status,
+                "text/plain; charset=utf-8",
+                Bytes::from_static(reason.as_bytes()),
+            );
+            let headers = refused.headers_mut();
+            if status == StatusCode::METHOD_NOT_ALLOWED {
+                headers.insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+            }
+            if status == StatusCode::UPGRADE_REQUIRED {
+                headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+                headers.insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+            }
+            refused
         }
-        Err(_) => {
-            tracing::debug!(%conn, %peer, "WebSocket handshake timed out");
+        Route::Upgrade { accept_key } => {
+            let Ok(accept) = HeaderValue::from_str(&accept_key) else {
+                // base64 is always a valid header value; answer rather than panic regardless.
+                return response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "text/plain; charset=utf-8",
+                    Bytes::from_static(b"cannot answer the handshake"),
+                );
+            };
+            let upgrade = hyper::upgrade::on(request);
+            tokio::spawn(serve_upgraded(
+                upgrade,
+                conn,
+                peer,
+                websocket,
+                events.clone(),
+            ));
+            let mut switching = Response::new(Full::new(Bytes::new()));
+            *switching.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+            let headers = switching.headers_mut();
+            headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+            headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+            headers.insert(SEC_WEBSOCKET_ACCEPT, accept);
+            switching
+        }
+    }
+}
+
+/// A response with `body`, its type, and the page's security headers.
+fn response(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    for (name, value) in web::SECURITY_HEADERS {
+        headers.insert(*name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// Waits for hyper to hand the connection over after the 101, then runs the WebSocket on it.
+async fn serve_upgraded(
+    upgrade: OnUpgrade,
+    conn: ConnId,
+    peer: SocketAddr,
+    websocket: WebSocketConfig,
+    events: mpsc::Sender<Event>,
+) {
+    let upgraded = match upgrade.await {
+        Ok(upgraded) => upgraded,
+        Err(error) => {
+            tracing::debug!(%conn, %peer, %error, "WebSocket upgrade failed");
             return;
         }
     };
+    let ws =
+        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(websocket))
+            .await;
     let (outbound_tx, outbound_rx) = mpsc::channel(OUTBOUND_QUEUE);
     let open = Event::Open {
         conn,

@@ -1,7 +1,8 @@
 //! `rtcdesk-signal`: the rtcdesk signaling server.
 //!
-//! Serves signaling protocol v1 over `ws://` or, with a certificate, `wss://`. Prints the URL it
-//! listens on (and a self-signed certificate's fingerprint) on stdout; logs go to stderr,
+//! Serves signaling protocol v1 over `ws://` or, with a certificate, `wss://`, and on the same
+//! port the browser controller page (`http://` or `https://`). Prints the page's URL and the URL
+//! it listens on (and a self-signed certificate's fingerprint) on stdout; logs go to stderr,
 //! filtered by `RUST_LOG` (default `info`). Control codes and SDP are never logged at info.
 
 use std::net::SocketAddr;
@@ -15,7 +16,8 @@ use rtcdesk_signal::server::{Server, ServerConfig};
 use rtcdesk_signal::tls::ServerTls;
 
 /// The rtcdesk signaling server: introduces puppets and controllers by control code and relays
-/// their WebRTC offers, answers and candidates.
+/// their WebRTC offers, answers and candidates. On the same port it serves the browser
+/// controller page: open http://HOST:PORT/ (https:// with TLS) and type the code.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -111,6 +113,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     config.router = router;
     config.tls = tls;
     let server = Server::bind(config).await?;
+    println!("web page at {}", server.page_url());
     println!("listening on {}", server.url());
     tokio::select! {
         () = server_wait(server) => bail!("the server stopped"),
