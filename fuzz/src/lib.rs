@@ -212,6 +212,8 @@ fn allocation_with_a_channel(bound: bool) -> Option<rtcdesk_stun::turn::Allocati
     );
     while allocation.poll_event().is_some() {}
     Some(allocation)
+}
+
 /// A message reaching a file transfer: as one `control` text, as one `file` chunk, and as a
 /// sequence of messages (each a u16 little-endian length and that many bytes) fed to a receiver
 /// and a sender mid-transfer, which must refuse what breaks the rules and never panic.

@@ -81,7 +81,7 @@ async fn plain_server() -> Server {
 async fn registers(url: &str, tls: &TlsOptions) {
     let mut client = SignalClient::connect(url, tls).await.unwrap();
     client
-        .send(&Register { name: "pc".into() }.into())
+        .send(&Register::named("pc").into())
         .await
         .unwrap();
     let reply = tokio::time::timeout(WAIT, client.recv())
@@ -356,7 +356,7 @@ async fn one_keep_alive_connection_fetches_a_file_then_upgrades() {
             .unwrap();
     assert_eq!(response.status(), 101);
     use futures_util::{SinkExt, StreamExt};
-    let register = SignalMessage::from(Register { name: "pc".into() }).encode();
+    let register = SignalMessage::from(Register::named("pc")).encode();
     ws.send(tokio_tungstenite::tungstenite::Message::text(register))
         .await
         .unwrap();
