@@ -50,9 +50,7 @@ fn is_usable(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => !v4.is_unspecified() && !v4.is_link_local() && !v4.is_multicast(),
         // Link-local IPv6 needs a scope id, which candidates cannot carry.
-        IpAddr::V6(v6) => {
-            !v6.is_unspecified() && !v6.is_multicast() && !v6.is_unicast_link_local()
-        }
+        IpAddr::V6(v6) => !v6.is_unspecified() && !v6.is_multicast() && !v6.is_unicast_link_local(),
     }
 }
 

@@ -80,10 +80,7 @@ async fn plain_server() -> Server {
 
 async fn registers(url: &str, tls: &TlsOptions) {
     let mut client = SignalClient::connect(url, tls).await.unwrap();
-    client
-        .send(&Register::named("pc").into())
-        .await
-        .unwrap();
+    client.send(&Register::named("pc").into()).await.unwrap();
     let reply = tokio::time::timeout(WAIT, client.recv())
         .await
         .expect("registered in time")
