@@ -82,6 +82,10 @@ pub struct ControllerConfig {
     pub keyboard: KeyboardMode,
     /// STUN servers for server-reflexive candidates (needed across NATs).
     pub stun_servers: Vec<SocketAddr>,
+    /// TURN servers for relayed candidates, when no direct path works.
+    pub turn_servers: Vec<rtcdesk_peer::TurnServer>,
+    /// Offer only relayed candidates: the puppet never learns this machine's addresses.
+    pub relay_only: bool,
     /// Bind the peer's UDP socket here instead of on every interface (tests: `127.0.0.1:0`).
     pub bind: Option<SocketAddr>,
     /// How long the puppet's user may take to accept.
@@ -105,6 +109,8 @@ impl ControllerConfig {
             name: default_name(ClientSide::Controller),
             keyboard: KeyboardMode::Map,
             stun_servers: Vec::new(),
+            turn_servers: Vec::new(),
+            relay_only: false,
             bind: None,
             accept_timeout: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(15),

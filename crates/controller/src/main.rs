@@ -56,6 +56,30 @@ struct Args {
     #[arg(long, value_name = "HOST:PORT")]
     stun: Vec<String>,
 
+    /// A TURN relay, for when no direct path works (symmetric NATs, blocked UDP):
+    /// `turn:HOST:PORT` (UDP; `?transport=tcp` and `turns:` are parsed but not used yet);
+    /// repeatable. Needs --turn-user and --turn-password.
+    #[arg(long, value_name = "URL")]
+    turn: Vec<String>,
+
+    /// The TURN user name (for a server with a shared secret: `EXPIRY:LABEL`).
+    #[arg(long, value_name = "NAME", requires = "turn")]
+    turn_user: Option<String>,
+
+    /// The TURN password (or set RTCDESK_TURN_PASSWORD, which keeps it out of `ps`).
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "RTCDESK_TURN_PASSWORD",
+        hide_env_values = true
+    )]
+    turn_password: Option<String>,
+
+    /// Offer only relayed candidates: traffic always goes through the TURN server, and the
+    /// other side never learns this machine's addresses. Needs --turn.
+    #[arg(long, requires = "turn")]
+    relay_only: bool,
+
     /// Trust a wss:// server whose certificate has this SHA-256 fingerprint (as
     /// `rtcdesk-signal` prints it for a self-signed certificate).
     #[arg(long, value_name = "FINGERPRINT", conflicts_with = "ca")]
@@ -152,6 +176,12 @@ fn config(args: &Args) -> anyhow::Result<ControllerConfig> {
         .iter()
         .map(|server| resolve(server))
         .collect::<anyhow::Result<Vec<SocketAddr>>>()?;
+    config.turn_servers = turn_servers(
+        &args.turn,
+        args.turn_user.as_deref(),
+        args.turn_password.as_deref(),
+    )?;
+    config.relay_only = args.relay_only;
     if let Some(fingerprint) = &args.insecure_pin {
         config.tls = TlsOptions::pinned(fingerprint).context("--insecure-pin")?;
     } else if let Some(ca) = &args.ca {
@@ -307,4 +337,24 @@ fn run_window(config: ControllerConfig) -> anyhow::Result<i32> {
         eprintln!("controller: {error}");
     }
     Ok(app.exit_code())
+}
+
+/// The `--turn` servers, resolved, with their credentials.
+fn turn_servers(
+    urls: &[String],
+    user: Option<&str>,
+    password: Option<&str>,
+) -> anyhow::Result<Vec<rtcdesk_peer::TurnServer>> {
+    if urls.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (Some(user), Some(password)) = (user, password) else {
+        anyhow::bail!("--turn needs --turn-user and --turn-password (or RTCDESK_TURN_PASSWORD)");
+    };
+    urls.iter()
+        .map(|url| {
+            rtcdesk_peer::TurnServer::resolve(url, user, password)
+                .map_err(|e| anyhow::anyhow!("--turn {e}"))
+        })
+        .collect()
 }

@@ -226,6 +226,8 @@ impl Controller {
 
         let mut peer_config = PeerConfig::new(Role::Answerer);
         peer_config.stun_servers = config.stun_servers.clone();
+        peer_config.turn_servers = config.turn_servers.clone();
+        peer_config.relay_only = config.relay_only;
         peer_config.bind = config.bind;
         peer_config.close_after_silence = config.lost_after;
         let Peer {

@@ -29,6 +29,28 @@ pub struct TurnServer {
     pub password: String,
 }
 
+impl TurnServer {
+    /// The server a `turn:HOST:PORT?transport=udp|tcp` or `turns:HOST:PORT` URL names, resolved
+    /// now (a blocking name lookup: call it while reading the configuration, not on a network
+    /// task), with these long-term credentials.
+    pub fn resolve(url: &str, username: &str, password: &str) -> Result<TurnServer, String> {
+        use std::net::ToSocketAddrs;
+        let parsed = rtcdesk_stun::turn::TurnUrl::parse(url).map_err(|e| e.to_string())?;
+        let host_port = parsed.host_port();
+        let server = host_port
+            .to_socket_addrs()
+            .map_err(|e| format!("{url}: cannot resolve {host_port}: {e}"))?
+            .find(SocketAddr::is_ipv4)
+            .ok_or_else(|| format!("{url}: {host_port} has no IPv4 address"))?;
+        Ok(TurnServer {
+            server,
+            transport: parsed.transport,
+            username: username.to_string(),
+            password: password.to_string(),
+        })
+    }
+}
+
 impl std::fmt::Debug for TurnServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TurnServer")

@@ -167,6 +167,11 @@ pub struct PuppetConfig {
     pub tls: TlsOptions,
     /// STUN servers for server-reflexive candidates (NAT traversal beyond a LAN).
     pub stun_servers: Vec<SocketAddr>,
+    /// TURN servers for relayed candidates, when no direct path works (symmetric NATs,
+    /// blocked UDP).
+    pub turn_servers: Vec<rtcdesk_peer::TurnServer>,
+    /// Offer only relayed candidates: controllers never learn this machine's addresses.
+    pub relay_only: bool,
     /// Also write the encoded video to this IVF file (playable with `dav1d -i FILE`, ffplay).
     pub record: Option<PathBuf>,
     /// Bind every session's UDP socket here instead of all interfaces (tests: `127.0.0.1:0`).
@@ -197,6 +202,8 @@ impl PuppetConfig {
             },
             tls: TlsOptions::default(),
             stun_servers: Vec::new(),
+            turn_servers: Vec::new(),
+            relay_only: false,
             record: None,
             peer_bind: None,
             connect_timeout: Duration::from_secs(20),

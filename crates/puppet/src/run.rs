@@ -149,10 +149,19 @@ pub(crate) async fn start(config: PuppetConfig) -> Result<Puppet, Error> {
     let mut peer_config = PeerConfig::new(Role::Offerer);
     peer_config.bind = config.peer_bind;
     peer_config.stun_servers = config.stun_servers.clone();
+    peer_config.turn_servers = config.turn_servers.clone();
+    peer_config.relay_only = config.relay_only;
+    peer_config
+        .validate()
+        .map_err(|e| Error::Config(e.to_string()))?;
     peer_config.close_after_silence = PEER_CLOSE_AFTER_SILENCE;
     // One socket set for every viewer: thirty controllers cost thirty sessions, not thirty
     // sets of sockets and tasks.
-    let endpoint = Endpoint::bind(config.peer_bind, peer_config.socket_buffer_bytes)?;
+    let endpoint = Endpoint::bind_with_relays(
+        config.peer_bind,
+        peer_config.socket_buffer_bytes,
+        &peer_config.turn_servers,
+    )?;
     let context = SessionContext {
         endpoint,
         peer_config,
