@@ -176,11 +176,12 @@ fn config(args: &Args) -> anyhow::Result<ControllerConfig> {
         .iter()
         .map(|server| resolve(server))
         .collect::<anyhow::Result<Vec<SocketAddr>>>()?;
-    config.turn_servers = turn_servers(
+    config.turn_servers = rtcdesk_peer::TurnServer::resolve_all(
         &args.turn,
         args.turn_user.as_deref(),
         args.turn_password.as_deref(),
-    )?;
+    )
+    .map_err(anyhow::Error::msg)?;
     config.relay_only = args.relay_only;
     if let Some(fingerprint) = &args.insecure_pin {
         config.tls = TlsOptions::pinned(fingerprint).context("--insecure-pin")?;
@@ -337,24 +338,4 @@ fn run_window(config: ControllerConfig) -> anyhow::Result<i32> {
         eprintln!("controller: {error}");
     }
     Ok(app.exit_code())
-}
-
-/// The `--turn` servers, resolved, with their credentials.
-fn turn_servers(
-    urls: &[String],
-    user: Option<&str>,
-    password: Option<&str>,
-) -> anyhow::Result<Vec<rtcdesk_peer::TurnServer>> {
-    if urls.is_empty() {
-        return Ok(Vec::new());
-    }
-    let (Some(user), Some(password)) = (user, password) else {
-        anyhow::bail!("--turn needs --turn-user and --turn-password (or RTCDESK_TURN_PASSWORD)");
-    };
-    urls.iter()
-        .map(|url| {
-            rtcdesk_peer::TurnServer::resolve(url, user, password)
-                .map_err(|e| anyhow::anyhow!("--turn {e}"))
-        })
-        .collect()
 }

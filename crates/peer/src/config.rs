@@ -30,6 +30,28 @@ pub struct TurnServer {
 }
 
 impl TurnServer {
+    /// Every `--turn` URL resolved with the same credentials, as both programs take them; an
+    /// error names the URL and what is wrong (credentials missing, not a TURN URL, no address).
+    pub fn resolve_all(
+        urls: &[String],
+        username: Option<&str>,
+        password: Option<&str>,
+    ) -> Result<Vec<TurnServer>, String> {
+        if urls.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (Some(username), Some(password)) = (username, password) else {
+            return Err(
+                "--turn needs --turn-user and --turn-password (or RTCDESK_TURN_PASSWORD)".into(),
+            );
+        };
+        urls.iter()
+            .map(|url| {
+                TurnServer::resolve(url, username, password).map_err(|e| format!("--turn {e}"))
+            })
+            .collect()
+    }
+
     /// The server a `turn:HOST:PORT?transport=udp|tcp` or `turns:HOST:PORT` URL names, resolved
     /// now (a blocking name lookup: call it while reading the configuration, not on a network
     /// task), with these long-term credentials.
@@ -268,6 +290,23 @@ mod tests {
     fn the_defaults_are_valid() {
         PeerConfig::new(Role::Offerer).validate().unwrap();
         PeerConfig::new(Role::Answerer).validate().unwrap();
+    }
+
+    #[test]
+    fn turn_urls_resolve_with_their_credentials_or_say_what_is_missing() {
+        assert_eq!(TurnServer::resolve_all(&[], None, None), Ok(Vec::new()));
+        let urls = vec!["turn:127.0.0.1:3478".to_string()];
+        let missing = TurnServer::resolve_all(&urls, Some("alice"), None).unwrap_err();
+        assert!(missing.contains("--turn-password"), "{missing}");
+        let servers = TurnServer::resolve_all(&urls, Some("alice"), Some("pw")).unwrap();
+        assert_eq!(servers[0].server, SocketAddr::from(([127, 0, 0, 1], 3478)));
+        assert_eq!(servers[0].username, "alice");
+        assert!(
+            !format!("{:?}", servers[0]).contains("pw"),
+            "the password is never logged"
+        );
+        let bad = TurnServer::resolve_all(&["http://x".to_string()], Some("a"), Some("b"));
+        assert!(bad.unwrap_err().contains("http://x"));
     }
 
     #[test]

@@ -200,11 +200,12 @@ fn config(args: Args) -> Result<PuppetConfig> {
             .with_context(|| format!("--stun {stun}: no IPv4 address"))?;
         config.stun_servers.push(addr);
     }
-    config.turn_servers = turn_servers(
+    config.turn_servers = rtcdesk_peer::TurnServer::resolve_all(
         &args.turn,
         args.turn_user.as_deref(),
         args.turn_password.as_deref(),
-    )?;
+    )
+    .map_err(anyhow::Error::msg)?;
     config.relay_only = args.relay_only;
     Ok(config)
 }
@@ -312,24 +313,4 @@ fn print_event(puppet: &Puppet, event: &PuppetEvent) {
 /// A name from the network as it is safe to print.
 fn clean(name: &str) -> String {
     name.chars().filter(|c| !c.is_control()).take(64).collect()
-}
-
-/// The `--turn` servers, resolved, with their credentials.
-fn turn_servers(
-    urls: &[String],
-    user: Option<&str>,
-    password: Option<&str>,
-) -> anyhow::Result<Vec<rtcdesk_peer::TurnServer>> {
-    if urls.is_empty() {
-        return Ok(Vec::new());
-    }
-    let (Some(user), Some(password)) = (user, password) else {
-        anyhow::bail!("--turn needs --turn-user and --turn-password (or RTCDESK_TURN_PASSWORD)");
-    };
-    urls.iter()
-        .map(|url| {
-            rtcdesk_peer::TurnServer::resolve(url, user, password)
-                .map_err(|e| anyhow::anyhow!("--turn {e}"))
-        })
-        .collect()
 }
