@@ -76,8 +76,9 @@ struct Args {
     turn_password: Option<String>,
 
     /// Offer only relayed candidates: traffic always goes through the TURN server, and the
-    /// other side never learns this machine's addresses. Needs --turn.
-    #[arg(long, requires = "turn")]
+    /// other side never learns this machine's addresses. Needs --turn, or a signaling server
+    /// that hands out a TURN server (`rtcdesk-signal --turn … --turn-secret …`).
+    #[arg(long)]
     relay_only: bool,
 
     /// Trust a wss:// server whose certificate has this SHA-256 fingerprint (as

@@ -194,7 +194,7 @@ impl Controller {
             .await
             .map_err(|_| ConnectError::SignalClosed)?;
 
-        let (session, puppet_name) = wait_for_acceptance(&mut signal, &config).await?;
+        let (session, puppet_name, ice_servers) = wait_for_acceptance(&mut signal, &config).await?;
         tracing::info!(
             session = session.as_str(),
             "accepted; waiting for the offer"
@@ -227,6 +227,20 @@ impl Controller {
         let mut peer_config = PeerConfig::new(Role::Answerer);
         peer_config.stun_servers = config.stun_servers.clone();
         peer_config.turn_servers = config.turn_servers.clone();
+        // The signaling server's ICE servers, unless the user gave their own.
+        if peer_config.stun_servers.is_empty() && peer_config.turn_servers.is_empty() {
+            let resolved = rtcdesk_peer::resolve_ice_servers(&ice_servers).await;
+            for skipped in &resolved.skipped {
+                tracing::warn!("ICE server from the signaling server not used: {skipped}");
+            }
+            peer_config.stun_servers = resolved.stun;
+            peer_config.turn_servers = resolved.turn;
+        }
+        if peer_config.relay_only && peer_config.turn_servers.is_empty() {
+            return Err(ConnectError::ConnectionFailed(
+                "--relay-only needs a TURN server: give --turn, or use a signaling server that hands one out".into(),
+            ));
+        }
         peer_config.relay_only = config.relay_only;
         peer_config.bind = config.bind;
         peer_config.close_after_silence = config.lost_after;
@@ -351,7 +365,14 @@ impl Drop for Controller {
 async fn wait_for_acceptance(
     signal: &mut SignalClient,
     config: &ControllerConfig,
-) -> Result<(SessionId, Option<String>), ConnectError> {
+) -> Result<
+    (
+        SessionId,
+        Option<String>,
+        Vec<rtcdesk_proto::signal::IceServer>,
+    ),
+    ConnectError,
+> {
     let mut puppet_name = None;
     let wait = async {
         loop {
@@ -371,7 +392,13 @@ async fn wait_for_acceptance(
                         puppet_name = ringing.name;
                     }
                 }
-                PairingStep::Accepted(session) => return Ok((session, puppet_name.take())),
+                PairingStep::Accepted(session) => {
+                    let ice_servers = match message {
+                        SignalMessage::Accepted(accepted) => accepted.ice_servers,
+                        _ => Vec::new(),
+                    };
+                    return Ok((session, puppet_name.take(), ice_servers));
+                }
                 PairingStep::Fail(PairingFailure::UnknownCode) => {
                     return Err(ConnectError::UnknownCode(config.code))
                 }
@@ -607,7 +634,7 @@ mod tests {
             name: Some("front desk".into()),
         });
         assert_eq!(pairing_step(&ringing), PairingStep::Wait);
-        let accepted = SignalMessage::Accepted(Accepted { session: session() });
+        let accepted = SignalMessage::Accepted(Accepted::new(session()));
         assert_eq!(pairing_step(&accepted), PairingStep::Accepted(session()));
     }
 

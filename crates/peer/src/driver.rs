@@ -19,12 +19,11 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::channel::{Channel, Message};
-use rtcdesk_stun::turn::{
-    is_turn_traffic, Allocation, AllocationConfig, Received, TurnEvent, TurnTransport,
-};
+use rtcdesk_stun::turn::{is_turn_traffic, Received, TurnEvent};
 
 use crate::config::{PeerConfig, TurnServer};
 use crate::gather::bind_addresses;
+use crate::relay::{start_relays, Relay, RelayLink, RelayState, StreamEvent};
 use crate::session::{Input, Output, PeerEvent, Session, Transmit};
 use crate::video::{AudioQueue, AudioReceiver, AudioSender, VideoReceiver, VideoSender, VideoSlot};
 use crate::Error;
@@ -71,8 +70,8 @@ impl Endpoint {
         Endpoint::bind_with_relays(bind, socket_buffer_bytes, &[])
     }
 
-    /// Like [`Endpoint::bind`], and allocates a relayed address on each TURN server (UDP) for
-    /// each socket of its address family. Every session on the endpoint gets those relayed
+    /// Like [`Endpoint::bind`], and allocates a relayed address on each TURN server: over UDP
+    /// for each socket of the server's address family, over TCP on one stream per server. Every session on the endpoint gets those relayed
     /// candidates; transmits from them are wrapped for the TURN server here, and what it relays
     /// back is unwrapped before the session sees it.
     pub fn bind_with_relays(
@@ -100,12 +99,20 @@ impl Endpoint {
             return Err(Error::NoInterface);
         }
         let local_addresses: Vec<SocketAddr> = sockets.iter().map(|(a, _)| *a).collect();
-        let relays = start_relays(&local_addresses, turn_servers, Instant::now())?;
-        let (add_tx, add_rx) = mpsc::unbounded_channel();
         let wake = Arc::new(Notify::new());
+        let (stream_tx, stream_rx) = mpsc::channel(RECEIVE_BATCH);
+        let relays = start_relays(
+            &local_addresses,
+            turn_servers,
+            &stream_tx,
+            &wake,
+            Instant::now(),
+        )?;
+        let (add_tx, add_rx) = mpsc::unbounded_channel();
         let driver = Driver {
             sockets,
             relays,
+            stream_events: stream_rx,
             sessions: Vec::new(),
             add: add_rx,
             wake: wake.clone(),
@@ -489,68 +496,11 @@ impl Hosted {
     }
 }
 
-/// One TURN allocation on one of the endpoint's sockets, shared by every session on it.
-struct Relay {
-    base: SocketAddr,
-    allocation: Allocation,
-    state: RelayState,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum RelayState {
-    Allocating,
-    Allocated(SocketAddr),
-    Failed(String),
-}
-
-/// Starts an allocation per TURN server (UDP) and socket of the same address family.
-fn start_relays(
-    bases: &[SocketAddr],
-    servers: &[TurnServer],
-    now: Instant,
-) -> Result<Vec<Relay>, Error> {
-    let mut relays = Vec::new();
-    for server in servers {
-        if server.transport != TurnTransport::Udp {
-            tracing::warn!(server = %server.server, "TURN over TCP is not supported by the session shell yet; skipped");
-            continue;
-        }
-        for &base in bases {
-            if base.is_ipv4() != server.server.is_ipv4() {
-                continue;
-            }
-            let config = AllocationConfig::new(server.server, &server.username, &server.password);
-            let mut allocation = Allocation::new(config).map_err(Error::Turn)?;
-            allocation.start_allocate(now).map_err(Error::Turn)?;
-            relays.push(Relay {
-                base,
-                allocation,
-                state: RelayState::Allocating,
-            });
-        }
-    }
-    Ok(relays)
-}
-
-impl Relay {
-    /// Tells a session what this relay is to it: a candidate, a failure, or one to wait for.
-    fn introduce(&self, session: &mut Session, now: Instant) {
-        match &self.state {
-            RelayState::Allocating => session.expect_relay(),
-            RelayState::Allocated(relayed) => {
-                session.expect_relay();
-                if let Err(e) = session.add_relay_candidate(*relayed, self.base, now) {
-                    tracing::warn!("relayed candidate refused: {e}");
-                }
-            }
-            RelayState::Failed(_) => {}
-        }
-    }
-}
-
 struct Driver {
     sockets: Vec<(SocketAddr, UdpSocket)>,
     relays: Vec<Relay>,
+    /// Frames and failures from the relays' TCP streams, by relay index.
+    stream_events: mpsc::Receiver<(usize, StreamEvent)>,
     sessions: Vec<Hosted>,
     add: mpsc::UnboundedReceiver<Hosted>,
     wake: Arc<Notify>,
@@ -602,6 +552,7 @@ impl Driver {
                 }
             }
             progressed |= self.receive_waiting(&mut buf);
+            progressed |= self.receive_streams();
             if progressed {
                 continue;
             }
@@ -630,6 +581,9 @@ impl Driver {
                         tracing::debug!("receive: {e}");
                     }
                 }
+                Some((index, event)) = self.stream_events.recv() => {
+                    self.on_stream_event(index, event);
+                }
             }
         }
         // Release the allocations rather than leave them to time out on the server.
@@ -644,13 +598,22 @@ impl Driver {
     async fn flush_relays(&mut self) {
         for relay in &mut self.relays {
             while let Some(transmit) = relay.allocation.poll_transmit() {
-                let datagram = Transmit {
-                    source: relay.base,
-                    destination: transmit.destination,
-                    contents: transmit.contents,
-                };
-                if let Err(e) = send(&self.sockets, &datagram).await {
-                    tracing::debug!(server = %datagram.destination, "TURN send: {e}");
+                match &relay.link {
+                    RelayLink::Udp(base) => {
+                        let datagram = Transmit {
+                            source: *base,
+                            destination: transmit.destination,
+                            contents: transmit.contents,
+                        };
+                        if let Err(e) = send(&self.sockets, &datagram).await {
+                            tracing::debug!(server = %datagram.destination, "TURN send: {e}");
+                        }
+                    }
+                    RelayLink::Stream(outgoing) => {
+                        if outgoing.try_send(transmit.contents).is_err() {
+                            tracing::debug!(server = %transmit.destination, "TURN stream full or gone: frame dropped");
+                        }
+                    }
                 }
             }
             while let Some(event) = relay.allocation.poll_event() {
@@ -669,16 +632,51 @@ impl Driver {
                     }
                     TurnEvent::Failed(error) => {
                         tracing::warn!("{error}");
-                        let was_allocating = relay.state == RelayState::Allocating;
-                        relay.state = RelayState::Failed(error.to_string());
-                        if was_allocating {
-                            let server = relay.allocation.server();
-                            for hosted in &mut self.sessions {
-                                hosted.session.relay_failed(server, error.to_string());
-                            }
-                        }
+                        fail_relay(relay, &mut self.sessions, error.to_string());
                     }
                     other => tracing::debug!(?other, "TURN"),
+                }
+            }
+        }
+    }
+
+    /// Handles the frames the relays' TCP streams have already delivered, up to a batch. True
+    /// if there were any.
+    fn receive_streams(&mut self) -> bool {
+        let mut any = false;
+        for _ in 0..RECEIVE_BATCH {
+            match self.stream_events.try_recv() {
+                Ok((index, event)) => {
+                    self.on_stream_event(index, event);
+                    any = true;
+                }
+                Err(_) => break,
+            }
+        }
+        any
+    }
+
+    /// One frame from a relay's stream goes through its allocation like a datagram would; a
+    /// broken stream fails the relay.
+    fn on_stream_event(&mut self, index: usize, event: StreamEvent) {
+        let now = Instant::now();
+        let Some(relay) = self.relays.get_mut(index) else {
+            return;
+        };
+        match event {
+            StreamEvent::Frame(frame) => {
+                if let Received::Data { peer, payload } =
+                    relay.allocation.handle_datagram(&frame, now)
+                {
+                    if let RelayState::Allocated(relayed) = relay.state {
+                        deliver(&mut self.sessions, peer, relayed, &payload, now);
+                    }
+                }
+            }
+            StreamEvent::Failed(reason) => {
+                tracing::warn!("{reason}");
+                if !matches!(relay.state, RelayState::Failed(_)) {
+                    fail_relay(relay, &mut self.sessions, reason);
                 }
             }
         }
@@ -710,32 +708,21 @@ impl Driver {
                 let contents = &buf[..len];
                 // TURN traffic first: str0m's ICE agent refuses TURN methods.
                 let relay = self.relays.iter_mut().find(|r| {
-                    r.base == *local && r.allocation.server() == source && is_turn_traffic(contents)
+                    r.uses_socket(*local)
+                        && r.allocation.server() == source
+                        && is_turn_traffic(contents)
                 });
-                let (source, destination, contents) = match relay {
-                    Some(relay) => match relay.allocation.handle_datagram(contents, now) {
-                        Received::Data { peer, payload } => match relay.state {
-                            RelayState::Allocated(relayed) => (peer, relayed, payload),
-                            _ => continue,
-                        },
-                        _ => continue,
-                    },
-                    None => (source, *local, std::borrow::Cow::Borrowed(contents)),
-                };
-                let owner = self
-                    .sessions
-                    .iter_mut()
-                    .find(|h| h.session.accepts(source, destination, &contents, now));
-                match owner {
-                    Some(hosted) => {
-                        let input = Input::Receive {
-                            source,
-                            destination,
-                            contents: &contents,
-                        };
-                        hosted.session.handle_input(input, now);
+                match relay {
+                    Some(relay) => {
+                        if let Received::Data { peer, payload } =
+                            relay.allocation.handle_datagram(contents, now)
+                        {
+                            if let RelayState::Allocated(relayed) = relay.state {
+                                deliver(&mut self.sessions, peer, relayed, &payload, now);
+                            }
+                        }
                     }
-                    None => tracing::trace!(%source, len, "datagram for no session"),
+                    None => deliver(&mut self.sessions, source, *local, contents, now),
                 }
             }
             if !got_one {
@@ -744,6 +731,43 @@ impl Driver {
             any = true;
         }
         any
+    }
+}
+
+/// Hands a datagram to the session that accepts it.
+fn deliver(
+    sessions: &mut [Hosted],
+    source: SocketAddr,
+    destination: SocketAddr,
+    contents: &[u8],
+    now: Instant,
+) {
+    let owner = sessions
+        .iter_mut()
+        .find(|h| h.session.accepts(source, destination, contents, now));
+    match owner {
+        Some(hosted) => {
+            let input = Input::Receive {
+                source,
+                destination,
+                contents,
+            };
+            hosted.session.handle_input(input, now);
+        }
+        None => tracing::trace!(%source, len = contents.len(), "datagram for no session"),
+    }
+}
+
+/// A relay that will give no (more) relayed traffic. Sessions still waiting for its candidate
+/// hear why, so they can end gathering and, if nothing connects, say which server failed.
+fn fail_relay(relay: &mut Relay, sessions: &mut [Hosted], reason: String) {
+    let was_allocating = relay.state == RelayState::Allocating;
+    relay.state = RelayState::Failed(reason.clone());
+    if was_allocating {
+        let server = relay.allocation.server();
+        for hosted in sessions {
+            hosted.session.relay_failed(server, reason.clone());
+        }
     }
 }
 

@@ -47,6 +47,8 @@ mod channel;
 mod config;
 mod driver;
 mod gather;
+mod ice_servers;
+mod relay;
 mod session;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
@@ -55,7 +57,11 @@ mod video;
 pub use channel::{Channel, Message, BULK_IN_FLIGHT};
 pub use config::{ConfigError, PeerConfig, Role, TurnServer};
 pub use driver::{Endpoint, Peer, PeerHandle};
-pub use session::{Input, Output, PeerEvent, PeerStats, Session, Track, Transmit};
+pub use ice_servers::{resolve_ice_servers, ResolvedIceServers, MAX_ICE_URLS};
+pub use session::{
+    candidate_kind, Input, Output, PeerEvent, PeerStats, SelectedPair, Session, Track, Transmit,
+};
+pub use str0m::CandidateKind;
 pub use video::{
     AudioReceiver, AudioSender, EncodedAudioFrame, EncodedVideoFrame, ReceivedAudioFrame,
     ReceivedVideoFrame, VideoReceiver, VideoSender,

@@ -19,7 +19,7 @@ use str0m::channel::ChannelId;
 use str0m::format::Codec;
 use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, IceConnectionState, Output as RtcOutput, Rtc};
+use str0m::{Candidate, CandidateKind, Event, IceConnectionState, Output as RtcOutput, Rtc};
 
 use crate::channel::{Channel, ChannelWriter, Message, OutgoingQueues, Queued};
 use crate::config::{PeerConfig, Role};
@@ -125,6 +125,9 @@ pub enum PeerEvent {
         /// What went wrong.
         reason: String,
     },
+    /// Media and data flow over this candidate pair (first once connecting succeeds, again if
+    /// ICE moves to another pair): direct or through a TURN relay.
+    PathSelected(SelectedPair),
     /// A channel closed; nothing more can be sent on it.
     ChannelClosed(Channel),
     /// A message arrived on a data channel.
@@ -164,6 +167,45 @@ pub struct PeerStats {
     pub bytes_sent: u64,
     /// Bytes received since the start.
     pub bytes_received: u64,
+    /// The candidate pair media and data flow over, once ICE has chosen one.
+    pub selected_pair: Option<SelectedPair>,
+}
+
+/// The path a connected session uses, as a user asks "direct or relayed?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SelectedPair {
+    /// `Relayed` when we send through our TURN allocation, else `Host`: we send from a local
+    /// socket (a NAT on the way may map it; the other side then sees it as srflx or prflx).
+    pub local_kind: CandidateKind,
+    /// The address we send from (our socket, or our relayed address).
+    pub local: SocketAddr,
+    /// What the remote candidate was signaled as; `PeerReflexive` when it was learned from
+    /// the checks themselves (a NAT mapping the other side never signaled).
+    pub remote_kind: CandidateKind,
+    /// The address we send to.
+    pub remote: SocketAddr,
+}
+
+/// Most remote candidates whose kinds are remembered for [`SelectedPair`]; a peer that signals
+/// more still connects, later ones just show as prflx.
+const MAX_REMEMBERED_CANDIDATES: usize = 64;
+
+/// The kind a signaled candidate line (`candidate:… typ srflx …`) names; `None` for a line
+/// without a known `typ`. Total: any text gives an answer.
+pub fn candidate_kind(line: &str) -> Option<CandidateKind> {
+    let mut words = line.split_ascii_whitespace();
+    while let Some(word) = words.next() {
+        if word == "typ" {
+            return match words.next()? {
+                "host" => Some(CandidateKind::Host),
+                "srflx" => Some(CandidateKind::ServerReflexive),
+                "prflx" => Some(CandidateKind::PeerReflexive),
+                "relay" => Some(CandidateKind::Relayed),
+                _ => None,
+            };
+        }
+    }
+    None
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,6 +278,12 @@ pub struct Session {
     probing: bool,
     stats: PeerStats,
     previous_totals: Option<(Instant, u64, u64)>,
+    /// Our relayed addresses, to tell a relayed path from a direct one.
+    relayed_addresses: Vec<SocketAddr>,
+    /// Signaled remote candidates' kinds by address (at most [`MAX_REMEMBERED_CANDIDATES`]).
+    remote_kinds: HashMap<SocketAddr, CandidateKind>,
+    /// The pair media and data leave on (see [`Session::selected_pair`]).
+    path: Option<SelectedPair>,
 }
 
 impl std::fmt::Debug for Session {
@@ -299,6 +347,9 @@ impl Session {
             probing: false,
             stats: PeerStats::default(),
             previous_totals: None,
+            relayed_addresses: Vec::new(),
+            remote_kinds: HashMap::new(),
+            path: None,
         };
         // Relay-only offers no host or server-reflexive candidate: the peer never learns them.
         if !config.relay_only {
@@ -342,6 +393,9 @@ impl Session {
         now: Instant,
     ) -> Result<(), Error> {
         self.pending_relays = self.pending_relays.saturating_sub(1);
+        if !self.relayed_addresses.contains(&relayed) {
+            self.relayed_addresses.push(relayed);
+        }
         let candidate = Candidate::relayed(relayed, base, "udp");
         let added = match candidate {
             Ok(candidate) => self.rtc.add_local_candidate(candidate),
@@ -451,6 +505,9 @@ impl Session {
             candidate: candidate.to_string(),
             error: e,
         })?;
+        if self.remote_kinds.len() < MAX_REMEMBERED_CANDIDATES {
+            self.remote_kinds.insert(parsed.addr(), parsed.kind());
+        }
         self.rtc.add_remote_candidate(parsed);
         self.drain(now);
         Ok(())
@@ -919,6 +976,7 @@ impl Session {
                     return;
                 }
                 Ok(RtcOutput::Transmit(transmit)) => {
+                    self.note_path(transmit.source, transmit.destination, &transmit.contents);
                     self.outputs.push_back(Output::Transmit(Transmit {
                         source: transmit.source,
                         destination: transmit.destination,
@@ -1073,6 +1131,46 @@ impl Session {
         self.stats.bandwidth_estimate_bps
     }
 
+    /// Only the selected pair carries anything but STUN (DTLS, SRTP, SCTP): the first such
+    /// transmit, and any that leaves on another pair, tells which path is in use.
+    fn note_path(&mut self, source: SocketAddr, destination: SocketAddr, contents: &[u8]) {
+        // RFC 7983: a first byte of 0..=3 is STUN (connectivity checks go on every pair).
+        if contents.first().is_none_or(|&b| b <= 3) {
+            return;
+        }
+        if self
+            .path
+            .is_some_and(|p| p.local == source && p.remote == destination)
+        {
+            return;
+        }
+        let local_kind = if self.relayed_addresses.contains(&source) {
+            CandidateKind::Relayed
+        } else {
+            CandidateKind::Host
+        };
+        let path = SelectedPair {
+            local_kind,
+            local: source,
+            remote_kind: self
+                .remote_kinds
+                .get(&destination)
+                .copied()
+                .unwrap_or(CandidateKind::PeerReflexive),
+            remote: destination,
+        };
+        tracing::info!(local = %path.local, local_kind = %path.local_kind, remote = %path.remote, remote_kind = %path.remote_kind, "path selected");
+        self.path = Some(path);
+        self.stats.selected_pair = Some(path);
+        self.outputs
+            .push_back(Output::Event(PeerEvent::PathSelected(path)));
+    }
+
+    /// The candidate pair in use, once anything but connectivity checks has been sent.
+    pub fn selected_pair(&self) -> Option<SelectedPair> {
+        self.path
+    }
+
     /// The newest figures (also sent as [`PeerEvent::Stats`] once a second).
     pub fn stats(&self) -> &PeerStats {
         &self.stats
@@ -1102,6 +1200,7 @@ impl Session {
         if let Some(bwe) = peer.bwe_tx {
             self.stats.bandwidth_estimate_bps = Some(bwe.as_u64());
         }
+        self.stats.selected_pair = self.path;
         self.outputs
             .push_back(Output::Event(PeerEvent::Stats(self.stats.clone())));
     }

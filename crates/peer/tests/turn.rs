@@ -15,11 +15,20 @@ use rtcdesk_stun::turn::TurnTransport;
 use tokio::sync::mpsc;
 
 fn relay_only(role: Role, server: &Coturn, password: &str) -> PeerConfig {
+    relay_only_over(role, server.addr, TurnTransport::Udp, password)
+}
+
+fn relay_only_over(
+    role: Role,
+    server: std::net::SocketAddr,
+    transport: TurnTransport,
+    password: &str,
+) -> PeerConfig {
     let mut config = loopback_config(role);
     config.relay_only = true;
     config.turn_servers = vec![TurnServer {
-        server: server.addr,
-        transport: TurnTransport::Udp,
+        server,
+        transport,
         username: "alice".into(),
         password: password.into(),
     }];
@@ -105,8 +114,9 @@ async fn a_wrong_turn_password_is_reported_naming_the_server_and_gathering_still
     puppet.handle.create_offer().await.unwrap();
     let mut failure = None;
     let mut complete = false;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
     while !(complete && failure.is_some()) {
-        match tokio::time::timeout(PATIENCE, puppet.events.recv()).await {
+        match tokio::time::timeout_at(deadline, puppet.events.recv()).await {
             Ok(Some(PeerEvent::RelayFailed { server, reason })) => failure = Some((server, reason)),
             Ok(Some(PeerEvent::GatheringComplete)) => complete = true,
             Ok(Some(PeerEvent::LocalCandidate { candidate, .. })) => {
@@ -119,4 +129,93 @@ async fn a_wrong_turn_password_is_reported_naming_the_server_and_gathering_still
     let (server, reason) = failure.unwrap();
     assert_eq!(server, turn.addr);
     assert!(reason.contains(&turn.addr.to_string()), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_over_tcp_carries_data_and_video_and_the_path_says_relay() {
+    let turn = Coturn::start_turn(&TurnOptions::user("alice", "secret"));
+    turn.wait_for_tcp();
+    // The controller reaches the TURN server only over TCP (as behind a UDP-blocking firewall);
+    // the puppet's allocation is over UDP.
+    let (puppet, controller) = start_pair(
+        relay_only(Role::Offerer, &turn, "secret"),
+        relay_only_over(Role::Answerer, turn.addr, TurnTransport::Tcp, "secret"),
+    )
+    .await;
+    let (mut puppet, mut controller) = connect(puppet, controller, Rewrites::default()).await;
+    let path = controller
+        .wait_for("path", |e| match e {
+            PeerEvent::PathSelected(path) => Some(path),
+            _ => None,
+        })
+        .await;
+    assert_eq!(path.local_kind, rtcdesk_peer::CandidateKind::Relayed);
+    assert_eq!(path.remote_kind, rtcdesk_peer::CandidateKind::Relayed);
+    for side in [&mut puppet, &mut controller] {
+        side.wait_for("control open", |e| {
+            (e == PeerEvent::ChannelOpen(Channel::Control)).then_some(())
+        })
+        .await;
+    }
+    controller
+        .handle
+        .send_data(Channel::Control, Message::Text("over tcp".into()))
+        .await
+        .unwrap();
+    let got = puppet
+        .wait_for("data", |e| match e {
+            PeerEvent::Data(Channel::Control, m) => Some(m),
+            _ => None,
+        })
+        .await;
+    assert_eq!(got, Message::Text("over tcp".into()));
+
+    let sender = puppet.handle.video_sender();
+    tokio::time::timeout(PATIENCE, sender.keyframe_requested())
+        .await
+        .unwrap();
+    sender.take_keyframe_request();
+    // A frame larger than one TCP read, so the stream's framing is exercised.
+    let frame = av1_frame(0, 60_000, true);
+    sender.send(EncodedVideoFrame {
+        data: frame.clone().into(),
+        capture_time: Instant::now(),
+        keyframe: true,
+    });
+    let received = tokio::time::timeout(PATIENCE, controller.video().recv())
+        .await
+        .expect("video through the TCP relay")
+        .unwrap();
+    assert_eq!(&received.data[..], &frame[..]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_tcp_turn_server_is_reported_and_gathering_still_ends() {
+    // A port nothing listens on: the connection is refused at once.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut puppet = Peer::start(relay_only_over(
+        Role::Offerer,
+        closed,
+        TurnTransport::Tcp,
+        "secret",
+    ))
+    .unwrap();
+    puppet.handle.create_offer().await.unwrap();
+    let mut failure = None;
+    let mut complete = false;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !(complete && failure.is_some()) {
+        match tokio::time::timeout_at(deadline, puppet.events.recv()).await {
+            Ok(Some(PeerEvent::RelayFailed { server, reason })) => failure = Some((server, reason)),
+            Ok(Some(PeerEvent::GatheringComplete)) => complete = true,
+            Ok(Some(_)) => {}
+            other => panic!("ended without a report: {other:?}"),
+        }
+    }
+    let (server, reason) = failure.unwrap();
+    assert_eq!(server, closed);
+    assert!(reason.contains("unreachable"), "{reason}");
 }

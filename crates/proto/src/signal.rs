@@ -131,6 +131,40 @@ pub struct Registered {
     pub code: ControlCode,
     /// Seconds until the code expires; registering again gives a fresh one.
     pub expires_in: u64,
+    /// The STUN and TURN servers this server's operator wants its clients to use (TURN with
+    /// time-limited credentials). Empty (absent on the wire) when none are configured.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ice_servers: Vec<IceServer>,
+}
+
+/// One entry of `ice_servers`, shaped like the browser's `RTCIceServer` so a page can hand the list
+/// straight to `new RTCPeerConnection({iceServers})`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    /// `stun:HOST[:PORT]`, `turn:HOST[:PORT][?transport=udp|tcp]` or `turns:HOST[:PORT]` URLs,
+    /// all with the same credentials. A single string is accepted too, as browsers do.
+    #[serde(deserialize_with = "one_or_many")]
+    pub urls: Vec<String>,
+    /// The TURN user name (for REST credentials `EXPIRY:LABEL`); absent for STUN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// The TURN password; absent for STUN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// `urls` as browsers take it: one string or a list of strings.
+fn one_or_many<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::One(url) => vec![url],
+        OneOrMany::Many(urls) => urls,
+    })
 }
 
 /// Controller → server: ask the puppet with this code for a session.
@@ -184,6 +218,19 @@ pub struct Reject {
 pub struct Accepted {
     /// The accepted session.
     pub session: SessionId,
+    /// The ICE servers to use for this session (see [`Registered::ice_servers`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ice_servers: Vec<IceServer>,
+}
+
+impl Accepted {
+    /// An acceptance with no ICE servers (what a v1 server sends).
+    pub fn new(session: SessionId) -> Self {
+        Self {
+            session,
+            ice_servers: Vec::new(),
+        }
+    }
 }
 
 /// Server → controller: the puppet's user refused.
@@ -270,6 +317,9 @@ pub struct RoomCreated {
     pub code: ControlCode,
     /// Seconds until the code expires (newcomers are then refused; the room goes on).
     pub expires_in: u64,
+    /// The ICE servers for the proctor's sessions (see [`Registered::ice_servers`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ice_servers: Vec<IceServer>,
 }
 
 /// Proctor → server: let no newcomer in; the code is retired at once. Members stay.
@@ -320,6 +370,9 @@ pub struct RoomJoined {
     pub session: SessionId,
     /// The room's name as the proctor gave it: who is watching, for the puppet to show.
     pub name: String,
+    /// The ICE servers for this session (see [`Registered::ice_servers`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ice_servers: Vec<IceServer>,
 }
 
 /// Server → proctor (every change) and → the member itself (changes the proctor makes): one line
@@ -557,7 +610,7 @@ impl SignalMessage {
             | SignalMessage::Ringing(Ringing { session, .. })
             | SignalMessage::Accept(Accept { session })
             | SignalMessage::Reject(Reject { session, .. })
-            | SignalMessage::Accepted(Accepted { session })
+            | SignalMessage::Accepted(Accepted { session, .. })
             | SignalMessage::Rejected(Rejected { session, .. })
             | SignalMessage::Offer(Offer { session, .. })
             | SignalMessage::Answer(Answer { session, .. })
@@ -767,6 +820,7 @@ mod tests {
                 SignalMessage::Registered(Registered {
                     code,
                     expires_in: 600,
+                    ice_servers: Vec::new(),
                 }),
                 r#"{"type":"registered","code":"123456789","expires_in":600}"#,
             ),
@@ -803,7 +857,7 @@ mod tests {
                 r#"{"type":"reject","session":"s1","reason":"busy"}"#,
             ),
             (
-                SignalMessage::Accepted(Accepted { session: sid("s1") }),
+                SignalMessage::Accepted(Accepted::new(sid("s1"))),
                 r#"{"type":"accepted","session":"s1"}"#,
             ),
             (
@@ -862,6 +916,7 @@ mod tests {
                     room: rid("r1"),
                     code,
                     expires_in: 600,
+                    ice_servers: Vec::new(),
                 }
                 .into(),
                 r#"{"type":"room_created","room":"r1","code":"123456789","expires_in":600}"#,
@@ -895,6 +950,7 @@ mod tests {
                     room: rid("r1"),
                     session: sid("s1"),
                     name: "Exam 2".into(),
+                    ice_servers: Vec::new(),
                 }
                 .into(),
                 r#"{"type":"room_joined","room":"r1","session":"s1","name":"Exam 2"}"#,
@@ -1153,10 +1209,50 @@ mod tests {
             room: rid("r"),
             session: sid("s"),
             name: "n".into(),
+            ice_servers: Vec::new(),
         }
         .into();
         assert_eq!(joined.session(), Some(&sid("s")));
         let create: SignalMessage = RoomCreate { name: "n".into() }.into();
         assert_eq!(create.session(), None);
+    }
+
+    #[test]
+    fn ice_servers_ride_on_registered_and_accepted_as_browsers_spell_them() {
+        let text = r#"{"type":"accepted","session":"s1","ice_servers":[{"urls":["stun:203.0.113.1:3478"]},{"urls":["turn:203.0.113.1:3478","turn:203.0.113.1:3478?transport=tcp"],"username":"1700000000:controller","credential":"c2VjcmV0"}]}"#;
+        let message = SignalMessage::parse(text).unwrap();
+        let SignalMessage::Accepted(accepted) = &message else {
+            panic!("{message:?}");
+        };
+        assert_eq!(accepted.ice_servers.len(), 2);
+        assert_eq!(accepted.ice_servers[0].username, None);
+        assert_eq!(
+            accepted.ice_servers[1].credential.as_deref(),
+            Some("c2VjcmV0")
+        );
+        assert_eq!(message.encode(), text);
+
+        // A browser's single-string `urls` is taken too, and written back as a list.
+        let one = r#"{"type":"registered","code":"123456789","expires_in":600,"ice_servers":[{"urls":"stun:a:1"}]}"#;
+        let SignalMessage::Registered(registered) = SignalMessage::parse(one).unwrap() else {
+            panic!()
+        };
+        assert_eq!(registered.ice_servers[0].urls, vec!["stun:a:1".to_string()]);
+
+        // Wrong shapes are named, not panicked on.
+        for bad in [
+            r#"{"type":"accepted","session":"s","ice_servers":{}}"#,
+            r#"{"type":"accepted","session":"s","ice_servers":[{"urls":7}]}"#,
+            r#"{"type":"accepted","session":"s","ice_servers":[{"username":"u"}]}"#,
+            r#"{"type":"accepted","session":"s","ice_servers":[{"urls":["a"],"credential":1}]}"#,
+        ] {
+            assert!(
+                matches!(
+                    SignalMessage::parse(bad),
+                    Err(SignalError::InvalidField { .. } | SignalError::MissingField { .. })
+                ),
+                "{bad}"
+            );
+        }
     }
 }

@@ -51,6 +51,20 @@ fn member_status() -> impl Strategy<Value = MemberStatus> {
     ]
 }
 
+fn ice_servers() -> impl Strategy<Value = Vec<IceServer>> {
+    let server = (
+        proptest::collection::vec(text(), 0..3),
+        proptest::option::of(text()),
+        proptest::option::of(text()),
+    )
+        .prop_map(|(urls, username, credential)| IceServer {
+            urls,
+            username,
+            credential,
+        });
+    proptest::collection::vec(server, 0..3)
+}
+
 fn signal_message() -> impl Strategy<Value = SignalMessage> {
     prop_oneof![
         (text(), proptest::option::of(any::<bool>())).prop_map(|(name, watchers)| Register {
@@ -58,11 +72,14 @@ fn signal_message() -> impl Strategy<Value = SignalMessage> {
             watchers
         }
         .into()),
-        (control_code(), any::<u64>()).prop_map(|(code, expires_in)| Registered {
-            code,
-            expires_in
-        }
-        .into()),
+        (control_code(), any::<u64>(), ice_servers()).prop_map(
+            |(code, expires_in, ice_servers)| Registered {
+                code,
+                expires_in,
+                ice_servers,
+            }
+            .into()
+        ),
         (control_code(), text()).prop_map(|(code, name)| Connect { code, name }.into()),
         (session(), text()).prop_map(|(session, from)| Incoming { session, from }.into()),
         (session(), proptest::option::of(text())).prop_map(|(session, name)| Ringing {
@@ -76,7 +93,11 @@ fn signal_message() -> impl Strategy<Value = SignalMessage> {
             reason
         }
         .into()),
-        session().prop_map(|session| Accepted { session }.into()),
+        (session(), ice_servers()).prop_map(|(session, ice_servers)| Accepted {
+            session,
+            ice_servers
+        }
+        .into()),
         (session(), proptest::option::of(text())).prop_map(|(session, reason)| Rejected {
             session,
             reason
@@ -96,25 +117,31 @@ fn signal_message() -> impl Strategy<Value = SignalMessage> {
         session().prop_map(|session| Left { session }.into()),
         (error_code(), text()).prop_map(|(code, message)| Error { code, message }.into()),
         text().prop_map(|name| RoomCreate { name }.into()),
-        (room(), control_code(), any::<u64>()).prop_map(|(room, code, expires_in)| {
-            RoomCreated {
-                room,
-                code,
-                expires_in,
+        (room(), control_code(), any::<u64>(), ice_servers()).prop_map(
+            |(room, code, expires_in, ice_servers)| {
+                RoomCreated {
+                    room,
+                    code,
+                    expires_in,
+                    ice_servers,
+                }
+                .into()
             }
-            .into()
-        }),
+        ),
         room().prop_map(|room| RoomClose { room }.into()),
         room().prop_map(|room| RoomClosed { room }.into()),
         room().prop_map(|room| RoomEnd { room }.into()),
         room().prop_map(|room| RoomEnded { room }.into()),
         (control_code(), text()).prop_map(|(code, name)| RoomJoin { code, name }.into()),
-        (room(), session(), text()).prop_map(|(room, session, name)| RoomJoined {
-            room,
-            session,
-            name
-        }
-        .into()),
+        (room(), session(), text(), ice_servers()).prop_map(
+            |(room, session, name, ice_servers)| RoomJoined {
+                room,
+                session,
+                name,
+                ice_servers,
+            }
+            .into()
+        ),
         (room(), session(), text(), member_status()).prop_map(|(room, session, name, state)| {
             Member {
                 room,

@@ -79,6 +79,8 @@ pub struct SessionBook {
     consent_timeout: Duration,
     connect_timeout: Duration,
     code: Option<ControlCode>,
+    /// The ICE servers the signaling server handed out with the newest code.
+    ice_servers: Vec<rtcdesk_proto::signal::IceServer>,
     register_at: Option<Instant>,
     sessions: BTreeMap<SessionId, Entry>,
     out: VecDeque<Output>,
@@ -100,6 +102,7 @@ impl SessionBook {
             consent_timeout,
             connect_timeout,
             code: None,
+            ice_servers: Vec::new(),
             register_at: None,
             sessions: BTreeMap::new(),
             out: VecDeque::new(),
@@ -150,11 +153,17 @@ impl SessionBook {
             .collect()
     }
 
+    /// The STUN and TURN servers the signaling server handed out (empty when it hands none).
+    pub fn ice_servers(&self) -> &[rtcdesk_proto::signal::IceServer] {
+        &self.ice_servers
+    }
+
     /// A message from the signaling server.
     pub fn handle_signal(&mut self, message: SignalMessage, now: Instant) {
         match message {
             SignalMessage::Registered(registered) => {
                 self.code = Some(registered.code);
+                self.ice_servers = registered.ice_servers;
                 let lifetime = Duration::from_secs(registered.expires_in);
                 // Register again a little before the code runs out (a tenth of its life, at
                 // most a minute), so a code shown is always one that works.
@@ -434,6 +443,7 @@ mod tests {
             Registered {
                 code,
                 expires_in: 600,
+                ice_servers: Vec::new(),
             }
             .into(),
             now,

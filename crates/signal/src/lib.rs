@@ -38,6 +38,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod ice;
 pub mod router;
 pub mod server;
 pub mod tls;

@@ -89,10 +89,10 @@ use std::time::{Duration, Instant};
 
 use rtcdesk_proto::signal::{
     Accept, Accepted, Answer, Candidate, Connect, ControlCode, Error as ErrorMessage, ErrorCode,
-    Incoming, Leave, Left, Member, MemberState, MemberStatus, Offer, Register, Registered, Reject,
-    Rejected, Ringing, RoomClose, RoomClosed, RoomCreate, RoomCreated, RoomEnd, RoomEnded, RoomId,
-    RoomJoin, RoomJoined, SessionId, SignalError, SignalMessage, MAX_ROOM_NAME_CHARS,
-    MAX_SIGNAL_MESSAGE,
+    IceServer, Incoming, Leave, Left, Member, MemberState, MemberStatus, Offer, Register,
+    Registered, Reject, Rejected, Ringing, RoomClose, RoomClosed, RoomCreate, RoomCreated, RoomEnd,
+    RoomEnded, RoomId, RoomJoin, RoomJoined, SessionId, SignalError, SignalMessage,
+    MAX_ROOM_NAME_CHARS, MAX_SIGNAL_MESSAGE,
 };
 
 /// WebSocket close code 1001, "going away": the connection stopped answering pings.
@@ -144,6 +144,8 @@ pub struct RouterConfig {
     pub max_rooms_per_connection: usize,
     /// Members one room may hold at once.
     pub max_members_per_room: usize,
+    /// The STUN and TURN servers handed to clients (none by default).
+    pub ice: crate::ice::IceConfig,
 }
 
 impl RouterConfig {
@@ -176,6 +178,7 @@ impl Default for RouterConfig {
             max_message_size: MAX_SIGNAL_MESSAGE,
             max_rooms_per_connection: 4,
             max_members_per_room: 64,
+            ice: crate::ice::IceConfig::default(),
         }
     }
 }
@@ -345,6 +348,11 @@ pub struct Router {
     /// Which slice of the connections (by `ConnId % LIVENESS_SLICES`) is checked next.
     next_slice: u64,
     outputs: VecDeque<Output>,
+    /// The wall clock (Unix seconds) at `clock_base`, for TURN credential expiry times; the
+    /// router otherwise runs on the `now` it is given, so tests set this with
+    /// [`Router::set_wall_clock`].
+    unix_at_base: u64,
+    clock_base: Instant,
 }
 
 impl fmt::Debug for Router {
@@ -380,7 +388,31 @@ impl Router {
             next_tick: now + tick,
             next_slice: 0,
             outputs: VecDeque::new(),
+            unix_at_base: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| since.as_secs()),
+            clock_base: now,
         }
+    }
+
+    /// Says the wall clock reads `unix_now` (Unix seconds) at `now`: TURN credentials handed out
+    /// later expire relative to it. Set from the system clock at construction.
+    pub fn set_wall_clock(&mut self, unix_now: u64, now: Instant) {
+        self.unix_at_base = unix_now;
+        self.clock_base = now;
+    }
+
+    /// The ICE servers for one client, with credentials labelled `ROLE-CONN`.
+    fn ice_servers(&self, role: &str, conn: ConnId, now: Instant) -> Vec<IceServer> {
+        if self.config.ice.is_empty() {
+            return Vec::new();
+        }
+        let unix_now = self
+            .unix_at_base
+            .saturating_add(now.saturating_duration_since(self.clock_base).as_secs());
+        self.config
+            .ice
+            .servers_for(&format!("{role}-{}", conn.0), unix_now)
     }
 
     /// The configuration this router runs with.
@@ -680,7 +712,7 @@ impl Router {
         match message {
             SignalMessage::Register(register) => self.register(conn, register, now),
             SignalMessage::Connect(connect) => self.connect(conn, connect, now),
-            SignalMessage::Accept(Accept { session }) => self.accept(conn, session),
+            SignalMessage::Accept(Accept { session }) => self.accept(conn, session, now),
             SignalMessage::Reject(reject) => self.reject(conn, reject),
             SignalMessage::Offer(Offer { session, sdp }) => {
                 self.relay(conn, session, |session| Offer { session, sdp }.into())
@@ -741,6 +773,7 @@ impl Router {
             Registered {
                 code,
                 expires_in: self.config.code_lifetime.as_secs(),
+                ice_servers: self.ice_servers("puppet", conn, now),
             }
             .into(),
         );
@@ -990,7 +1023,7 @@ impl Router {
             })
     }
 
-    fn accept(&mut self, conn: ConnId, session: SessionId) {
+    fn accept(&mut self, conn: ConnId, session: SessionId, now: Instant) {
         let Some(controller) = self.consent_target(conn, &session) else {
             return;
         };
@@ -1007,7 +1040,15 @@ impl Router {
             s.state = SessionState::Accepted;
         }
         tracing::debug!(puppet = %conn, %controller, "session accepted");
-        self.send(controller, Accepted { session }.into());
+        let ice_servers = self.ice_servers("controller", controller, now);
+        self.send(
+            controller,
+            Accepted {
+                session,
+                ice_servers,
+            }
+            .into(),
+        );
     }
 
     fn reject(&mut self, conn: ConnId, reject: Reject) {
@@ -1166,6 +1207,7 @@ impl Router {
                 room,
                 code,
                 expires_in: self.config.code_lifetime.as_secs(),
+                ice_servers: self.ice_servers("proctor", conn, now),
             }
             .into(),
         );
@@ -1360,6 +1402,7 @@ impl Router {
                 room: room_id,
                 session,
                 name: room_name,
+                ice_servers: self.ice_servers("member", conn, now),
             }
             .into(),
         );
@@ -1610,10 +1653,7 @@ mod tests {
             );
             assert_eq!(
                 single_message(&out, controller),
-                Accepted {
-                    session: session.clone()
-                }
-                .into()
+                Accepted::new(session.clone()).into()
             );
             (puppet, controller, session)
         }
@@ -1758,6 +1798,87 @@ mod tests {
         };
         assert_eq!(r.expires_in, 600);
         assert_eq!(r.code.digits().len(), 9);
+    }
+
+    #[test]
+    fn configured_ice_servers_reach_puppets_controllers_and_rooms_with_fresh_credentials() {
+        let ice = crate::ice::IceConfig::new(
+            &["203.0.113.1:3478".to_string()],
+            &["turn:203.0.113.1:3478".to_string()],
+            Some("s3cret"),
+            Duration::from_secs(3600),
+        )
+        .unwrap();
+        let mut h = Harness::with_config(RouterConfig {
+            ice,
+            ..RouterConfig::default()
+        });
+        let start = h.now;
+        h.router.set_wall_clock(1_700_000_000, start);
+        let puppet = h.open();
+        let out = h.send(puppet, Register::named("pc").into());
+        let SignalMessage::Registered(registered) = single_message(&out, puppet) else {
+            panic!("{out:?}")
+        };
+        assert_eq!(registered.ice_servers.len(), 2);
+        assert_eq!(registered.ice_servers[0].urls, ["stun:203.0.113.1:3478"]);
+        let turn = &registered.ice_servers[1];
+        assert_eq!(turn.urls, ["turn:203.0.113.1:3478?transport=udp"]);
+        let expected = rtcdesk_stun::turn::rest_credentials(
+            b"s3cret",
+            &format!("puppet-{}", puppet.0),
+            1_700_003_600,
+        );
+        assert_eq!(turn.username.as_deref(), Some(expected.username.as_str()));
+        assert_eq!(turn.credential.as_deref(), Some(expected.password.as_str()));
+
+        // A minute later the controller's credentials expire a minute later too.
+        h.now += Duration::from_secs(60);
+        let controller = h.open();
+        let session = h.ring(controller, puppet, registered.code);
+        let out = h.send(puppet, Accept { session }.into());
+        let SignalMessage::Accepted(accepted) = single_message(&out, controller) else {
+            panic!("{out:?}")
+        };
+        let username = accepted.ice_servers[1].username.clone().unwrap();
+        assert_eq!(username, format!("1700003660:controller-{}", controller.0));
+
+        let proctor = h.open();
+        let out = h.send(
+            proctor,
+            RoomCreate {
+                name: "Exam".into(),
+            }
+            .into(),
+        );
+        let SignalMessage::RoomCreated(created) = single_message(&out, proctor) else {
+            panic!("{out:?}")
+        };
+        assert_eq!(created.ice_servers.len(), 2);
+        let member = h.open();
+        let out = h.send(
+            member,
+            RoomJoin {
+                code: created.code,
+                name: "student".into(),
+            }
+            .into(),
+        );
+        let SignalMessage::RoomJoined(joined) = message_to(&out, member) else {
+            panic!("{out:?}")
+        };
+        assert_eq!(joined.ice_servers.len(), 2);
+    }
+
+    #[test]
+    fn without_ice_servers_messages_stay_v1() {
+        let mut h = Harness::new();
+        let puppet = h.open();
+        let out = h.send(puppet, Register::named("pc").into());
+        let Output::Send { text, .. } = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert!(!text.contains("ice_servers"), "{text}");
     }
 
     #[test]

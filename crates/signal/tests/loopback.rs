@@ -98,10 +98,7 @@ async fn accept(puppet: &mut SignalClient, controller: &mut SignalClient, sessio
     .await;
     assert_eq!(
         recv(controller).await,
-        Accepted {
-            session: session.clone()
-        }
-        .into()
+        Accepted::new(session.clone()).into()
     );
 }
 

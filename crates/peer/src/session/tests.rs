@@ -480,3 +480,42 @@ fn a_still_screen_sends_no_probe_bursts_and_the_estimate_ramps_up_once_it_moves(
     );
     assert!(estimate.is_some_and(|bps| bps >= 2_000_000), "{estimate:?}");
 }
+
+#[test]
+fn stats_name_the_selected_pair_with_each_candidate_kind() {
+    let mut pair = Pair::new(5);
+    pair.connect();
+    pair.drive_until(Duration::from_secs(5), |p| {
+        p.sessions.iter().all(|s| s.stats().selected_pair.is_some())
+    });
+    for side in 0..2 {
+        let selected = pair.sessions[side]
+            .stats()
+            .selected_pair
+            .expect("a selected pair once connected");
+        assert_eq!(selected.local, pair.addresses[side]);
+        assert_eq!(selected.remote, pair.addresses[1 - side]);
+        assert_eq!(selected.local_kind, CandidateKind::Host);
+        assert_eq!(selected.remote_kind, CandidateKind::Host, "side {side}");
+    }
+}
+
+#[test]
+fn candidate_kinds_are_read_from_signaled_lines_and_junk_gives_none() {
+    use crate::candidate_kind;
+    let line = "candidate:1 1 udp 2130706431 192.0.2.1 5000 typ srflx raddr 10.0.0.1 rport 5000";
+    assert_eq!(candidate_kind(line), Some(CandidateKind::ServerReflexive));
+    assert_eq!(
+        candidate_kind("a=candidate:2 1 udp 1 203.0.113.9 3478 typ relay"),
+        Some(CandidateKind::Relayed)
+    );
+    for junk in [
+        "",
+        "typ",
+        "candidate:1 typ bogus",
+        "no kind here",
+        "typ\u{0} host",
+    ] {
+        assert_eq!(candidate_kind(junk), None, "{junk:?}");
+    }
+}

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use clap::Parser;
+use rtcdesk_signal::ice::IceConfig;
 use rtcdesk_signal::router::RouterConfig;
 use rtcdesk_signal::server::{Server, ServerConfig};
 use rtcdesk_signal::tls::ServerTls;
@@ -67,6 +68,32 @@ struct Args {
     /// Milliseconds of silence after which a connection is dropped (and its peers told `left`).
     #[arg(long, default_value_t = 6000)]
     dead_timeout_ms: u64,
+
+    /// A STUN server to hand every client (HOST:PORT or stun:HOST:PORT; repeatable). Clients
+    /// use the servers handed to them unless they were given their own --stun/--turn.
+    #[arg(long, value_name = "HOST:PORT")]
+    stun: Vec<String>,
+
+    /// A TURN server to hand every client, with fresh time-limited credentials made with
+    /// --turn-secret: `turn:HOST:PORT` (UDP), `turn:HOST:PORT?transport=tcp` (for networks that
+    /// block UDP), `turns:HOST:PORT` (TLS); repeatable. Then two machines behind any NATs connect.
+    #[arg(long, value_name = "URL")]
+    turn: Vec<String>,
+
+    /// The TURN server's shared secret (coturn: `use-auth-secret` with `static-auth-secret`),
+    /// or set RTCDESK_TURN_SECRET, which keeps it out of `ps`. It never leaves this server:
+    /// clients get credentials derived from it (TURN REST: `EXPIRY:LABEL` and an HMAC).
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "RTCDESK_TURN_SECRET",
+        hide_env_values = true
+    )]
+    turn_secret: Option<String>,
+
+    /// Seconds the handed-out TURN credentials stay valid.
+    #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
+    turn_credential_lifetime: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -97,7 +124,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(tls) = &tls {
         println!("certificate sha256 fingerprint: {}", tls.fingerprint());
     }
+    let ice = IceConfig::new(
+        &args.stun,
+        &args.turn,
+        args.turn_secret.as_deref(),
+        Duration::from_secs(args.turn_credential_lifetime),
+    )?;
+    if !ice.is_empty() {
+        tracing::info!(
+            stun = args.stun.len(),
+            turn = args.turn.len(),
+            "handing out ICE servers"
+        );
+    }
     let router = RouterConfig {
+        ice,
         code_lifetime: Duration::from_secs(args.code_lifetime),
         max_connections_per_address: args.max_connections_per_address,
         max_sessions_per_connection: args.max_sessions_per_connection,

@@ -71,7 +71,7 @@ pub use channel_data::{
 };
 pub use credentials::{rest_credentials, TurnCredentials};
 pub use framing::{StreamFramer, MAX_FRAME, MAX_STREAM_BUFFER};
-pub use url::{TurnTransport, TurnUrl, DEFAULT_PORT, DEFAULT_TLS_PORT};
+pub use url::{StunUrl, TurnTransport, TurnUrl, DEFAULT_PORT, DEFAULT_TLS_PORT};
 
 use crate::checksum::sha256;
 use crate::message::{

@@ -104,6 +104,50 @@ impl TurnUrl {
     }
 }
 
+/// A `stun:HOST[:PORT]` URL (RFC 7064), as `RTCIceServer.urls` lists STUN servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StunUrl {
+    /// A DNS name or an IP address; IPv6 without the brackets.
+    pub host: String,
+    /// The port; 3478 when the URL has none.
+    pub port: u16,
+}
+
+impl StunUrl {
+    /// Parses a URL; every input gives a value or a [`TurnError::BadUrl`] saying what is wrong.
+    /// `stuns:` (STUN over TLS) is refused: nothing here speaks it.
+    pub fn parse(url: &str) -> Result<Self, TurnError> {
+        let bad = |reason| TurnError::BadUrl {
+            url: url.chars().take(200).collect(),
+            reason,
+        };
+        let (scheme, rest) = url.split_once(':').ok_or(bad("no `stun:` scheme"))?;
+        if !scheme.eq_ignore_ascii_case("stun") {
+            return Err(bad("the scheme is not `stun`"));
+        }
+        if rest.starts_with("//") {
+            return Err(bad("STUN URLs have no `//` (write stun:HOST:PORT)"));
+        }
+        if rest.contains('?') {
+            return Err(bad("STUN URLs take no query"));
+        }
+        let (host, port) = split_host_port(rest).map_err(bad)?;
+        Ok(StunUrl {
+            host: host.to_string(),
+            port: port.unwrap_or(DEFAULT_PORT),
+        })
+    }
+
+    /// `HOST:PORT` with IPv6 hosts in brackets, ready for a resolver.
+    pub fn host_port(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
 fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), &'static str> {
     let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
         let (host, after) = rest.split_once(']').ok_or("`[` without `]`")?;
@@ -246,6 +290,28 @@ mod tests {
                 matches!(TurnUrl::parse(text), Err(TurnError::BadUrl { .. })),
                 "{text:?} should not parse"
             );
+        }
+    }
+
+    #[test]
+    fn stun_urls_parse_and_bad_ones_say_why() {
+        let parsed = StunUrl::parse("stun:203.0.113.1").unwrap();
+        assert_eq!((parsed.host.as_str(), parsed.port), ("203.0.113.1", 3478));
+        assert_eq!(parsed.host_port(), "203.0.113.1:3478");
+        let v6 = StunUrl::parse("STUN:[2001:db8::1]:19302").unwrap();
+        assert_eq!(v6.host_port(), "[2001:db8::1]:19302");
+        for bad in [
+            "",
+            "stun",
+            "stun:",
+            "stuns:example.org",
+            "turn:example.org",
+            "stun://example.org",
+            "stun:example.org?transport=udp",
+            "stun:example.org:99999",
+            "stun:exa mple.org",
+        ] {
+            assert!(StunUrl::parse(bad).is_err(), "{bad}");
         }
     }
 }
