@@ -228,19 +228,7 @@ impl Controller {
         peer_config.stun_servers = config.stun_servers.clone();
         peer_config.turn_servers = config.turn_servers.clone();
         // The signaling server's ICE servers, unless the user gave their own.
-        if peer_config.stun_servers.is_empty() && peer_config.turn_servers.is_empty() {
-            let resolved = rtcdesk_peer::resolve_ice_servers(&ice_servers).await;
-            for skipped in &resolved.skipped {
-                tracing::warn!("ICE server from the signaling server not used: {skipped}");
-            }
-            peer_config.stun_servers = resolved.stun;
-            peer_config.turn_servers = resolved.turn;
-        }
-        if peer_config.relay_only && peer_config.turn_servers.is_empty() {
-            return Err(ConnectError::ConnectionFailed(
-                "--relay-only needs a TURN server: give --turn, or use a signaling server that hands one out".into(),
-            ));
-        }
+        peer_config.adopt_ice_servers(&ice_servers).await;
         peer_config.relay_only = config.relay_only;
         peer_config.bind = config.bind;
         peer_config.close_after_silence = config.lost_after;

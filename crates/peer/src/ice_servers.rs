@@ -35,56 +35,80 @@ pub const MAX_ICE_URLS: usize = 16;
 /// IPv4 addresses only, as the sessions bind IPv4 sockets.
 pub async fn resolve_ice_servers(servers: &[IceServer]) -> ResolvedIceServers {
     let mut resolved = ResolvedIceServers::default();
-    let urls = servers
-        .iter()
-        .flat_map(|server| server.urls.iter().map(move |url| (server, url)));
-    for (index, (server, url)) in urls.enumerate() {
-        if index >= MAX_ICE_URLS {
-            resolved
-                .skipped
-                .push(format!("{url}: more than {MAX_ICE_URLS} ICE server URLs"));
-            continue;
-        }
-        let shown: String = url.chars().take(200).collect();
-        let lower = url.to_ascii_lowercase();
-        if lower.starts_with("stun:") {
-            match StunUrl::parse(url) {
-                Ok(stun) => match lookup(&stun.host_port()).await {
-                    Ok(addr) => resolved.stun.push(addr),
-                    Err(e) => resolved.skipped.push(format!("{shown}: {e}")),
-                },
-                Err(e) => resolved.skipped.push(e.to_string()),
-            }
-        } else if lower.starts_with("turn:") || lower.starts_with("turns:") {
-            let parsed = match TurnUrl::parse(url) {
-                Ok(parsed) => parsed,
-                Err(e) => {
-                    resolved.skipped.push(e.to_string());
-                    continue;
-                }
-            };
-            let (Some(username), Some(password)) = (&server.username, &server.credential) else {
+    // Plain loops, no iterator closures held across the awaits: the future stays `Send` for
+    // any borrow of `servers` (a closure here makes callers' futures not general enough).
+    let mut index = 0;
+    for server in servers {
+        for url in &server.urls {
+            index += 1;
+            if index > MAX_ICE_URLS {
                 resolved
                     .skipped
-                    .push(format!("{shown}: no username and credential"));
+                    .push(format!("{url}: more than {MAX_ICE_URLS} ICE server URLs"));
                 continue;
-            };
-            match lookup(&parsed.host_port()).await {
-                Ok(addr) => resolved.turn.push(TurnServer {
-                    server: addr,
-                    transport: parsed.transport,
-                    username: username.clone(),
-                    password: password.clone(),
-                }),
-                Err(e) => resolved.skipped.push(format!("{shown}: {e}")),
             }
-        } else {
-            resolved
-                .skipped
-                .push(format!("{shown}: not a stun:, turn: or turns: URL"));
+            resolve_one(server, url, &mut resolved).await;
         }
     }
     resolved
+}
+
+impl crate::PeerConfig {
+    /// Takes the signaling server's ICE servers when the user configured no STUN or TURN server
+    /// of their own (theirs win); entries that cannot be used are logged and skipped.
+    pub async fn adopt_ice_servers(&mut self, servers: &[IceServer]) {
+        if !self.stun_servers.is_empty() || !self.turn_servers.is_empty() {
+            return;
+        }
+        let resolved = resolve_ice_servers(servers).await;
+        for skipped in &resolved.skipped {
+            tracing::warn!("ICE server from the signaling server not used: {skipped}");
+        }
+        self.stun_servers = resolved.stun;
+        self.turn_servers = resolved.turn;
+    }
+}
+
+/// Adds what one URL of `server` gives to `resolved`, or a line saying why it gives nothing.
+async fn resolve_one(server: &IceServer, url: &str, resolved: &mut ResolvedIceServers) {
+    let shown: String = url.chars().take(200).collect();
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("stun:") {
+        match StunUrl::parse(url) {
+            Ok(stun) => match lookup(&stun.host_port()).await {
+                Ok(addr) => resolved.stun.push(addr),
+                Err(e) => resolved.skipped.push(format!("{shown}: {e}")),
+            },
+            Err(e) => resolved.skipped.push(e.to_string()),
+        }
+    } else if lower.starts_with("turn:") || lower.starts_with("turns:") {
+        let parsed = match TurnUrl::parse(url) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                resolved.skipped.push(e.to_string());
+                return;
+            }
+        };
+        let (Some(username), Some(password)) = (&server.username, &server.credential) else {
+            resolved
+                .skipped
+                .push(format!("{shown}: no username and credential"));
+            return;
+        };
+        match lookup(&parsed.host_port()).await {
+            Ok(addr) => resolved.turn.push(TurnServer {
+                server: addr,
+                transport: parsed.transport,
+                username: username.clone(),
+                password: password.clone(),
+            }),
+            Err(e) => resolved.skipped.push(format!("{shown}: {e}")),
+        }
+    } else {
+        resolved
+            .skipped
+            .push(format!("{shown}: not a stun:, turn: or turns: URL"));
+    }
 }
 
 async fn lookup(host_port: &str) -> Result<SocketAddr, String> {

@@ -35,6 +35,73 @@ fn relay_only_over(
     config
 }
 
+/// Waits until both ends have their control channel open.
+async fn control_open(puppet: &mut Side, controller: &mut Side) {
+    for side in [puppet, controller] {
+        side.wait_for("control open", |e| {
+            (e == PeerEvent::ChannelOpen(Channel::Control)).then_some(())
+        })
+        .await;
+    }
+}
+
+/// Sends `text` on the control channel and checks it arrives whole at `to`.
+async fn text_arrives(from: &Side, to: &mut Side, text: &str) {
+    from.handle
+        .send_data(Channel::Control, Message::Text(text.into()))
+        .await
+        .unwrap();
+    let got = to
+        .wait_for("data", |e| match e {
+            PeerEvent::Data(Channel::Control, m) => Some(m),
+            _ => None,
+        })
+        .await;
+    assert_eq!(got, Message::Text(text.into()));
+}
+
+/// Sends one keyframe of `len` bytes from the puppet once it asks for one, and checks the
+/// controller receives it byte for byte.
+async fn keyframe_arrives(puppet: &Side, controller: &mut Side, len: usize) {
+    let sender = puppet.handle.video_sender();
+    tokio::time::timeout(PATIENCE, sender.keyframe_requested())
+        .await
+        .unwrap();
+    sender.take_keyframe_request();
+    let frame = av1_frame(0, len, true);
+    sender.send(EncodedVideoFrame {
+        data: frame.clone().into(),
+        capture_time: Instant::now(),
+        keyframe: true,
+    });
+    let received = tokio::time::timeout(PATIENCE, controller.video().recv())
+        .await
+        .expect("video through the relay")
+        .unwrap();
+    assert_eq!(&received.data[..], &frame[..]);
+}
+
+/// Drives a puppet's gathering to its end and returns the one relay failure it reported;
+/// a relayed candidate on the way is a failure of the test.
+async fn relay_failure(puppet: &mut Peer) -> (std::net::SocketAddr, String) {
+    puppet.handle.create_offer().await.unwrap();
+    let mut failure = None;
+    let mut complete = false;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !(complete && failure.is_some()) {
+        match tokio::time::timeout_at(deadline, puppet.events.recv()).await {
+            Ok(Some(PeerEvent::RelayFailed { server, reason })) => failure = Some((server, reason)),
+            Ok(Some(PeerEvent::GatheringComplete)) => complete = true,
+            Ok(Some(PeerEvent::LocalCandidate { candidate, .. })) => {
+                panic!("no candidate expected: {candidate}")
+            }
+            Ok(Some(_)) => {}
+            other => panic!("ended without a report: {other:?}"),
+        }
+    }
+    failure.unwrap()
+}
+
 /// Collects the local candidates a peer announces (before `connect` takes its events over).
 async fn candidates_of(events: &mut mpsc::Receiver<PeerEvent>, limit: usize) -> Vec<String> {
     let mut found = Vec::new();
@@ -57,41 +124,9 @@ async fn relay_only_peers_connect_through_coturn_and_carry_data_and_video() {
     )
     .await;
     let (mut puppet, mut controller) = connect(puppet, controller, Rewrites::default()).await;
-    for side in [&mut puppet, &mut controller] {
-        side.wait_for("control open", |e| {
-            (e == PeerEvent::ChannelOpen(Channel::Control)).then_some(())
-        })
-        .await;
-    }
-    puppet
-        .handle
-        .send_data(Channel::Control, Message::Text("through the relay".into()))
-        .await
-        .unwrap();
-    let got = controller
-        .wait_for("data", |e| match e {
-            PeerEvent::Data(Channel::Control, m) => Some(m),
-            _ => None,
-        })
-        .await;
-    assert_eq!(got, Message::Text("through the relay".into()));
-
-    let sender = puppet.handle.video_sender();
-    tokio::time::timeout(PATIENCE, sender.keyframe_requested())
-        .await
-        .unwrap();
-    sender.take_keyframe_request();
-    let frame = av1_frame(0, 3_000, true);
-    sender.send(EncodedVideoFrame {
-        data: frame.clone().into(),
-        capture_time: Instant::now(),
-        keyframe: true,
-    });
-    let received = tokio::time::timeout(PATIENCE, controller.video().recv())
-        .await
-        .expect("video through the relay")
-        .unwrap();
-    assert_eq!(&received.data[..], &frame[..]);
+    control_open(&mut puppet, &mut controller).await;
+    text_arrives(&puppet, &mut controller, "through the relay").await;
+    keyframe_arrives(&puppet, &mut controller, 3_000).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,22 +146,7 @@ async fn relay_only_offers_nothing_but_relayed_candidates() {
 async fn a_wrong_turn_password_is_reported_naming_the_server_and_gathering_still_ends() {
     let turn = Coturn::start_turn(&TurnOptions::user("alice", "secret"));
     let mut puppet = Peer::start(relay_only(Role::Offerer, &turn, "wrong")).unwrap();
-    puppet.handle.create_offer().await.unwrap();
-    let mut failure = None;
-    let mut complete = false;
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !(complete && failure.is_some()) {
-        match tokio::time::timeout_at(deadline, puppet.events.recv()).await {
-            Ok(Some(PeerEvent::RelayFailed { server, reason })) => failure = Some((server, reason)),
-            Ok(Some(PeerEvent::GatheringComplete)) => complete = true,
-            Ok(Some(PeerEvent::LocalCandidate { candidate, .. })) => {
-                panic!("no candidate expected: {candidate}")
-            }
-            Ok(Some(_)) => {}
-            other => panic!("ended without a report: {other:?}"),
-        }
-    }
-    let (server, reason) = failure.unwrap();
+    let (server, reason) = relay_failure(&mut puppet).await;
     assert_eq!(server, turn.addr);
     assert!(reason.contains(&turn.addr.to_string()), "{reason}");
 }
@@ -151,42 +171,10 @@ async fn a_relay_over_tcp_carries_data_and_video_and_the_path_says_relay() {
         .await;
     assert_eq!(path.local_kind, rtcdesk_peer::CandidateKind::Relayed);
     assert_eq!(path.remote_kind, rtcdesk_peer::CandidateKind::Relayed);
-    for side in [&mut puppet, &mut controller] {
-        side.wait_for("control open", |e| {
-            (e == PeerEvent::ChannelOpen(Channel::Control)).then_some(())
-        })
-        .await;
-    }
-    controller
-        .handle
-        .send_data(Channel::Control, Message::Text("over tcp".into()))
-        .await
-        .unwrap();
-    let got = puppet
-        .wait_for("data", |e| match e {
-            PeerEvent::Data(Channel::Control, m) => Some(m),
-            _ => None,
-        })
-        .await;
-    assert_eq!(got, Message::Text("over tcp".into()));
-
-    let sender = puppet.handle.video_sender();
-    tokio::time::timeout(PATIENCE, sender.keyframe_requested())
-        .await
-        .unwrap();
-    sender.take_keyframe_request();
+    control_open(&mut puppet, &mut controller).await;
+    text_arrives(&controller, &mut puppet, "over tcp").await;
     // A frame larger than one TCP read, so the stream's framing is exercised.
-    let frame = av1_frame(0, 60_000, true);
-    sender.send(EncodedVideoFrame {
-        data: frame.clone().into(),
-        capture_time: Instant::now(),
-        keyframe: true,
-    });
-    let received = tokio::time::timeout(PATIENCE, controller.video().recv())
-        .await
-        .expect("video through the TCP relay")
-        .unwrap();
-    assert_eq!(&received.data[..], &frame[..]);
+    keyframe_arrives(&puppet, &mut controller, 60_000).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -203,19 +191,7 @@ async fn an_unreachable_tcp_turn_server_is_reported_and_gathering_still_ends() {
         "secret",
     ))
     .unwrap();
-    puppet.handle.create_offer().await.unwrap();
-    let mut failure = None;
-    let mut complete = false;
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !(complete && failure.is_some()) {
-        match tokio::time::timeout_at(deadline, puppet.events.recv()).await {
-            Ok(Some(PeerEvent::RelayFailed { server, reason })) => failure = Some((server, reason)),
-            Ok(Some(PeerEvent::GatheringComplete)) => complete = true,
-            Ok(Some(_)) => {}
-            other => panic!("ended without a report: {other:?}"),
-        }
-    }
-    let (server, reason) = failure.unwrap();
+    let (server, reason) = relay_failure(&mut puppet).await;
     assert_eq!(server, closed);
     assert!(reason.contains("unreachable"), "{reason}");
 }

@@ -151,14 +151,7 @@ pub(crate) async fn start(config: PuppetConfig) -> Result<Puppet, Error> {
     peer_config.stun_servers = config.stun_servers.clone();
     peer_config.turn_servers = config.turn_servers.clone();
     // The signaling server's ICE servers, unless the user gave their own.
-    if peer_config.stun_servers.is_empty() && peer_config.turn_servers.is_empty() {
-        let resolved = rtcdesk_peer::resolve_ice_servers(book.ice_servers()).await;
-        for skipped in &resolved.skipped {
-            tracing::warn!("ICE server from the signaling server not used: {skipped}");
-        }
-        peer_config.stun_servers = resolved.stun;
-        peer_config.turn_servers = resolved.turn;
-    }
+    peer_config.adopt_ice_servers(book.ice_servers()).await;
     peer_config.relay_only = config.relay_only;
     peer_config
         .validate()
