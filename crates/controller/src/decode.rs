@@ -92,7 +92,9 @@ impl DecoderThread {
         mut sink: Box<dyn FrameSink>,
         threads: u32,
         counters: Arc<DecodeCounters>,
+        first_picture: tokio::sync::oneshot::Sender<Instant>,
     ) -> Result<DecoderThread, rtcdesk_media::Error> {
+        let mut first_picture = Some(first_picture);
         let mut decoder = Decoder::new(threads)?;
         let join = std::thread::Builder::new()
             .name("rtcdesk-decode".into())
@@ -136,6 +138,9 @@ impl DecoderThread {
                                     .store(age.as_micros().max(1) as u64, Ordering::Relaxed);
                             }
                             sink.frame(&decoded);
+                            if let Some(first) = first_picture.take() {
+                                let _ = first.send(decoded_at);
+                            }
                             counters.pictures.fetch_add(1, Ordering::Relaxed);
                         }
                         Ok(None) => {}

@@ -37,6 +37,7 @@
 
 pub mod decode;
 pub mod headless;
+pub mod ice_report;
 mod session;
 pub mod stats;
 pub mod window;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use rtcdesk_controller::headless::{png_sink, HeadlessOptions};
+use rtcdesk_controller::ice_report::kind_name;
 use rtcdesk_controller::window::{FrameSlot, UserEvent, WindowApp, WindowSink};
 use rtcdesk_controller::{
     stats, ControlCode, Controller, ControllerConfig, ControllerEvent, FrameSink, KeyboardMode,
@@ -24,7 +25,12 @@ Exit codes:
   3  no puppet has this control code (mistyped or expired)
   4  the puppet's user refused the connection (or did not answer)
   5  the signaling server could not be reached
-  6  the connection to the puppet failed or was lost (puppet stopped, network gone)
+  6  the connection to the puppet failed or was lost (puppet stopped, network gone); when no
+     path works, one line says which candidate kinds each side tried and which TURN server
+     failed (wrong credentials, unreachable, full)
+
+Once connected it prints the path in use (`connected over local=KIND remote=KIND`, KIND being
+host, srflx, prflx or relay) and `first picture after N ms` (counted from the start).
 
 In the window, Ctrl+Alt+Shift releases the keyboard to your own desktop (keys stay here,
 everything held on the puppet is released); press it again to take the keyboard back.";
@@ -231,6 +237,24 @@ async fn connect(config: ControllerConfig, sink: Box<dyn FrameSink>) -> Result<C
     }
 }
 
+/// Prints the path in use and the time to the first picture: what a user (or a script, such as
+/// `cargo xtask nat`) asks first about a connection.
+fn say_progress(event: &ControllerEvent) {
+    match event {
+        ControllerEvent::PathSelected(pair) => eprintln!(
+            "controller: connected over local={} remote={} ({} -> {})",
+            kind_name(pair.local_kind),
+            kind_name(pair.remote_kind),
+            pair.local,
+            pair.remote
+        ),
+        ControllerEvent::FirstPicture(after) => {
+            eprintln!("controller: first picture after {} ms", after.as_millis())
+        }
+        _ => {}
+    }
+}
+
 fn run_headless(args: &Args, config: ControllerConfig) -> anyhow::Result<i32> {
     let out = args.out.clone().context("--headless needs --out DIR")?;
     let (sink, mut writer) = png_sink(HeadlessOptions {
@@ -258,7 +282,7 @@ fn run_headless(args: &Args, config: ControllerConfig) -> anyhow::Result<i32> {
                         eprintln!("controller: {reason}");
                         break reason.exit_code();
                     }
-                    Some(_) => {}
+                    Some(other) => say_progress(&other),
                     None => break EXIT_CONNECTION_LOST,
                 },
             }
@@ -320,6 +344,7 @@ fn run_window(config: ControllerConfig) -> anyhow::Result<i32> {
     let mut events = controller.take_events();
     runtime.spawn(async move {
         while let Some(event) = events.recv().await {
+            say_progress(&event);
             if proxy.send_event(UserEvent::Controller(event)).is_err() {
                 break;
             }

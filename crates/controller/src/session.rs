@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::decode::{DecodeCounters, DecoderThread, FrameSink};
+use crate::ice_report::IceReport;
 use crate::{ConnectError, ControllerConfig, KeyboardMode};
 
 /// What happens to a session, for the window's title and the program's exit.
@@ -29,6 +30,11 @@ pub enum ControllerEvent {
     Connected,
     /// The peer has been silent for a few seconds; it may come back.
     Interrupted,
+    /// Media and data flow over this candidate pair: direct or through a TURN relay (first once
+    /// connected, again if ICE moves to another pair).
+    PathSelected(rtcdesk_peer::SelectedPair),
+    /// The first picture was decoded, this long after [`Controller::connect`] was called.
+    FirstPicture(Duration),
     /// Figures for the last second.
     Stats(SessionStats),
     /// The session is over; nothing more will come.
@@ -183,6 +189,7 @@ impl Controller {
         config: ControllerConfig,
         sink: Box<dyn FrameSink>,
     ) -> Result<Controller, ConnectError> {
+        let started = Instant::now();
         let mut signal = SignalClient::connect(&config.signal_url, &config.tls)
             .await
             .map_err(ConnectError::SignalUnreachable)?;
@@ -246,19 +253,23 @@ impl Controller {
             }))
             .await
             .map_err(|_| ConnectError::SignalClosed)?;
+        let mut ice_report = IceReport::default();
         for candidate in early_candidates {
+            ice_report.remote_candidate(&candidate);
             if let Err(error) = handle.add_remote_candidate(candidate).await {
                 tracing::debug!(%error, "ignoring a remote candidate");
             }
         }
 
         let counters = Arc::new(DecodeCounters::default());
+        let (first_picture_tx, first_picture) = oneshot::channel();
         let decoder = DecoderThread::spawn(
             video,
             handle.clone(),
             sink,
             config.decoder_threads,
             counters.clone(),
+            first_picture_tx,
         )?;
 
         let (event_tx, events) = mpsc::channel(256);
@@ -274,6 +285,11 @@ impl Controller {
             counters,
             decoder,
             connected: Some(connected_tx),
+            connect_deadline: tokio::time::Instant::now() + config.connect_timeout,
+            connect_timeout: config.connect_timeout,
+            ice_report,
+            started,
+            first_picture: Some(first_picture),
             last_pictures: 0,
             last_decode_micros: 0,
             last_stats_at: Instant::now(),
@@ -287,14 +303,13 @@ impl Controller {
             close: Some(close_tx),
             task: Some(task),
         };
-        match tokio::time::timeout(config.connect_timeout, connected_rx).await {
-            Ok(Ok(Ok(()))) => Ok(controller),
-            Ok(Ok(Err(reason))) => Err(ConnectError::ConnectionFailed(reason)),
-            Ok(Err(_)) => Err(ConnectError::ConnectionFailed("the session task stopped".into())),
-            Err(_) => Err(ConnectError::ConnectionFailed(format!(
-                "no WebRTC connection within {:?} (a firewall, or NATs on both sides without STUN?)",
-                config.connect_timeout
-            ))),
+        // The session task owns the deadline: it knows what ICE tried, so it says why it failed.
+        match connected_rx.await {
+            Ok(Ok(())) => Ok(controller),
+            Ok(Err(reason)) => Err(ConnectError::ConnectionFailed(reason)),
+            Err(_) => Err(ConnectError::ConnectionFailed(
+                "the session task stopped".into(),
+            )),
         }
     }
 
@@ -419,6 +434,13 @@ struct SessionTask {
     counters: Arc<DecodeCounters>,
     decoder: DecoderThread,
     connected: Option<oneshot::Sender<Result<(), String>>>,
+    /// Until connected: when to give up, and what ICE tried (for the reason).
+    connect_deadline: tokio::time::Instant,
+    connect_timeout: Duration,
+    ice_report: IceReport,
+    /// When [`Controller::connect`] was called, for [`ControllerEvent::FirstPicture`].
+    started: Instant,
+    first_picture: Option<oneshot::Receiver<Instant>>,
     last_pictures: u64,
     last_decode_micros: u64,
     last_stats_at: Instant,
@@ -433,8 +455,25 @@ enum Next {
 impl SessionTask {
     async fn run(mut self, mut close: oneshot::Receiver<()>) {
         let reason = loop {
+            let connecting = self.connected.is_some();
             let next = tokio::select! {
                 _ = &mut close => Next::End(EndReason::Closed),
+                _ = tokio::time::sleep_until(self.connect_deadline), if connecting => {
+                    let line = self.ice_report.failure_line(self.connect_timeout);
+                    if let Some(connected) = self.connected.take() {
+                        let _ = connected.send(Err(line));
+                    }
+                    Next::End(EndReason::ConnectionLost)
+                }
+                decoded_at = first_picture(&mut self.first_picture) => {
+                    self.first_picture = None;
+                    if let Some(at) = decoded_at {
+                        self.emit(ControllerEvent::FirstPicture(
+                            at.saturating_duration_since(self.started),
+                        ));
+                    }
+                    Next::Continue
+                }
                 event = self.peer_events.recv() => match event {
                     Some(event) => self.on_peer_event(event).await,
                     None => Next::End(EndReason::ConnectionLost),
@@ -472,6 +511,7 @@ impl SessionTask {
     async fn on_peer_event(&mut self, event: PeerEvent) -> Next {
         match event {
             PeerEvent::LocalCandidate { candidate, mid } => {
+                self.ice_report.local_candidate(&candidate);
                 self.signal_send(SignalMessage::Candidate(Candidate {
                     session: self.session.clone(),
                     candidate,
@@ -494,6 +534,11 @@ impl SessionTask {
                 self.emit(ControllerEvent::Connected);
             }
             PeerEvent::Disconnected => self.emit(ControllerEvent::Interrupted),
+            PeerEvent::PathSelected(pair) => self.emit(ControllerEvent::PathSelected(pair)),
+            PeerEvent::RelayFailed { server, reason } => {
+                tracing::warn!(%server, "{reason}");
+                self.ice_report.relay_failed(reason);
+            }
             PeerEvent::Closed => return Next::End(EndReason::ConnectionLost),
             PeerEvent::ChannelOpen(Channel::Control) => {
                 let message = ControlMessage::Keyboard {
@@ -520,6 +565,7 @@ impl SessionTask {
     async fn on_signal(&mut self, message: Option<SignalMessage>) -> Next {
         match message {
             Some(SignalMessage::Candidate(c)) if c.session == self.session => {
+                self.ice_report.remote_candidate(&c.candidate);
                 if let Err(error) = self.peer.add_remote_candidate(c.candidate).await {
                     tracing::debug!(%error, "ignoring a remote candidate");
                 }
@@ -582,6 +628,14 @@ impl SessionTask {
             decode_errors: self.counters.errors.load(Ordering::Relaxed),
             peer,
         }
+    }
+}
+
+/// When the first picture was decoded; pending forever once reported (or if it never comes).
+async fn first_picture(receiver: &mut Option<oneshot::Receiver<Instant>>) -> Option<Instant> {
+    match receiver.as_mut() {
+        Some(receiver) => receiver.await.ok(),
+        None => std::future::pending().await,
     }
 }
 

@@ -353,6 +353,9 @@ impl ApplicationHandler<UserEvent> for WindowApp {
                 self.exit_code = Some(reason.exit_code());
                 event_loop.exit();
             }
+            // The path and the first picture's time are printed by the program; the title
+            // shows what matters while watching.
+            UserEvent::Controller(_) => {}
         }
     }
 

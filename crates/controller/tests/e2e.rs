@@ -269,14 +269,27 @@ async fn the_headless_binary_saves_pngs_and_exits_zero() {
             .arg(&outdir)
             .arg(&code)
             .stdout(Stdio::null())
-            .status()
+            .stderr(Stdio::piped())
+            .output()
     });
-    let status = tokio::time::timeout(Duration::from_secs(20), status)
+    let output = tokio::time::timeout(Duration::from_secs(20), status)
         .await
         .expect("exits in time")
         .unwrap()
         .expect("runs");
-    assert_eq!(status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    // The user is told the path (both on loopback: host to host) and the time to the picture.
+    assert!(
+        stderr.contains("controller: connected over local=host remote=host"),
+        "{stderr}"
+    );
+    let millis = stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("controller: first picture after "))
+        .and_then(|rest| rest.strip_suffix(" ms"))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(millis.is_some_and(|ms| ms > 0), "{stderr}");
     let png = out.join("frame-00000.png");
     let decoder = png::Decoder::new(std::io::BufReader::new(
         std::fs::File::open(&png).expect("the PNG exists"),
