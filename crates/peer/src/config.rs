@@ -27,6 +27,42 @@ pub struct TurnServer {
     pub username: String,
     /// Long-term credential password.
     pub password: String,
+    /// For `turns:`: TLS over the TCP stream, and whom to trust for it.
+    pub tls: Option<TurnTls>,
+}
+
+/// How a `turns:` server is checked: its certificate must carry `name` and chain to a public CA
+/// (Mozilla's list) or to one of `extra_roots` (a company CA, or a self-signed certificate).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnTls {
+    /// The name the certificate must carry: the URL's host.
+    pub name: String,
+    /// CAs trusted besides the public ones.
+    pub extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+}
+
+impl TurnTls {
+    /// What a `turns:` URL asks for (public CAs only until [`TurnTls::trust_ca_pem`]); `None`
+    /// for `turn:`.
+    pub fn for_url(url: &rtcdesk_stun::turn::TurnUrl) -> Option<TurnTls> {
+        url.secure.then(|| TurnTls {
+            name: url.host.clone(),
+            extra_roots: Vec::new(),
+        })
+    }
+
+    /// Trusts the CA certificates in this PEM text too (`--turn-ca FILE`).
+    pub fn trust_ca_pem(&mut self, pem: &[u8]) -> Result<(), String> {
+        use rustls::pki_types::pem::PemObject;
+        let certs = rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("not PEM certificates: {e}"))?;
+        if certs.is_empty() {
+            return Err("no certificate in the PEM text".into());
+        }
+        self.extra_roots.extend(certs);
+        Ok(())
+    }
 }
 
 impl TurnServer {
@@ -52,6 +88,26 @@ impl TurnServer {
             .collect()
     }
 
+    /// Makes every `turns:` server in `servers` trust the CA certificates in the PEM file at
+    /// `path` too (`--turn-ca FILE`, for a company CA or a self-signed TURN server); an error
+    /// when the file is unreadable, holds no certificate, or no server is `turns:`.
+    pub fn trust_ca_file(servers: &mut [TurnServer], path: &std::path::Path) -> Result<(), String> {
+        let pem = std::fs::read(path).map_err(|e| format!("--turn-ca {}: {e}", path.display()))?;
+        let mut secured = 0;
+        for tls in servers.iter_mut().filter_map(|server| server.tls.as_mut()) {
+            tls.trust_ca_pem(&pem)
+                .map_err(|e| format!("--turn-ca {}: {e}", path.display()))?;
+            secured += 1;
+        }
+        if secured == 0 {
+            return Err(format!(
+                "--turn-ca {}: no --turn URL is turns: (TLS)",
+                path.display()
+            ));
+        }
+        Ok(())
+    }
+
     /// The server a `turn:HOST:PORT?transport=udp|tcp` or `turns:HOST:PORT` URL names, resolved
     /// now (a blocking name lookup: call it while reading the configuration, not on a network
     /// task), with these long-term credentials.
@@ -69,6 +125,7 @@ impl TurnServer {
             transport: parsed.transport,
             username: username.to_string(),
             password: password.to_string(),
+            tls: TurnTls::for_url(&parsed),
         })
     }
 }
@@ -80,6 +137,7 @@ impl std::fmt::Debug for TurnServer {
             .field("transport", &self.transport)
             .field("username", &self.username)
             .field("password", &"<redacted>")
+            .field("tls", &self.tls.as_ref().map(|tls| &tls.name))
             .finish()
     }
 }

@@ -101,6 +101,7 @@ async fn resolve_one(server: &IceServer, url: &str, resolved: &mut ResolvedIceSe
                 transport: parsed.transport,
                 username: username.clone(),
                 password: password.clone(),
+                tls: crate::config::TurnTls::for_url(&parsed),
             }),
             Err(e) => resolved.skipped.push(format!("{shown}: {e}")),
         }

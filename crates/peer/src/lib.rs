@@ -55,7 +55,7 @@ pub mod testing;
 mod video;
 
 pub use channel::{Channel, Message, BULK_IN_FLIGHT};
-pub use config::{ConfigError, PeerConfig, Role, TurnServer};
+pub use config::{ConfigError, PeerConfig, Role, TurnServer, TurnTls};
 pub use driver::{Endpoint, Peer, PeerHandle};
 pub use ice_servers::{resolve_ice_servers, ResolvedIceServers, MAX_ICE_URLS};
 pub use session::{

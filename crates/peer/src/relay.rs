@@ -1,18 +1,19 @@
 //! TURN allocations in the shell: one per TURN server and socket family, shared by every session
 //! on an endpoint. Over UDP an allocation's traffic uses one of the endpoint's sockets; over TCP
-//! (for networks that block UDP) it uses a stream of its own, read and written by a small task
-//! that only moves whole frames (RFC 8656 §5 framing, via [`StreamFramer`]) between the socket
-//! and the endpoint's task.
+//! (for networks that block UDP) or TLS (`turns:`, for firewalls that pass only TLS) it uses a
+//! stream of its own, read and written by a small task that only moves whole frames (RFC 8656 §5
+//! framing, via [`StreamFramer`]) between the socket and the endpoint's task.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rtcdesk_stun::turn::{Allocation, AllocationConfig, StreamFramer, TurnTransport};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 
-use crate::config::TurnServer;
+use crate::config::{TurnServer, TurnTls};
 use crate::session::Session;
 use crate::Error;
 
@@ -21,7 +22,8 @@ use crate::Error;
 /// grow memory).
 const STREAM_QUEUE: usize = 1024;
 
-/// How long connecting to a TURN server over TCP may take before the relay counts as failed.
+/// How long connecting to a TURN server over TCP (and the TLS handshake for `turns:`, again)
+/// may take before the relay counts as failed.
 const STREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How one relay reaches its TURN server.
@@ -85,15 +87,22 @@ pub(crate) fn start_relays(
                 }
             }
             TurnTransport::Tcp => {
+                let tls = match &server.tls {
+                    Some(tls) => Some(TlsTarget::new(tls).map_err(|reason| {
+                        Error::Turn(rtcdesk_stun::turn::TurnError::BadUrl {
+                            url: format!("turns:{}", server.server),
+                            reason,
+                        })
+                    })?),
+                    None => None,
+                };
                 let (outgoing_tx, outgoing_rx) = mpsc::channel(STREAM_QUEUE);
-                let index = relays.len();
-                tokio::spawn(run_stream(
-                    index,
-                    server.server,
-                    outgoing_rx,
-                    stream_events.clone(),
-                    wake.clone(),
-                ));
+                let reporter = Reporter {
+                    index: relays.len(),
+                    events: stream_events.clone(),
+                    wake: wake.clone(),
+                };
+                tokio::spawn(run_stream(server.server, tls, outgoing_rx, reporter));
                 let unspecified = match server.server.ip() {
                     IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
                     IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
@@ -152,79 +161,136 @@ impl Relay {
     }
 }
 
-/// Connects to the TURN server over TCP, then moves frames both ways until the endpoint drops
-/// its sender (after the allocation's closing Refresh is written) or the stream breaks.
-async fn run_stream(
+/// Where a stream task's frames and its end go: its relay's slot in the endpoint's task.
+struct Reporter {
     index: usize,
-    server: SocketAddr,
-    mut outgoing: mpsc::Receiver<Vec<u8>>,
     events: mpsc::Sender<(usize, StreamEvent)>,
-    wake: std::sync::Arc<Notify>,
-) {
-    let report = |event| {
-        let events = events.clone();
-        let wake = wake.clone();
-        async move {
-            let _ = events.send((index, event)).await;
-            wake.notify_one();
+    wake: Arc<Notify>,
+}
+
+impl Reporter {
+    async fn report(&self, event: StreamEvent) {
+        let _ = self.events.send((self.index, event)).await;
+        self.wake.notify_one();
+    }
+}
+
+/// A `turns:` server's TLS setup: the name to check and the client configuration.
+struct TlsTarget {
+    name: rustls::pki_types::ServerName<'static>,
+    config: Arc<rustls::ClientConfig>,
+}
+
+impl TlsTarget {
+    fn new(tls: &TurnTls) -> Result<TlsTarget, &'static str> {
+        let name = rustls::pki_types::ServerName::try_from(tls.name.clone())
+            .map_err(|_| "the host is not a valid TLS server name")?;
+        let mut roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        for cert in &tls.extra_roots {
+            roots
+                .add(cert.clone())
+                .map_err(|_| "an extra CA certificate is not usable")?;
         }
-    };
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|_| "no TLS protocol version available")?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(TlsTarget {
+            name,
+            config: Arc::new(config),
+        })
+    }
+}
+
+/// Connects to the TURN server over TCP (and TLS for `turns:`), then moves frames both ways
+/// until the endpoint drops its sender (after the allocation's closing Refresh is written) or
+/// the stream breaks.
+async fn run_stream(
+    server: SocketAddr,
+    tls: Option<TlsTarget>,
+    mut outgoing: mpsc::Receiver<Vec<u8>>,
+    reporter: Reporter,
+) {
+    let over = if tls.is_some() { "TLS" } else { "TCP" };
     let stream = match tokio::time::timeout(STREAM_CONNECT_TIMEOUT, TcpStream::connect(server))
         .await
     {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
-            report(StreamEvent::Failed(format!(
-                "TURN server {server} unreachable over TCP: {e}"
-            )))
-            .await;
-            return;
+            let reason = format!("TURN server {server} unreachable over {over}: {e}");
+            return reporter.report(StreamEvent::Failed(reason)).await;
         }
         Err(_) => {
-            report(StreamEvent::Failed(format!(
-                "TURN server {server} unreachable over TCP: no connection within {STREAM_CONNECT_TIMEOUT:?}"
-            )))
-            .await;
-            return;
+            let reason = format!(
+                "TURN server {server} unreachable over {over}: no connection within {STREAM_CONNECT_TIMEOUT:?}"
+            );
+            return reporter.report(StreamEvent::Failed(reason)).await;
         }
     };
     let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) = stream.into_split();
+    let failure = match tls {
+        None => pump(stream, server, &mut outgoing, &reporter).await,
+        Some(tls) => {
+            let connector = tokio_rustls::TlsConnector::from(tls.config);
+            match tokio::time::timeout(STREAM_CONNECT_TIMEOUT, connector.connect(tls.name, stream))
+                .await
+            {
+                Ok(Ok(stream)) => pump(stream, server, &mut outgoing, &reporter).await,
+                Ok(Err(e)) => Some(format!("TURN server {server}: TLS handshake failed: {e}")),
+                Err(_) => Some(format!(
+                    "TURN server {server}: no TLS handshake within {STREAM_CONNECT_TIMEOUT:?}"
+                )),
+            }
+        }
+    };
+    if let Some(failure) = failure {
+        reporter.report(StreamEvent::Failed(failure)).await;
+    }
+}
+
+/// Moves frames over an open stream; `None` when the endpoint closed it, else why it broke.
+async fn pump<S: AsyncRead + AsyncWrite>(
+    stream: S,
+    server: SocketAddr,
+    outgoing: &mut mpsc::Receiver<Vec<u8>>,
+    reporter: &Reporter,
+) -> Option<String> {
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let mut framer = StreamFramer::new();
     let mut buf = vec![0u8; 16 * 1024];
-    let failure = loop {
+    loop {
         tokio::select! {
             frame = outgoing.recv() => match frame {
                 Some(frame) => {
                     if let Err(e) = writer.write_all(&frame).await {
-                        break format!("TURN server {server}: TCP write failed: {e}");
+                        return Some(format!("TURN server {server}: write failed: {e}"));
                     }
                 }
                 None => {
                     let _ = writer.shutdown().await;
-                    return;
+                    return None;
                 }
             },
             read = reader.read(&mut buf) => match read {
-                Ok(0) => break format!("TURN server {server} closed the TCP connection"),
+                Ok(0) => return Some(format!("TURN server {server} closed the connection")),
                 Ok(len) => {
                     if let Err(e) = framer.push(&buf[..len]) {
-                        break format!("TURN server {server}: {e}");
+                        return Some(format!("TURN server {server}: {e}"));
                     }
                     loop {
                         match framer.next_frame() {
-                            Ok(Some(frame)) => report(StreamEvent::Frame(frame)).await,
+                            Ok(Some(frame)) => reporter.report(StreamEvent::Frame(frame)).await,
                             Ok(None) => break,
-                            Err(e) => {
-                                report(StreamEvent::Failed(format!("TURN server {server}: {e}"))).await;
-                                return;
-                            }
+                            Err(e) => return Some(format!("TURN server {server}: {e}")),
                         }
                     }
                 }
-                Err(e) => break format!("TURN server {server}: TCP read failed: {e}"),
+                Err(e) => return Some(format!("TURN server {server}: read failed: {e}")),
             },
         }
-    };
-    report(StreamEvent::Failed(failure)).await;
+    }
 }

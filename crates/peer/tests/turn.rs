@@ -31,6 +31,7 @@ fn relay_only_over(
         transport,
         username: "alice".into(),
         password: password.into(),
+        tls: None,
     }];
     config
 }
@@ -194,4 +195,106 @@ async fn an_unreachable_tcp_turn_server_is_reported_and_gathering_still_ends() {
     let (server, reason) = relay_failure(&mut puppet).await;
     assert_eq!(server, closed);
     assert!(reason.contains("unreachable"), "{reason}");
+}
+
+/// A self-signed certificate for `localhost` in a temporary directory coturn can read.
+struct TlsFiles {
+    dir: std::path::PathBuf,
+    cert: rustls::pki_types::CertificateDer<'static>,
+}
+
+impl TlsFiles {
+    fn new(tag: &str) -> TlsFiles {
+        let rcgen::CertifiedKey { cert, signing_key } =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let dir = std::env::temp_dir().join(format!("rtcdesk-peer-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), signing_key.serialize_pem()).unwrap();
+        TlsFiles {
+            dir,
+            cert: cert.der().clone(),
+        }
+    }
+
+    fn coturn(&self) -> Coturn {
+        let turn = Coturn::start_turn(&TurnOptions {
+            tls: Some((self.dir.join("cert.pem"), self.dir.join("key.pem"))),
+            ..TurnOptions::user("alice", "secret")
+        });
+        turn.wait_for_tls();
+        turn
+    }
+}
+
+impl Drop for TlsFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn over_tls(
+    role: Role,
+    turn: &Coturn,
+    trusted: Vec<rustls::pki_types::CertificateDer<'static>>,
+) -> PeerConfig {
+    let mut config = relay_only_over(
+        role,
+        turn.tls_addr.expect("a TLS port"),
+        TurnTransport::Tcp,
+        "secret",
+    );
+    config.turn_servers[0].tls = Some(rtcdesk_peer::TurnTls {
+        name: "localhost".into(),
+        extra_roots: trusted,
+    });
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_over_turns_tls_carries_data_and_video() {
+    let files = TlsFiles::new("turns");
+    let turn = files.coturn();
+    // The controller reaches the TURN server only over TLS (as behind a firewall that passes
+    // nothing else); the puppet's allocation is over UDP.
+    let (puppet, controller) = start_pair(
+        relay_only(Role::Offerer, &turn, "secret"),
+        over_tls(Role::Answerer, &turn, vec![files.cert.clone()]),
+    )
+    .await;
+    let (mut puppet, mut controller) = connect(puppet, controller, Rewrites::default()).await;
+    let path = controller
+        .wait_for("path", |e| match e {
+            PeerEvent::PathSelected(path) => Some(path),
+            _ => None,
+        })
+        .await;
+    assert_eq!(path.local_kind, rtcdesk_peer::CandidateKind::Relayed);
+    control_open(&mut puppet, &mut controller).await;
+    text_arrives(&controller, &mut puppet, "over tls").await;
+    keyframe_arrives(&puppet, &mut controller, 60_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turns_server_with_an_untrusted_certificate_is_refused_and_reported() {
+    let files = TlsFiles::new("turns-untrusted");
+    let turn = files.coturn();
+    // Only the public CAs are trusted: a self-signed certificate must not be accepted.
+    let mut puppet = Peer::start(over_tls(Role::Offerer, &turn, Vec::new())).unwrap();
+    let (server, reason) = relay_failure(&mut puppet).await;
+    assert_eq!(Some(server), turn.tls_addr);
+    assert!(reason.contains("TLS handshake failed"), "{reason}");
+}
+
+#[test]
+fn a_turns_url_asks_for_tls_with_its_host_and_a_turn_url_does_not() {
+    let secure = TurnServer::resolve("turns:localhost:5349", "alice", "secret").unwrap();
+    let tls = secure.tls.expect("turns: is TLS");
+    assert_eq!(tls.name, "localhost");
+    assert_eq!(secure.transport, TurnTransport::Tcp);
+    let plain =
+        TurnServer::resolve("turn:localhost:3478?transport=tcp", "alice", "secret").unwrap();
+    assert_eq!(plain.tls, None);
+    let mut tls = tls;
+    assert!(tls.trust_ca_pem(b"not pem").is_err());
 }

@@ -54,8 +54,9 @@ struct Args {
     stun: Vec<String>,
 
     /// A TURN relay, for when no direct path works (symmetric NATs, blocked UDP):
-    /// `turn:HOST:PORT` (UDP; `?transport=tcp` and `turns:` are parsed but not used yet);
-    /// repeatable. Needs --turn-user and --turn-password.
+    /// `turn:HOST:PORT` (UDP), `turn:HOST:PORT?transport=tcp` (for networks that block UDP)
+    /// or `turns:HOST:PORT` (TLS, for firewalls that pass only TLS, e.g. port 443); repeatable.
+    /// Needs --turn-user and --turn-password.
     #[arg(long, value_name = "URL")]
     turn: Vec<String>,
 
@@ -72,9 +73,15 @@ struct Args {
     )]
     turn_password: Option<String>,
 
+    /// Trust the CA certificates in this PEM file for `turns:` servers, besides the public CAs
+    /// (a company CA, or a TURN server's self-signed certificate).
+    #[arg(long, value_name = "FILE.pem", requires = "turn")]
+    turn_ca: Option<PathBuf>,
+
     /// Offer only relayed candidates: traffic always goes through the TURN server, and the
-    /// other side never learns this machine's addresses. Needs --turn.
-    #[arg(long, requires = "turn")]
+    /// other side never learns this machine's addresses. Needs --turn, or a signaling server
+    /// that hands out a TURN server (`rtcdesk-signal --turn … --turn-secret …`).
+    #[arg(long)]
     relay_only: bool,
 
     /// The AV1 encoder: `aom` (libaom realtime, low latency, the default) or `rav1e`
@@ -206,6 +213,10 @@ fn config(args: Args) -> Result<PuppetConfig> {
         args.turn_password.as_deref(),
     )
     .map_err(anyhow::Error::msg)?;
+    if let Some(ca) = &args.turn_ca {
+        rtcdesk_peer::TurnServer::trust_ca_file(&mut config.turn_servers, ca)
+            .map_err(anyhow::Error::msg)?;
+    }
     config.relay_only = args.relay_only;
     Ok(config)
 }
