@@ -38,6 +38,7 @@
 pub mod decode;
 pub mod headless;
 pub mod ice_report;
+pub mod pairing;
 mod session;
 pub mod stats;
 pub mod window;

@@ -9,15 +9,14 @@ use std::time::{Duration, Instant};
 use rtcdesk_peer::{Channel, Message, Peer, PeerConfig, PeerEvent, PeerHandle, PeerStats, Role};
 use rtcdesk_proto::control::ControlMessage;
 use rtcdesk_proto::input::InputMessage;
-use rtcdesk_proto::signal::{
-    Answer, Candidate, Connect, ErrorCode, Leave, SessionId, SignalMessage,
-};
+use rtcdesk_proto::signal::{Answer, Candidate, Leave, SessionId, SignalMessage};
 use rtcdesk_signal::client::SignalClient;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::decode::{DecodeCounters, DecoderThread, FrameSink};
 use crate::ice_report::IceReport;
+use crate::pairing::{Paired, Pairing, PairingOutput};
 use crate::{ConnectError, ControllerConfig, KeyboardMode};
 
 /// What happens to a session, for the window's title and the program's exit.
@@ -148,40 +147,6 @@ impl fmt::Debug for Controller {
     }
 }
 
-/// What a signaling message means while waiting for the puppet's user (pure, for tests).
-#[derive(Debug, PartialEq)]
-enum PairingStep {
-    Wait,
-    Accepted(SessionId),
-    Fail(PairingFailure),
-}
-
-#[derive(Debug, PartialEq)]
-enum PairingFailure {
-    UnknownCode,
-    Rejected(Option<String>),
-    Refused(ErrorCode, String),
-    Left,
-}
-
-fn pairing_step(message: &SignalMessage) -> PairingStep {
-    match message {
-        SignalMessage::Ringing(_) => PairingStep::Wait,
-        SignalMessage::Accepted(accepted) => PairingStep::Accepted(accepted.session.clone()),
-        SignalMessage::Rejected(rejected) => {
-            PairingStep::Fail(PairingFailure::Rejected(rejected.reason.clone()))
-        }
-        SignalMessage::Error(error) if error.code == ErrorCode::UnknownCode => {
-            PairingStep::Fail(PairingFailure::UnknownCode)
-        }
-        SignalMessage::Error(error) => {
-            PairingStep::Fail(PairingFailure::Refused(error.code, error.message.clone()))
-        }
-        SignalMessage::Left(_) => PairingStep::Fail(PairingFailure::Left),
-        _ => PairingStep::Wait,
-    }
-}
-
 impl Controller {
     /// Pairs with the puppet whose code is in `config` and connects to it; decoded pictures go
     /// to `sink` from then on. Returns once the peer connection is up.
@@ -193,43 +158,14 @@ impl Controller {
         let mut signal = SignalClient::connect(&config.signal_url, &config.tls)
             .await
             .map_err(ConnectError::SignalUnreachable)?;
-        signal
-            .send(&SignalMessage::Connect(Connect {
-                code: config.code,
-                name: config.name.clone(),
-            }))
-            .await
-            .map_err(|_| ConnectError::SignalClosed)?;
-
-        let (session, puppet_name, ice_servers) = wait_for_acceptance(&mut signal, &config).await?;
-        tracing::info!(
-            session = session.as_str(),
-            "accepted; waiting for the offer"
-        );
-
-        // Candidates may arrive right behind the offer; keep any that come first.
-        let mut early_candidates = Vec::new();
-        let offer_sdp = tokio::time::timeout(config.connect_timeout, async {
-            loop {
-                match signal.recv().await {
-                    Ok(Some(SignalMessage::Offer(offer))) if offer.session == session => {
-                        return Ok(offer.sdp)
-                    }
-                    Ok(Some(SignalMessage::Candidate(c))) if c.session == session => {
-                        early_candidates.push(c.candidate)
-                    }
-                    Ok(Some(SignalMessage::Left(left))) if left.session == session => {
-                        return Err(ConnectError::ConnectionFailed(
-                            "the puppet left before sending its offer".into(),
-                        ))
-                    }
-                    Ok(Some(_)) | Err(rtcdesk_signal::client::ClientError::BadMessage(_)) => {}
-                    Ok(None) | Err(_) => return Err(ConnectError::SignalClosed),
-                }
-            }
-        })
-        .await
-        .map_err(|_| ConnectError::ConnectionFailed("the puppet sent no offer".into()))??;
+        let Paired {
+            session,
+            puppet_name,
+            ice_servers,
+            offer_sdp,
+            early_candidates,
+        } = pair(&mut signal, &config, started).await?;
+        tracing::info!(session = session.as_str(), "accepted; answering the offer");
 
         let mut peer_config = PeerConfig::new(Role::Answerer);
         peer_config.stun_servers = config.stun_servers.clone();
@@ -365,63 +301,44 @@ impl Drop for Controller {
     }
 }
 
-async fn wait_for_acceptance(
+/// Drives a [`Pairing`] over the signaling connection until it pairs or fails.
+async fn pair(
     signal: &mut SignalClient,
     config: &ControllerConfig,
-) -> Result<
-    (
-        SessionId,
-        Option<String>,
-        Vec<rtcdesk_proto::signal::IceServer>,
-    ),
-    ConnectError,
-> {
-    let mut puppet_name = None;
-    let wait = async {
-        loop {
-            let message = match signal.recv().await {
-                Ok(Some(message)) => message,
-                Ok(None) => return Err(ConnectError::SignalClosed),
-                Err(rtcdesk_signal::client::ClientError::BadMessage(error)) => {
-                    tracing::debug!(%error, "ignoring a bad message from the server");
-                    continue;
-                }
-                Err(_) => return Err(ConnectError::SignalClosed),
-            };
-            match pairing_step(&message) {
-                PairingStep::Wait => {
-                    if let SignalMessage::Ringing(ringing) = message {
-                        tracing::info!("ringing: waiting for the puppet's user to accept");
-                        puppet_name = ringing.name;
-                    }
-                }
-                PairingStep::Accepted(session) => {
-                    let ice_servers = match message {
-                        SignalMessage::Accepted(accepted) => accepted.ice_servers,
-                        _ => Vec::new(),
-                    };
-                    return Ok((session, puppet_name.take(), ice_servers));
-                }
-                PairingStep::Fail(PairingFailure::UnknownCode) => {
-                    return Err(ConnectError::UnknownCode(config.code))
-                }
-                PairingStep::Fail(PairingFailure::Rejected(reason)) => {
-                    return Err(ConnectError::Rejected { reason })
-                }
-                PairingStep::Fail(PairingFailure::Refused(code, message)) => {
-                    return Err(ConnectError::Refused { code, message })
-                }
-                PairingStep::Fail(PairingFailure::Left) => {
-                    return Err(ConnectError::ConnectionFailed(
-                        "the puppet went away before answering".into(),
-                    ))
-                }
+    started: Instant,
+) -> Result<Paired, ConnectError> {
+    let mut pairing = Pairing::new(
+        config.code,
+        config.name.clone(),
+        config.accept_timeout,
+        config.connect_timeout,
+        started,
+    );
+    loop {
+        while let Some(output) = pairing.poll_output() {
+            match output {
+                PairingOutput::Send(message) => signal
+                    .send(&message)
+                    .await
+                    .map_err(|_| ConnectError::SignalClosed)?,
+                PairingOutput::Paired(paired) => return Ok(paired),
+                PairingOutput::Failed(error) => return Err(error),
             }
         }
-    };
-    tokio::time::timeout(config.accept_timeout, wait)
-        .await
-        .map_err(|_| ConnectError::NoAnswer(config.accept_timeout))?
+        let Some(deadline) = pairing.poll_timeout() else {
+            return Err(ConnectError::SignalClosed);
+        };
+        tokio::select! {
+            message = signal.recv() => match message {
+                Ok(Some(message)) => pairing.handle_signal(message, Instant::now()),
+                Err(rtcdesk_signal::client::ClientError::BadMessage(error)) => {
+                    tracing::debug!(%error, "ignoring a bad message from the server");
+                }
+                Ok(None) | Err(_) => pairing.handle_signal_closed(),
+            },
+            _ = tokio::time::sleep_until(deadline.into()) => pairing.handle_timeout(Instant::now()),
+        }
+    }
 }
 
 struct SessionTask {
@@ -663,54 +580,6 @@ async fn recv_signal(signal: &mut Option<SignalClient>) -> Option<SignalMessage>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rtcdesk_proto::signal::{Accepted, Error, Rejected, Ringing};
-
-    fn session() -> SessionId {
-        SessionId("s1".into())
-    }
-
-    #[test]
-    fn ringing_waits_and_accepted_proceeds() {
-        let ringing = SignalMessage::Ringing(Ringing {
-            session: session(),
-            name: Some("front desk".into()),
-        });
-        assert_eq!(pairing_step(&ringing), PairingStep::Wait);
-        let accepted = SignalMessage::Accepted(Accepted::new(session()));
-        assert_eq!(pairing_step(&accepted), PairingStep::Accepted(session()));
-    }
-
-    #[test]
-    fn refusals_are_told_apart() {
-        let rejected = SignalMessage::Rejected(Rejected {
-            session: session(),
-            reason: Some("busy".into()),
-        });
-        assert_eq!(
-            pairing_step(&rejected),
-            PairingStep::Fail(PairingFailure::Rejected(Some("busy".into())))
-        );
-        let unknown = SignalMessage::Error(Error {
-            code: ErrorCode::UnknownCode,
-            message: "no".into(),
-        });
-        assert_eq!(
-            pairing_step(&unknown),
-            PairingStep::Fail(PairingFailure::UnknownCode)
-        );
-        let limited = SignalMessage::Error(Error {
-            code: ErrorCode::RateLimited,
-            message: "slow down".into(),
-        });
-        assert_eq!(
-            pairing_step(&limited),
-            PairingStep::Fail(PairingFailure::Refused(
-                ErrorCode::RateLimited,
-                "slow down".into()
-            ))
-        );
-    }
-
     #[test]
     fn endings_map_to_exit_codes() {
         assert_eq!(EndReason::Closed.exit_code(), 0);
