@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use rtcdesk_proto::signal::{
-    Accept, ControlCode, Leave, Register, Reject, SessionId, SignalMessage,
+    Accept, ControlCode, ErrorCode, Leave, Register, Reject, RoomJoin, SessionId, SignalMessage,
 };
 
 use crate::{EndReason, IncomingRequest, PuppetEvent, SessionInfo, SessionState};
@@ -91,6 +91,10 @@ pub struct SessionBook {
     reconnect_at: Option<Instant>,
     /// The wait before the next try after this one fails.
     reconnect_backoff: Duration,
+    /// `--join`: the room code this puppet joins instead of registering for a control code.
+    join: Option<ControlCode>,
+    /// Why the room could not be joined (wrong or expired code, room full), once it failed.
+    join_failure: Option<String>,
 }
 
 impl SessionBook {
@@ -110,11 +114,37 @@ impl SessionBook {
             signaling_up: true,
             reconnect_at: None,
             reconnect_backoff: RECONNECT_FIRST,
+            join: None,
+            join_failure: None,
         }
     }
 
-    /// Starts by registering: queues the `register` message.
+    /// Makes this a room member: [`SessionBook::register`] (and every reconnect) joins the room
+    /// with `code` instead of registering. Joining is the consent (its user started the puppet
+    /// with the code on purpose), so the proctor's session is not asked about; the puppet says
+    /// for as long as it lasts that it is being watched, and by whom.
+    pub fn join_room(&mut self, code: ControlCode) {
+        self.join = Some(code);
+    }
+
+    /// Why joining the room failed, once it did (the shell stops: there is nothing to wait for).
+    pub fn join_failure(&self) -> Option<&str> {
+        self.join_failure.as_deref()
+    }
+
+    /// Starts by registering: queues the `register` message (or `room_join` after
+    /// [`SessionBook::join_room`]).
     pub fn register(&mut self) {
+        if let Some(code) = self.join {
+            self.out.push_back(Output::Send(
+                RoomJoin {
+                    code,
+                    name: self.name.clone(),
+                }
+                .into(),
+            ));
+            return;
+        }
         self.out.push_back(Output::Send(
             Register {
                 name: self.name.clone(),
@@ -213,6 +243,56 @@ impl SessionBook {
                 }
             }
             SignalMessage::Left(left) => self.end(&left.session, EndReason::Left, false),
+            SignalMessage::RoomJoined(joined) => {
+                let Some(code) = self.join else {
+                    tracing::debug!("ignoring room_joined: this puppet joins no room");
+                    return;
+                };
+                if self.shut_down || self.sessions.contains_key(&joined.session) {
+                    return;
+                }
+                self.code = Some(code);
+                self.ice_servers = joined.ice_servers;
+                self.sessions.insert(
+                    joined.session.clone(),
+                    Entry {
+                        name: joined.name.clone(),
+                        stage: Stage::Connecting {
+                            deadline: now + self.connect_timeout,
+                        },
+                    },
+                );
+                self.event(PuppetEvent::JoinedRoom {
+                    session: joined.session.clone(),
+                    room_name: joined.name.clone(),
+                });
+                self.event(PuppetEvent::SessionStarted {
+                    session: joined.session.clone(),
+                    name: joined.name,
+                });
+                self.out.push_back(Output::StartPeer(joined.session));
+            }
+            SignalMessage::Member(member) => {
+                if let Some(entry) = self.sessions.get(&member.session) {
+                    self.event(PuppetEvent::Watched {
+                        session: member.session,
+                        by: entry.name.clone(),
+                        state: member.state,
+                    });
+                }
+            }
+            SignalMessage::Error(error) if self.join.is_some() && self.sessions.is_empty() => {
+                // Only room_join is in flight: this answers it.
+                let reason = match error.code {
+                    ErrorCode::UnknownCode => {
+                        "no open room has this code (check it, or ask the proctor for a new one)"
+                            .to_string()
+                    }
+                    _ => format!("{}: {}", error.code.as_str(), error.message),
+                };
+                self.join_failure = Some(reason.clone());
+                self.event(PuppetEvent::JoinFailed { reason });
+            }
             SignalMessage::Error(error) => {
                 tracing::warn!(code = error.code.as_str(), message = %error.message, "signaling server reported an error");
             }
@@ -312,10 +392,13 @@ impl SessionBook {
         self.register_at = None;
         // Those still being asked are forgotten (the server told their controllers `left`);
         // those being set up cannot finish without signaling.
+        // A room member's session ends with its connection too: the server has told the
+        // proctor `left`, and joining again (on reconnecting) opens a new session.
+        let room_member = self.join.is_some();
         let unfinished: Vec<SessionId> = self
             .sessions
             .iter()
-            .filter(|(_, entry)| !matches!(entry.stage, Stage::Connected))
+            .filter(|(_, entry)| room_member || !matches!(entry.stage, Stage::Connected))
             .map(|(id, _)| id.clone())
             .collect();
         for session in unfinished {
@@ -791,5 +874,151 @@ mod tests {
         assert!(book.sessions().is_empty());
         book.handle_decision(&"s1".into(), true, now);
         assert!(drain(&mut book).is_empty());
+    }
+
+    fn room_code() -> ControlCode {
+        ControlCode::from_number(987_654_321).unwrap()
+    }
+
+    /// Given a puppet started with `--join`, whose `room_join` was answered with `room_joined`.
+    fn member() -> (SessionBook, Instant, Vec<Output>) {
+        let now = Instant::now();
+        let mut book = SessionBook::new("student 7".into(), CONSENT, CONNECT);
+        book.join_room(room_code());
+        book.register();
+        assert_eq!(
+            drain(&mut book),
+            vec![Output::Send(
+                RoomJoin {
+                    code: room_code(),
+                    name: "student 7".into(),
+                }
+                .into()
+            )]
+        );
+        assert_eq!(book.code(), None);
+        book.handle_signal(
+            rtcdesk_proto::signal::RoomJoined {
+                room: rtcdesk_proto::signal::RoomId("r1".into()),
+                session: "s1".into(),
+                name: "Exam hall 2".into(),
+                ice_servers: Vec::new(),
+            }
+            .into(),
+            now,
+        );
+        let out = drain(&mut book);
+        (book, now, out)
+    }
+
+    fn member_update(session: &str, state: rtcdesk_proto::signal::MemberStatus) -> SignalMessage {
+        rtcdesk_proto::signal::Member {
+            room: rtcdesk_proto::signal::RoomId("r1".into()),
+            session: session.into(),
+            name: "student 7".into(),
+            state,
+        }
+        .into()
+    }
+
+    #[test]
+    fn joining_a_room_starts_the_proctors_session_without_asking() {
+        let (book, _, out) = member();
+        assert_eq!(book.code(), Some(room_code()));
+        assert!(book.is_live(&"s1".into()));
+        // No question, no accept: joining was the consent.
+        assert!(!out.iter().any(|o| matches!(o, Output::Ask(_))), "{out:?}");
+        assert!(sent(&out).is_empty(), "{out:?}");
+        assert!(out.contains(&Output::StartPeer("s1".into())), "{out:?}");
+        assert!(out.contains(&Output::Event(PuppetEvent::JoinedRoom {
+            session: "s1".into(),
+            room_name: "Exam hall 2".into(),
+        })));
+    }
+
+    #[test]
+    fn the_member_is_told_when_the_proctor_watches_or_controls_and_only_about_its_session() {
+        use rtcdesk_proto::signal::MemberStatus;
+        let (mut book, now, _) = member();
+        book.handle_signal(member_update("s1", MemberStatus::Watching), now);
+        book.handle_signal(member_update("someone else", MemberStatus::Controlled), now);
+        book.handle_signal(member_update("s1", MemberStatus::Controlled), now);
+        let events: Vec<Output> = drain(&mut book);
+        assert_eq!(
+            events,
+            vec![
+                Output::Event(PuppetEvent::Watched {
+                    session: "s1".into(),
+                    by: "Exam hall 2".into(),
+                    state: MemberStatus::Watching,
+                }),
+                Output::Event(PuppetEvent::Watched {
+                    session: "s1".into(),
+                    by: "Exam hall 2".into(),
+                    state: MemberStatus::Controlled,
+                }),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_wrong_room_code_is_a_join_failure_with_a_reason() {
+        let mut book = SessionBook::new("student 7".into(), CONSENT, CONNECT);
+        book.join_room(room_code());
+        book.register();
+        drain(&mut book);
+        book.handle_signal(
+            rtcdesk_proto::signal::Error {
+                code: ErrorCode::UnknownCode,
+                message: "no such room".into(),
+            }
+            .into(),
+            Instant::now(),
+        );
+        let reason = book.join_failure().expect("a failure").to_string();
+        assert!(reason.contains("no open room has this code"), "{reason}");
+        assert_eq!(
+            drain(&mut book),
+            vec![Output::Event(PuppetEvent::JoinFailed { reason })]
+        );
+        assert_eq!(book.code(), None);
+    }
+
+    #[test]
+    fn losing_signaling_ends_the_room_session_and_reconnecting_joins_again() {
+        let (mut book, now, _) = member();
+        book.handle_peer_connected(&"s1".into());
+        drain(&mut book);
+        book.handle_signaling_lost("gone".into(), now);
+        let out = drain(&mut book);
+        assert!(out.contains(&Output::ClosePeer("s1".into())), "{out:?}");
+        assert!(!book.is_live(&"s1".into()));
+        book.handle_signaling_connected();
+        let out = drain(&mut book);
+        assert_eq!(
+            sent(&out),
+            vec![&SignalMessage::from(RoomJoin {
+                code: room_code(),
+                name: "student 7".into(),
+            })]
+        );
+    }
+
+    #[test]
+    fn a_room_joined_that_nobody_asked_for_is_ignored() {
+        let (mut book, now) = book();
+        drain(&mut book);
+        book.handle_signal(
+            rtcdesk_proto::signal::RoomJoined {
+                room: rtcdesk_proto::signal::RoomId("r1".into()),
+                session: "s9".into(),
+                name: "not mine".into(),
+                ice_servers: Vec::new(),
+            }
+            .into(),
+            now,
+        );
+        assert!(drain(&mut book).is_empty());
+        assert!(!book.is_live(&"s9".into()));
     }
 }

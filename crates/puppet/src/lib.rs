@@ -179,6 +179,10 @@ pub struct PuppetConfig {
     /// How long an accepted session may take to get its WebRTC connection up before it is
     /// given up.
     pub connect_timeout: Duration,
+    /// Join the proctor's room with this room code instead of registering for a control code
+    /// (`--join`). The proctor gets a session without being asked about: joining is the
+    /// consent. [`Puppet::control_code`] then holds the room code.
+    pub join: Option<ControlCode>,
 }
 
 impl PuppetConfig {
@@ -207,6 +211,7 @@ impl PuppetConfig {
             record: None,
             peer_bind: None,
             connect_timeout: Duration::from_secs(20),
+            join: None,
         }
     }
 
@@ -294,6 +299,30 @@ pub enum PuppetEvent {
         session: SessionId,
         /// Why.
         reason: EndReason,
+    },
+    /// This puppet joined a proctor's room (`--join`): a session with the proctor starts at
+    /// once (joining was the consent). Show `room_name` for as long as the session lasts: it
+    /// says who watches.
+    JoinedRoom {
+        /// The session with the proctor.
+        session: SessionId,
+        /// The room's name as the proctor gave it ("Exam hall 2 — Ms Lovelace").
+        room_name: String,
+    },
+    /// The proctor changed what it does with this puppet: only in the room (`joined`),
+    /// `watching` its screen, or in control (`controlled`).
+    Watched {
+        /// The session with the proctor.
+        session: SessionId,
+        /// The room's name.
+        by: String,
+        /// What the proctor now does.
+        state: rtcdesk_proto::signal::MemberStatus,
+    },
+    /// The room could not be joined (wrong or expired code, room closed or full).
+    JoinFailed {
+        /// Why, in a line for the user.
+        reason: String,
     },
     /// The connection to the signaling server was lost: no new controller can reach us, but
     /// connected sessions go on. The puppet connects again by itself (1 s, 2 s, … up to 30 s
@@ -404,7 +433,7 @@ impl Puppet {
     }
 
     /// The control code a controller types now (it changes when the puppet re-registers, see
-    /// [`PuppetEvent::Registered`]).
+    /// [`PuppetEvent::Registered`]); for a room member ([`PuppetConfig::join`]), the room code.
     pub fn control_code(&self) -> ControlCode {
         *self.code.borrow()
     }

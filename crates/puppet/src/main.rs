@@ -8,8 +8,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use rtcdesk_media::EncoderKind;
+use rtcdesk_proto::signal::MemberStatus;
 use rtcdesk_puppet::{
-    AcceptPolicy, Puppet, PuppetConfig, PuppetEvent, SessionState, Signaling, Source,
+    AcceptPolicy, EndReason, Puppet, PuppetConfig, PuppetEvent, SessionState, Signaling, Source,
 };
 use rtcdesk_signal::tls::TlsOptions;
 
@@ -120,6 +121,13 @@ struct Args {
     /// For wss:// with a private CA: trust the CA certificates in this PEM file too.
     #[arg(long, value_name = "FILE.pem")]
     signal_ca: Option<PathBuf>,
+
+    /// Join a proctor's room with the room code it handed out, instead of showing a control
+    /// code: the proctor watches this screen (and may take control) with no further question,
+    /// because starting the puppet with the code is the consent. The terminal says, for as
+    /// long as it lasts, who watches. Give the proctor's server with --signal.
+    #[arg(long, value_name = "ROOM-CODE", requires = "signal")]
+    join: Option<String>,
 }
 
 const AFTER_HELP: &str = "\
@@ -131,6 +139,8 @@ Examples:
   puppet --signal wss://signal.example.org/ --stun stun.l.google.com:19302
                                   register with a public signaling server, reach controllers
                                   behind NAT
+  puppet --signal wss://signal.example.org/ --join 123456789
+                                  join the exam room whose code the proctor gave out
 
 Logs: RUST_LOG=debug for details.";
 
@@ -173,6 +183,12 @@ fn config(args: Args) -> Result<PuppetConfig> {
         config.name = name;
     }
     config.view_only = args.view_only;
+    if let Some(code) = &args.join {
+        config.join = Some(
+            code.parse()
+                .map_err(|e| anyhow::anyhow!("--join {code:?}: {e}"))?,
+        );
+    }
     config.encoder = args.encoder;
     config.fps = args.fps;
     config.max_size = args.max_size;
@@ -252,7 +268,11 @@ fn main() -> ExitCode {
 async fn run(args: Args) -> Result<()> {
     let config = config(args)?;
     let accept_all = matches!(config.accept, AcceptPolicy::All);
+    let joining = config.join.is_some();
     let mut puppet = Puppet::start(config).await.context("could not start")?;
+    if joining {
+        return run_room_member(puppet).await;
+    }
     println!("Control code: {}", puppet.control_code());
     println!("Signaling:    {}", puppet.signal_url());
     for url in puppet.lan_urls() {
@@ -286,6 +306,50 @@ async fn run(args: Args) -> Result<()> {
     puppet.shutdown().await;
     println!("Bye.");
     Ok(())
+}
+
+/// `--join`: one session with the room's proctor; the puppet stops when it ends.
+async fn run_room_member(mut puppet: Puppet) -> Result<()> {
+    println!("Joining room {}; Ctrl-C to leave.", puppet.control_code());
+    let result = loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break Ok(()),
+            event = puppet.next_event() => match event {
+                Some(PuppetEvent::JoinedRoom { room_name, .. }) => println!(
+                    "Joined \"{}\": its proctor can see this screen while this runs.",
+                    clean(&room_name)
+                ),
+                Some(PuppetEvent::Watched { by, state, .. }) => println!(
+                    "{}",
+                    match state {
+                        MemberStatus::Watching => format!("\"{}\" is watching your screen.", clean(&by)),
+                        MemberStatus::Controlled => format!("\"{}\" is controlling your screen.", clean(&by)),
+                        _ => format!("\"{}\" is not looking at your screen now (still in the room).", clean(&by)),
+                    }
+                ),
+                // The proctor ended the room or left: nothing to wait for. (A session ended by
+                // a lost signaling connection is joined again once it is back.)
+                Some(PuppetEvent::SessionEnded { reason: EndReason::Left, .. }) => {
+                    println!("The proctor ended the session.");
+                    break Ok(());
+                }
+                Some(PuppetEvent::SessionEnded { reason, .. }) => {
+                    println!("The room session ended: {reason}.");
+                }
+                Some(PuppetEvent::JoinFailed { reason }) => {
+                    break Err(anyhow::anyhow!("cannot join the room again: {reason}"));
+                }
+                Some(PuppetEvent::SignalingLost { reason }) => println!(
+                    "Lost the signaling server ({reason}); joining again when it is back."
+                ),
+                Some(_) => {}
+                None => break Ok(()),
+            },
+        }
+    };
+    println!("Leaving the room…");
+    puppet.shutdown().await;
+    result
 }
 
 fn print_event(puppet: &Puppet, event: &PuppetEvent) {

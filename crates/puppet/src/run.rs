@@ -112,20 +112,29 @@ pub(crate) async fn start(config: PuppetConfig) -> Result<Puppet, Error> {
         AcceptPolicy::Callback(_) => CALLBACK_CONSENT_TIMEOUT,
     };
     let mut book = SessionBook::new(config.name.clone(), consent_timeout, config.connect_timeout);
+    if let Some(code) = config.join {
+        book.join_room(code);
+    }
     book.register();
     let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
-    let mut pending = Vec::new();
-    // Register before returning, so the caller has a code.
+    // Register (or join the room) before returning, so the caller has a code. What the answer
+    // queued in the book (the code's event; for a room member, its session's start) is left
+    // there for the shell's first round, so it reaches the application first.
     let code = tokio::time::timeout(REGISTER_TIMEOUT, async {
         loop {
+            if let Some(code) = book.code() {
+                return Ok::<ControlCode, Error>(code);
+            }
+            if let Some(reason) = book.join_failure() {
+                return Err(Error::NotRegistered(format!(
+                    "cannot join the room: {reason}"
+                )));
+            }
             while let Some(output) = book.poll_output() {
                 match output {
                     Output::Send(message) => client.send(&message).await?,
-                    other => pending.push(other),
+                    other => tracing::debug!(?other, "nothing to do before registering"),
                 }
-            }
-            if let Some(code) = book.code() {
-                return Ok::<ControlCode, Error>(code);
             }
             match client.recv().await? {
                 Some(message) => book.handle_signal(message, Instant::now()),
@@ -190,12 +199,6 @@ pub(crate) async fn start(config: PuppetConfig) -> Result<Puppet, Error> {
         shared: shared.clone(),
         asker,
     };
-    for output in pending {
-        // Events of the registration (the code) reach the application first.
-        if let Output::Event(event) = output {
-            shell.emit(event);
-        }
-    }
     let task = tokio::spawn(shell.run(
         reports_rx,
         decisions_rx,
