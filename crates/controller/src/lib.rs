@@ -36,6 +36,7 @@
 #![warn(missing_docs)]
 
 pub mod decode;
+pub mod grid;
 pub mod headless;
 pub mod ice_report;
 pub mod pairing;
