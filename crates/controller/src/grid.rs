@@ -234,8 +234,8 @@ impl Canvas<'_> {
                     return;
                 };
                 let color = if grey {
-                    let luma = ((u32::from(p[0]) * 3 + u32::from(p[1]) * 6 + u32::from(p[2])) / 10)
-                        as u8;
+                    let luma =
+                        ((u32::from(p[0]) * 3 + u32::from(p[1]) * 6 + u32::from(p[2])) / 10) as u8;
                     let dim = luma / 2 + 40;
                     [dim, dim, dim, 255]
                 } else {
@@ -332,7 +332,8 @@ mod tests {
     #[test]
     fn hostile_names_and_pictures_cannot_break_the_grid() {
         let t0 = Instant::now();
-        let mut tile = Tile::new("\u{1b}[31m\u{0}evil\nname that is far too long to fit in a tile label");
+        let mut tile =
+            Tile::new("\u{1b}[31m\u{0}evil\nname that is far too long to fit in a tile label");
         // A picture shorter than its size claims is dropped, not read past its end.
         tile.set_picture(100, 100, &[1, 2, 3], t0);
         let label = tile.label(t0);

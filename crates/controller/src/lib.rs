@@ -40,6 +40,7 @@ pub mod grid;
 pub mod headless;
 pub mod ice_report;
 pub mod pairing;
+pub mod room;
 mod session;
 pub mod stats;
 pub mod window;

@@ -41,8 +41,16 @@ everything held on the puppet is released); press it again to take the keyboard 
 #[command(name = "controller", version, after_help = EXIT_CODES)]
 struct Args {
     /// The puppet's control code, as it shows it: 9 digits, spaces optional ("123 456 789").
-    #[arg(required = true, num_args = 1..=3)]
+    #[arg(required_unless_present = "room", num_args = 1..=3)]
     code: Vec<String>,
+
+    /// Proctor mode: open a room called NAME (default: "NAME's room" from --name) on the
+    /// signaling server, print its code, and watch every puppet that joins it
+    /// (`puppet --signal URL --join CODE`) as a grid. With --headless, a grid PNG is written
+    /// into --out every second (--frames of them, then the room ends and the controller exits
+    /// 0). The grid window is not there yet.
+    #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "", conflicts_with = "code")]
+    room: Option<String>,
 
     /// The signaling server, as the puppet prints it (ws://HOST:PORT/ or wss://…). Without
     /// it, ws://127.0.0.1:8443/ (a puppet with an embedded server on this machine).
@@ -144,6 +152,15 @@ fn main() -> ExitCode {
             return ExitCode::from(code as u8);
         }
     };
+    if let Some(room) = &args.room {
+        return match run_room(&args, room) {
+            Ok(code) => ExitCode::from(code as u8),
+            Err(error) => {
+                eprintln!("controller: {error:#}");
+                ExitCode::from(EXIT_OTHER as u8)
+            }
+        };
+    }
     let config = match config(&args) {
         Ok(config) => config,
         Err(error) => {
@@ -332,6 +349,102 @@ fn run_headless(args: &Args, config: ControllerConfig) -> anyhow::Result<i32> {
         return Ok(EXIT_OTHER);
     }
     Ok(code)
+}
+
+/// `--room`: the proctor. Headless only for now: a grid PNG a second.
+fn run_room(args: &Args, room_name: &str) -> anyhow::Result<i32> {
+    use rtcdesk_controller::grid;
+    use rtcdesk_controller::room::{Proctor, ProctorConfig, RoomEvent};
+    if !args.headless {
+        anyhow::bail!(
+            "the proctor's grid window is not there yet: use --room with --headless --out DIR"
+        );
+    }
+    let out = args.out.clone().context("--headless needs --out DIR")?;
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let name = args.name.clone().unwrap_or_else(|| {
+        rtcdesk_signal::client::default_name(rtcdesk_signal::client::ClientSide::Controller)
+    });
+    let tls = if let Some(fingerprint) = &args.insecure_pin {
+        TlsOptions::pinned(fingerprint).context("--insecure-pin")?
+    } else if let Some(ca) = &args.ca {
+        let pem = std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?;
+        TlsOptions::with_ca_pem(&pem).context("--ca")?
+    } else {
+        TlsOptions::default()
+    };
+    let signal_url = args
+        .signal
+        .clone()
+        .unwrap_or_else(|| "ws://127.0.0.1:8443/".to_owned());
+    let config = ProctorConfig {
+        signal_url: signal_url.clone(),
+        tls,
+        room_name: if room_name.is_empty() {
+            format!("{name}'s room")
+        } else {
+            room_name.to_owned()
+        },
+        bind: None,
+        decoder_threads: 1,
+    };
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let mut proctor = match Proctor::open(config).await {
+            Ok(proctor) => proctor,
+            Err(error) => {
+                eprintln!("controller: {error}");
+                return Ok(error.exit_code());
+            }
+        };
+        let tiles = proctor.tiles();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut written = 0u32;
+        let code = loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let snapshot: Vec<grid::Tile> = tiles
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .values()
+                        .cloned()
+                        .collect();
+                    let (width, height, rgba) = grid::render(&snapshot, std::time::Instant::now());
+                    let path = out.join(format!("grid-{written:05}.png"));
+                    rtcdesk_controller::headless::write_png(&path, width, height, &rgba)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    written += 1;
+                    if written >= args.frames {
+                        break 0;
+                    }
+                }
+                event = proctor.next_event() => match event {
+                    Some(RoomEvent::Opened { code, expires_in }) => eprintln!(
+                        "controller: room code {code} (for {} min): each puppet joins with \
+                         puppet --signal {signal_url} --join {}",
+                        expires_in.as_secs() / 60,
+                        code.digits()
+                    ),
+                    Some(RoomEvent::Joined { name, .. }) => eprintln!("controller: \"{}\" joined", printable(&name)),
+                    Some(RoomEvent::Left { session }) => eprintln!("controller: member {session} left"),
+                    Some(RoomEvent::Refused(line)) => eprintln!("controller: the signaling server refused: {line}"),
+                    Some(RoomEvent::Ended) | None => {
+                        eprintln!("controller: the room ended");
+                        break EXIT_CONNECTION_LOST;
+                    }
+                    Some(_) => {}
+                },
+            }
+        };
+        proctor.end().await;
+        eprintln!("controller: wrote {written} grid pictures into {}", out.display());
+        Ok(code)
+    })
+}
+
+/// A name from the network as it is safe to print.
+fn printable(name: &str) -> String {
+    name.chars().filter(|c| !c.is_control()).take(64).collect()
 }
 
 fn run_window(config: ControllerConfig) -> anyhow::Result<i32> {
