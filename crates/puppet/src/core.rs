@@ -25,7 +25,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use rtcdesk_proto::signal::{
-    Accept, ControlCode, ErrorCode, Leave, Register, Reject, RoomJoin, SessionId, SignalMessage,
+    Accept, ControlCode, ErrorCode, Leave, MemberStatus, Register, Reject, RoomJoin, SessionId,
+    SignalMessage,
 };
 
 use crate::{EndReason, IncomingRequest, PuppetEvent, SessionInfo, SessionState};
@@ -46,6 +47,8 @@ pub enum Output {
     StartVideo(SessionId),
     /// Close the session's peer and release its input.
     ClosePeer(SessionId),
+    /// Move the session's video to this stream (a proctor focused or unfocused it).
+    SetQuality(SessionId, crate::Quality),
     /// Tell the user interface.
     Event(PuppetEvent),
     /// Connect to the signaling server again, then call
@@ -63,6 +66,9 @@ const RECONNECT_MAX: Duration = Duration::from_secs(30);
 struct Entry {
     name: String,
     stage: Stage,
+    /// The stream it gets: full for a controller; for a proctor, thumbnails until it focuses
+    /// this member.
+    quality: crate::Quality,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -154,6 +160,13 @@ impl SessionBook {
         ));
     }
 
+    /// The stream `session` gets (full for an unknown session).
+    pub fn quality(&self, session: &SessionId) -> crate::Quality {
+        self.sessions
+            .get(session)
+            .map_or(crate::Quality::Full, |entry| entry.quality)
+    }
+
     /// The control code currently valid, once registered.
     pub fn code(&self) -> Option<ControlCode> {
         self.code
@@ -211,6 +224,7 @@ impl SessionBook {
                 self.sessions.insert(
                     incoming.session.clone(),
                     Entry {
+                        quality: crate::Quality::Full,
                         name: incoming.from.clone(),
                         stage: Stage::Asking {
                             deadline: now + self.consent_timeout,
@@ -256,6 +270,7 @@ impl SessionBook {
                 self.sessions.insert(
                     joined.session.clone(),
                     Entry {
+                        quality: crate::Quality::Thumbnail,
                         name: joined.name.clone(),
                         stage: Stage::Connecting {
                             deadline: now + self.connect_timeout,
@@ -273,13 +288,27 @@ impl SessionBook {
                 self.out.push_back(Output::StartPeer(joined.session));
             }
             SignalMessage::Member(member) => {
-                if let Some(entry) = self.sessions.get(&member.session) {
-                    self.event(PuppetEvent::Watched {
-                        session: member.session,
-                        by: entry.name.clone(),
-                        state: member.state,
-                    });
+                let Some(entry) = self.sessions.get_mut(&member.session) else {
+                    return;
+                };
+                let quality = if member.state == MemberStatus::Controlled {
+                    crate::Quality::Full
+                } else {
+                    crate::Quality::Thumbnail
+                };
+                let by = entry.name.clone();
+                if entry.quality != quality {
+                    entry.quality = quality;
+                    if matches!(entry.stage, Stage::Connected) {
+                        self.out
+                            .push_back(Output::SetQuality(member.session.clone(), quality));
+                    }
                 }
+                self.event(PuppetEvent::Watched {
+                    session: member.session,
+                    by,
+                    state: member.state,
+                });
             }
             SignalMessage::Error(error) if self.join.is_some() && self.sessions.is_empty() => {
                 // Only room_join is in flight: this answers it.
@@ -1020,5 +1049,32 @@ mod tests {
         );
         assert!(drain(&mut book).is_empty());
         assert!(!book.is_live(&"s9".into()));
+    }
+
+    #[test]
+    fn a_proctors_focus_moves_the_member_to_the_full_stream_and_back() {
+        use rtcdesk_proto::signal::MemberStatus;
+        let (mut room_book, now, _) = member();
+        assert_eq!(room_book.quality(&"s1".into()), crate::Quality::Thumbnail);
+        room_book.handle_peer_connected(&"s1".into());
+        drain(&mut room_book);
+        room_book.handle_signal(member_update("s1", MemberStatus::Controlled), now);
+        room_book.handle_signal(member_update("s1", MemberStatus::Controlled), now);
+        room_book.handle_signal(member_update("s1", MemberStatus::Watching), now);
+        let moves: Vec<Output> = drain(&mut room_book)
+            .into_iter()
+            .filter(|o| matches!(o, Output::SetQuality(..)))
+            .collect();
+        assert_eq!(
+            moves,
+            vec![
+                Output::SetQuality("s1".into(), crate::Quality::Full),
+                Output::SetQuality("s1".into(), crate::Quality::Thumbnail),
+            ]
+        );
+        // A controller that dialled a code always gets the full stream.
+        let (mut dialled, now) = book();
+        incoming(&mut dialled, "c1", now);
+        assert_eq!(dialled.quality(&"c1".into()), crate::Quality::Full);
     }
 }

@@ -63,7 +63,7 @@ use rtcdesk_signal::tls::TlsOptions;
 use tokio::sync::{mpsc, watch};
 
 pub use injector::SyntheticInjector;
-pub use pipeline::FrameTiming;
+pub use pipeline::{FrameTiming, Quality, THUMBNAIL_FPS, THUMBNAIL_KBPS, THUMBNAIL_SIZE};
 
 /// The port the embedded signaling server tries first: the one `controller` uses when it is
 /// given no `--signal`, so on one machine `controller CODE` just works.

@@ -30,6 +30,24 @@ const IDLE_WAIT: Duration = Duration::from_millis(10);
 /// sharp. After that, nothing is sent until the screen changes.
 const SETTLE_AFTER: Duration = Duration::from_millis(400);
 
+/// Which of the two streams a viewer gets: the full picture (a controller, or the member a
+/// proctor has focused), or a small, slow thumbnail (a proctor's grid tile). Each stream is
+/// encoded once, for every viewer that wants it, and only while someone does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quality {
+    /// The screen at its own size (or `--max-size`), at the full frame rate.
+    Full,
+    /// At most [`THUMBNAIL_SIZE`], [`THUMBNAIL_FPS`] frames a second, [`THUMBNAIL_KBPS`].
+    Thumbnail,
+}
+
+/// The largest thumbnail (aspect kept).
+pub const THUMBNAIL_SIZE: (u32, u32) = (480, 270);
+/// Most thumbnail frames a second.
+pub const THUMBNAIL_FPS: u32 = 5;
+/// The thumbnail encoder's bitrate: a few tens of kbit/s, as a grid of thirty must fit a link.
+pub const THUMBNAIL_KBPS: u32 = 60;
+
 /// The sessions that receive video, shared by the network side (which adds and removes them)
 /// and the encoder thread (which sends to them).
 #[derive(Debug, Default)]
@@ -42,8 +60,11 @@ pub(crate) struct VideoHub {
 
 #[derive(Debug, Default)]
 struct HubState {
-    viewers: Vec<(SessionId, VideoSender)>,
+    viewers: Vec<Viewer>,
+    /// A keyframe is wanted on the full stream (a viewer joined it).
     keyframe: bool,
+    /// A keyframe is wanted on the thumbnail stream.
+    thumbnail_keyframe: bool,
     /// The newest frames' timings, oldest first, at most [`TIMINGS_KEPT`].
     timings: VecDeque<FrameTiming>,
 }
@@ -85,17 +106,35 @@ impl VideoHub {
         self.screen_size.store(packed, Ordering::Relaxed);
     }
 
-    /// A connected session starts receiving video, from a keyframe.
-    pub(crate) fn add(&self, session: SessionId, sender: VideoSender) {
+    /// A connected session starts receiving video of this quality, from a keyframe.
+    pub(crate) fn add(&self, session: SessionId, sender: VideoSender, quality: Quality) {
         let mut state = self.lock();
-        state.viewers.retain(|(id, _)| *id != session);
-        state.viewers.push((session, sender));
-        state.keyframe = true;
+        state.viewers.retain(|viewer| viewer.session != session);
+        state.viewers.push(Viewer {
+            session,
+            sender,
+            quality,
+        });
+        state.want_keyframe(quality);
+    }
+
+    /// Switches a viewer to the other stream; its first frame there is a keyframe.
+    pub(crate) fn set_quality(&self, session: &SessionId, quality: Quality) {
+        let mut state = self.lock();
+        let Some(viewer) = state.viewers.iter_mut().find(|v| v.session == *session) else {
+            return;
+        };
+        if viewer.quality != quality {
+            viewer.quality = quality;
+            state.want_keyframe(quality);
+        }
     }
 
     /// The session no longer receives video.
     pub(crate) fn remove(&self, session: &SessionId) {
-        self.lock().viewers.retain(|(id, _)| id != session);
+        self.lock()
+            .viewers
+            .retain(|viewer| viewer.session != *session);
     }
 
     /// Whether anyone watches, whether a keyframe is wanted (taking the request), and the
@@ -103,18 +142,32 @@ impl VideoHub {
     fn poll(&self) -> HubPoll {
         let mut state = self.lock();
         let mut keyframe = std::mem::take(&mut state.keyframe);
+        let mut thumbnail_keyframe = std::mem::take(&mut state.thumbnail_keyframe);
         let mut slowest: Option<u64> = None;
-        for (_, sender) in &state.viewers {
+        let (mut watched, mut thumbnails) = (false, false);
+        for viewer in &state.viewers {
             // Take every flag (not just the first), so none lingers into a later frame.
-            keyframe |= sender.take_keyframe_request();
-            if let Some(bps) = sender.bandwidth_estimate_bps() {
-                slowest = Some(slowest.map_or(bps, |s| s.min(bps)));
+            let wants = viewer.sender.take_keyframe_request();
+            match viewer.quality {
+                Quality::Full => {
+                    watched = true;
+                    keyframe |= wants;
+                    if let Some(bps) = viewer.sender.bandwidth_estimate_bps() {
+                        slowest = Some(slowest.map_or(bps, |s| s.min(bps)));
+                    }
+                }
+                Quality::Thumbnail => {
+                    thumbnails = true;
+                    thumbnail_keyframe |= wants;
+                }
             }
         }
         HubPoll {
-            watched: !state.viewers.is_empty(),
+            watched,
             keyframe,
             estimate_bps: slowest,
+            thumbnails,
+            thumbnail_keyframe,
         }
     }
 
@@ -123,9 +176,21 @@ impl VideoHub {
         self.lock().timings.drain(..).collect()
     }
 
-    /// Hands a packet to every viewer; viewers whose session closed are dropped.
-    fn fan_out(&self, packet: &EncodedFrame) {
+    /// Hands a packet to every viewer of its stream; viewers whose session closed are dropped.
+    fn fan_out(&self, packet: &EncodedFrame, quality: Quality) {
         let mut state = self.lock();
+        if quality == Quality::Thumbnail {
+            let shared: Arc<[u8]> = Arc::from(&packet.data[..]);
+            state.viewers.retain(|viewer| {
+                viewer.quality != Quality::Thumbnail
+                    || viewer.sender.send(EncodedVideoFrame {
+                        data: shared.clone(),
+                        capture_time: packet.meta.captured_at,
+                        keyframe: packet.keyframe,
+                    })
+            });
+            return;
+        }
         if state.timings.len() == TIMINGS_KEPT {
             state.timings.pop_front();
         }
@@ -138,21 +203,42 @@ impl VideoHub {
         });
         // One copy into shared memory; every viewer (and str0m) holds the same bytes.
         let shared: Arc<[u8]> = Arc::from(&packet.data[..]);
-        state.viewers.retain(|(_, sender)| {
-            sender.send(EncodedVideoFrame {
-                data: shared.clone(),
-                capture_time: packet.meta.captured_at,
-                keyframe: packet.keyframe,
-            })
+        state.viewers.retain(|viewer| {
+            viewer.quality != Quality::Full
+                || viewer.sender.send(EncodedVideoFrame {
+                    data: shared.clone(),
+                    capture_time: packet.meta.captured_at,
+                    keyframe: packet.keyframe,
+                })
         });
+    }
+}
+
+#[derive(Debug)]
+struct Viewer {
+    session: SessionId,
+    sender: VideoSender,
+    quality: Quality,
+}
+
+impl HubState {
+    fn want_keyframe(&mut self, quality: Quality) {
+        match quality {
+            Quality::Full => self.keyframe = true,
+            Quality::Thumbnail => self.thumbnail_keyframe = true,
+        }
     }
 }
 
 /// What the encoder thread learns from the hub before each frame.
 struct HubPoll {
+    /// Someone wants the full stream.
     watched: bool,
     keyframe: bool,
     estimate_bps: Option<u64>,
+    /// Someone wants the thumbnail stream.
+    thumbnails: bool,
+    thumbnail_keyframe: bool,
 }
 
 /// What the encoder thread is started with.
@@ -207,6 +293,7 @@ impl Pipeline {
             hub,
             recorder,
             stop: stop.clone(),
+            thumbnails: Thumbnails::new(config.encoder),
         };
         let thread = std::thread::Builder::new()
             .name("encode".into())
@@ -252,6 +339,7 @@ struct Worker {
     hub: Arc<VideoHub>,
     recorder: Option<IvfWriter<BufWriter<File>>>,
     stop: Arc<AtomicBool>,
+    thumbnails: Thumbnails,
 }
 
 impl Worker {
@@ -284,9 +372,40 @@ impl Worker {
                 watched,
                 keyframe,
                 estimate_bps,
+                thumbnails,
+                thumbnail_keyframe,
             } = self.hub.poll();
+            if thumbnails {
+                // With nobody on the full stream, the newest frame is the thumbnails' alone.
+                if !watched {
+                    if let Some(frame) = waiting.take() {
+                        self.give_to_thumbnails(frame);
+                    }
+                }
+                if let Err(error) = self.thumbnails.run(thumbnail_keyframe, now, &self.hub) {
+                    tracing::warn!(%error, "thumbnail encoding failed; trying again on the next frame");
+                    self.thumbnails.stop();
+                }
+            } else if let Some(frame) = self.thumbnails.stop() {
+                // The thumbnails' newest frame is the newest captured: the full stream starts
+                // from it when it has nothing newer.
+                if watched && waiting.is_none() {
+                    waiting = Some(frame);
+                    self.pacer.handle_frame();
+                } else {
+                    self.capture.recycle(frame);
+                }
+            }
             if !watched {
                 continue;
+            }
+            // A viewer moved to the full stream while only thumbnails were encoded: the
+            // thumbnails hold the newest captured frame, and the full encoder starts from it.
+            if keyframe && waiting.is_none() {
+                if let Some(frame) = self.thumbnails.take_newest() {
+                    waiting = Some(frame);
+                    self.pacer.handle_frame();
+                }
             }
             if keyframe {
                 self.encoder.request_keyframe();
@@ -300,7 +419,11 @@ impl Worker {
             let result = if waiting.is_some() && self.pacer.poll_encode(now) {
                 let frame = waiting.take().expect("checked above");
                 let result = self.encode(&frame);
-                self.capture.recycle(frame);
+                if thumbnails {
+                    self.give_to_thumbnails(frame);
+                } else {
+                    self.capture.recycle(frame);
+                }
                 unsettled_since = Some(now);
                 result
             } else if (keyframe || settle) && waiting.is_none() {
@@ -337,14 +460,117 @@ impl Worker {
         Ok(())
     }
 
+    /// Hands a captured frame to the thumbnail stream (which keeps the newest one until its
+    /// next frame is due), recycling the one it replaces.
+    fn give_to_thumbnails(&mut self, frame: Frame) {
+        if let Some(older) = self.thumbnails.offer(frame) {
+            self.capture.recycle(older);
+        }
+    }
+
     fn drain(&mut self) -> Result<(), rtcdesk_media::Error> {
         while let Some(packet) = self.encoder.poll_packet()? {
-            self.hub.fan_out(&packet);
+            self.hub.fan_out(&packet, Quality::Full);
             if let Some(recorder) = self.recorder.as_mut() {
                 recorder.write(&packet)?;
             }
         }
         Ok(())
+    }
+}
+
+/// The thumbnail stream: its own scaler and encoder, started when a viewer first wants it and
+/// stopped when none does; it encodes the newest frame it was given, at most
+/// [`THUMBNAIL_FPS`] a second.
+struct Thumbnails {
+    kind: EncoderKind,
+    /// The scaler and encoder, for the source size they were made for.
+    running: Option<(Scaler, VideoEncoder, (u32, u32))>,
+    /// The newest captured frame, and whether it has been encoded yet.
+    source: Option<Frame>,
+    fresh: bool,
+    last_encoded: Option<Instant>,
+}
+
+impl Thumbnails {
+    fn new(kind: EncoderKind) -> Thumbnails {
+        Thumbnails {
+            kind,
+            running: None,
+            source: None,
+            fresh: false,
+            last_encoded: None,
+        }
+    }
+
+    /// Keeps `frame` as the newest; returns the one it replaces.
+    fn offer(&mut self, frame: Frame) -> Option<Frame> {
+        self.fresh = true;
+        self.source.replace(frame)
+    }
+
+    /// Encodes the newest frame when one is due (or a keyframe is wanted) and hands the
+    /// packets to the thumbnail viewers.
+    fn run(
+        &mut self,
+        keyframe: bool,
+        now: Instant,
+        hub: &VideoHub,
+    ) -> Result<(), rtcdesk_media::Error> {
+        let Some(source) = self.source.as_ref() else {
+            return Ok(());
+        };
+        let size = (source.width, source.height);
+        if self
+            .running
+            .as_ref()
+            .is_none_or(|(_, _, made_for)| *made_for != size)
+        {
+            let (w, h) = fit_within(size.0, size.1, THUMBNAIL_SIZE.0, THUMBNAIL_SIZE.1);
+            let mut config = EncoderConfig::new(w, h);
+            config.fps = THUMBNAIL_FPS;
+            config.bitrate_kbps = THUMBNAIL_KBPS;
+            config.threads = 1;
+            let mut encoder = VideoEncoder::new(self.kind, config)?;
+            encoder.set_refresh_interval(Duration::MAX);
+            self.running = Some((Scaler::new(w, h), encoder, size));
+            self.fresh = true;
+        }
+        let Some((scaler, encoder, _)) = self.running.as_mut() else {
+            return Ok(());
+        };
+        if keyframe {
+            encoder.request_keyframe();
+        }
+        let due = self.last_encoded.is_none_or(|at| {
+            now.saturating_duration_since(at) >= Duration::from_secs(1) / THUMBNAIL_FPS
+        });
+        if self.fresh && due {
+            self.fresh = false;
+            self.last_encoded = Some(now);
+            encoder.encode(scaler.scale(source))?;
+        } else if keyframe && !self.fresh {
+            encoder.tick(now)?;
+        }
+        while let Some(packet) = encoder.poll_packet()? {
+            hub.fan_out(&packet, Quality::Thumbnail);
+        }
+        Ok(())
+    }
+
+    /// The newest frame given, for the full stream to start from (the thumbnail encoder keeps
+    /// what it last encoded, and is given the frame back after the full encode).
+    fn take_newest(&mut self) -> Option<Frame> {
+        self.fresh = false;
+        self.source.take()
+    }
+
+    /// Nobody wants thumbnails: the encoder stops; the frame it held is returned for reuse.
+    fn stop(&mut self) -> Option<Frame> {
+        self.running = None;
+        self.last_encoded = None;
+        self.fresh = false;
+        self.source.take()
     }
 }
 

@@ -528,7 +528,13 @@ impl Shell {
                         .await;
                 }
                 Output::StartVideo(session) => {
-                    self.command(&session, SessionCommand::StartVideo).await;
+                    let quality = self.book.quality(&session);
+                    self.command(&session, SessionCommand::StartVideo(quality))
+                        .await;
+                }
+                Output::SetQuality(session, quality) => {
+                    self.command(&session, SessionCommand::SetQuality(quality))
+                        .await;
                 }
                 Output::ClosePeer(session) => {
                     self.command(&session, SessionCommand::Close).await;

@@ -30,8 +30,10 @@ pub(crate) enum SessionReport {
 pub(crate) enum SessionCommand {
     /// The controller's answer or a candidate.
     Remote(SignalMessage),
-    /// Join the video fan-out.
-    StartVideo,
+    /// Join the video fan-out, on this stream.
+    StartVideo(crate::Quality),
+    /// Move to the other stream (a proctor focused or unfocused this member).
+    SetQuality(crate::Quality),
     /// Close the peer and end.
     Close,
 }
@@ -149,8 +151,11 @@ async fn drive(
                     }
                 }
                 Some(SessionCommand::Remote(_)) => {}
-                Some(SessionCommand::StartVideo) => {
-                    context.hub.add(session.clone(), handle.video_sender());
+                Some(SessionCommand::SetQuality(quality)) => {
+                    context.hub.set_quality(&session, quality);
+                }
+                Some(SessionCommand::StartVideo(quality)) => {
+                    context.hub.add(session.clone(), handle.video_sender(), quality);
                 }
                 Some(SessionCommand::Close) | None => break None,
             },

@@ -1,7 +1,9 @@
 //! A puppet started with `--join` (PuppetConfig::join) against a real signaling server and a
 //! proctor made of parts (a signaling client and an answering peer): joining starts the
 //! proctor's session without a question, video flows, the puppet hears when it is watched, and
-//! it ends when the proctor ends the room. A wrong room code is a clear start-up error.
+//! it ends when the proctor ends the room. The proctor's grid gets the small thumbnail stream
+//! until it focuses the member, then the full picture. A wrong room code is a clear start-up
+//! error.
 
 use std::time::Duration;
 
@@ -10,7 +12,9 @@ use rtcdesk_proto::signal::{
     Answer, Candidate, ControlCode, MemberState, MemberStatus, RoomCreate, RoomEnd, RoomId,
     SessionId, SignalMessage,
 };
-use rtcdesk_puppet::{EndReason, Puppet, PuppetConfig, PuppetEvent, Signaling, Source};
+use rtcdesk_puppet::{
+    EndReason, Puppet, PuppetConfig, PuppetEvent, Signaling, Source, THUMBNAIL_SIZE,
+};
 use rtcdesk_signal::client::SignalClient;
 use rtcdesk_signal::server::{Server, ServerConfig};
 use rtcdesk_signal::tls::TlsOptions;
@@ -46,8 +50,8 @@ async fn open_room(server: &Server) -> (SignalClient, RoomId, ControlCode) {
 
 fn member_config(server: &Server, code: ControlCode) -> PuppetConfig {
     let mut config = PuppetConfig::loopback(Source::Synthetic {
-        width: 320,
-        height: 180,
+        width: 1280,
+        height: 720,
     });
     config.name = "student 7".into();
     config.signaling = Signaling::Url(server.url());
@@ -126,10 +130,52 @@ async fn a_puppet_that_joins_a_room_is_watched_without_a_question_and_ends_with_
             _ = tokio::time::sleep_until(deadline) => panic!("no video from the member within {WAIT:?}"),
         }
     };
-    assert!(!frame.data.is_empty());
+    let mut decoder = rtcdesk_media::Decoder::new(1).unwrap();
+    let picture = decoder
+        .decode(&frame.data, 0)
+        .expect("decodes")
+        .expect("a picture");
+    // Not focused: the thumbnail stream, a fraction of the 1280x720 screen.
+    assert_eq!((picture.width(), picture.height()), THUMBNAIL_SIZE);
     let session = session.expect("a member");
 
-    // The proctor starts watching: the puppet's user is told who watches.
+    // Focus: the member switches to the full stream, starting with a keyframe.
+    proctor
+        .send(
+            &MemberState {
+                room: room.clone(),
+                session: session.clone(),
+                state: MemberStatus::Controlled,
+            }
+            .into(),
+        )
+        .await
+        .unwrap();
+    let mut full = rtcdesk_media::Decoder::new(1).unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        tokio::select! {
+            frame = video.recv() => {
+                let frame = frame.expect("video flows");
+                if frame.keyframe {
+                    if let Ok(Some(picture)) = full.decode(&frame.data, 0) {
+                        if (picture.width(), picture.height()) == (1280, 720) {
+                            break;
+                        }
+                    }
+                }
+            }
+            _ = events.recv() => {}
+            message = proctor.recv() => {
+                if let Ok(Some(SignalMessage::Left(_))) | Ok(None) | Err(_) = message {
+                    panic!("the session ended while waiting for the full stream: {message:?}");
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => panic!("no full-quality keyframe within {WAIT:?}"),
+        }
+    }
+
+    // The proctor goes back to the grid: the puppet's user is told it is watched.
     proctor
         .send(
             &MemberState {
@@ -141,7 +187,16 @@ async fn a_puppet_that_joins_a_room_is_watched_without_a_question_and_ends_with_
         )
         .await
         .unwrap();
-    match wait_event(&mut puppet, |e| matches!(e, PuppetEvent::Watched { .. })).await {
+    let watching = |e: &PuppetEvent| {
+        matches!(
+            e,
+            PuppetEvent::Watched {
+                state: MemberStatus::Watching,
+                ..
+            }
+        )
+    };
+    match wait_event(&mut puppet, watching).await {
         PuppetEvent::Watched { by, state, .. } => {
             assert_eq!(by, "Exam hall 2");
             assert_eq!(state, MemberStatus::Watching);
