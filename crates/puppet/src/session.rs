@@ -152,7 +152,7 @@ async fn drive(
                 }
                 Some(SessionCommand::Remote(_)) => {}
                 Some(SessionCommand::SetQuality(quality)) => {
-                    context.hub.set_quality(&session, quality);
+                    context.hub.set_quality(session, quality);
                 }
                 Some(SessionCommand::StartVideo(quality)) => {
                     context.hub.add(session.clone(), handle.video_sender(), quality);
