@@ -451,6 +451,20 @@ fn shrink_screenshot(png: &Path) {
     }
 }
 
+/// A driver's `RESULT name PASS|FAIL detail` line as a check; anything but `PASS` is a
+/// failure, so a garbled line cannot pass.
+fn result_line(line: &str) -> Option<Check> {
+    let mut parts = line.strip_prefix("RESULT ")?.splitn(3, ' ');
+    let name = parts.next().unwrap_or_default().to_string();
+    let outcome = Outcome::of(parts.next() == Some("PASS"));
+    let detail = parts.next().unwrap_or_default().to_string();
+    Some(Check {
+        name,
+        outcome,
+        detail,
+    })
+}
+
 /// Reads a driver's RESULT and FIGURE lines to its end (or its time limit); a driver that
 /// ends badly without saying why is a failed check of its own.
 fn collect(
@@ -463,16 +477,8 @@ fn collect(
     let before = checks.len();
     for line in &lines {
         println!("    {line}");
-        if let Some(rest) = line.strip_prefix("RESULT ") {
-            let mut parts = rest.splitn(3, ' ');
-            let name = parts.next().unwrap_or_default().to_string();
-            let outcome = Outcome::of(parts.next() == Some("PASS"));
-            let detail = parts.next().unwrap_or_default().to_string();
-            checks.push(Check {
-                name,
-                outcome,
-                detail,
-            });
+        if let Some(check) = result_line(line) {
+            checks.push(check);
         } else if let Some(rest) = line.strip_prefix("FIGURE ") {
             let (name, value) = rest.split_once(' ').unwrap_or((rest, ""));
             figures.push((name.to_string(), value.to_string()));
@@ -575,5 +581,33 @@ fn print_table(checks: &[Check], figures: &[(String, String)], took: Duration) {
         for (name, value) in figures {
             println!("  {name:<40} {value}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_lines_pass_only_when_they_say_pass() {
+        let passed = result_line("RESULT chromium.av1_decoded PASS video/AV1, framesDecoded 164")
+            .expect("a result line");
+        assert_eq!(passed.name, "chromium.av1_decoded");
+        assert!(passed.outcome == Outcome::Pass);
+        assert_eq!(passed.detail, "video/AV1, framesDecoded 164");
+        let failed = result_line("RESULT aiortc.paired FAIL").expect("a result line");
+        assert!(failed.outcome == Outcome::Fail);
+        let garbled = result_line("RESULT aiortc.paired PASSED").expect("a result line");
+        assert!(garbled.outcome == Outcome::Fail);
+        assert!(result_line("path: relay").is_none());
+    }
+
+    #[test]
+    fn the_page_is_served_where_the_signaling_socket_is() {
+        assert_eq!(
+            page_url("ws://127.0.0.1:8443/signal").as_deref(),
+            Ok("http://127.0.0.1:8443/")
+        );
+        assert!(page_url("wss://example.org/signal").is_err());
     }
 }
