@@ -1,10 +1,11 @@
-//! The project's task runner: `cargo xtask ci | deps | demo | fuzz | bench`.
+//! The project's task runner: `cargo xtask ci | deps | demo | fuzz | interop | bench`.
 //!
 //! Nearly plain std on purpose: it must build in seconds on a fresh clone, before anything else
 //! works (its only dependencies are rtcdesk-xvfb, for the demo's X server, and serde_json).
 
 mod checks;
 mod demo;
+mod interop;
 mod packages;
 
 use std::env;
@@ -17,12 +18,15 @@ usage: cargo xtask <task>
 
 tasks:
   ci                      what CI runs: system packages, fmt, which program links what, rust-version,
-                          clippy, every test, every fuzz target briefly
+                          clippy, every test, every fuzz target briefly, the interop cells
   deps                    install the Debian packages the workspace needs (only those missing)
   demo [OPTIONS]          run a puppet and a controller window on this machine, drive some input,
                           and write screenshots and a stats summary to out/demo/ (demo --help)
   fuzz [TARGET] [--seconds N]
                           run one or every fuzz target under libFuzzer over its seed corpus (default 60 s each)
+  interop [--save] [--only CELL]
+                          headless Chromium and an aiortc controller against real puppets, coturn as
+                          STUN/TURN; prints a table of checks (xtask/INTEROP.md)
   bench NAME [ARGS..]     run a benchmark from benches/ with optimisations; it prints its figures
 ";
 
@@ -33,6 +37,7 @@ fn main() -> ExitCode {
         Some("deps") => packages::ensure_installed(),
         Some("demo") => demo::demo(&args[1..]),
         Some("fuzz") => fuzz_command(&args[1..]),
+        Some("interop") => interop::interop(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
@@ -77,6 +82,7 @@ fn ci() -> Result<(), String> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(15);
     fuzz(&fuzz_targets()?, fuzz_seconds)?;
+    timed("interop", || interop::interop(&[]))?;
     println!(
         "xtask ci: all checks passed in {:.0?}",
         Duration::from_secs(started.elapsed().as_secs())

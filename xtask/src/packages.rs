@@ -32,7 +32,8 @@ const RUN: &[&str] = &[
     "libxkbcommon-x11-0",
 ];
 
-/// Real peers and tools the tests check against: X clients, a STUN/TURN server, a reference decoder.
+/// Real peers and tools the tests check against: X clients, a STUN/TURN server, a reference
+/// decoder, a browser (`cargo xtask interop`), and Python's venv for the aiortc controller.
 const TEST: &[&str] = &[
     "xdotool",
     "x11-utils",
@@ -40,6 +41,8 @@ const TEST: &[&str] = &[
     "imagemagick",
     "coturn",
     "dav1d",
+    "chromium",
+    "python3-venv",
 ];
 
 /// Installs whichever listed packages are missing; does nothing when all are present.

@@ -35,6 +35,9 @@ fn button(button: MouseButton) -> Button {
 
 impl Injector for SyntheticInjector {
     fn apply(&mut self, action: &Action) -> Result<(), Error> {
+        // One line per injected action (`RUST_LOG=rtcdesk_puppet=debug`): what a test of a
+        // controller that does not decode video (`cargo xtask interop`'s aiortc cell) observes.
+        tracing::debug!(?action, "synthetic desktop: injected");
         match action {
             Action::MoveTo { x_norm, y_norm, .. } => self.desktop.pointer_to(*x_norm, *y_norm),
             Action::Button { button: b, pressed } => self.desktop.button(button(*b), *pressed),

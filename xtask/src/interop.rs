@@ -1,0 +1,613 @@
+//! `cargo xtask interop`: the browser page and a second WebRTC stack against the real puppet.
+//!
+//! Starts coturn (STUN and TURN on loopback), `rtcdesk-signal` handing it out as `ice_servers`,
+//! and two puppets on the synthetic desktop: one with its embedded signaling server (the page is
+//! loaded from it; coturn as its STUN server) and one registered with `rtcdesk-signal` that
+//! offers only relayed candidates. Then each cell runs a driver under `xtask/interop/` that
+//! prints `RESULT name PASS|FAIL detail` and `FIGURE name value` lines:
+//!
+//! - `chromium`: Debian's headless Chromium (playwright-core, nothing downloaded) loads the page
+//!   from the first puppet, pairs by code, and checks AV1 decoding, the pointer marker and the
+//!   typed text in the decoded video, and measures input to photon;
+//! - `chromium-turn`: the same page from `rtcdesk-signal` against the relay-only puppet, so the
+//!   session must go through coturn with the credentials the signaling server handed out;
+//! - `aiortc`: a controller on aiortc (PyPI) pairs with the first puppet, counts the AV1 RTP and
+//!   sends input events, which the puppet must report as injected in its log.
+//!
+//! Prints a table and fails when any check failed. xtask/INTEROP.md says more.
+
+mod procs;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use procs::Proc;
+
+/// How long one cell's driver may run before it is stopped and counted as failed.
+const CELL_LIMIT: Duration = Duration::from_secs(120);
+/// How long a server may take to say it is ready.
+const START_LIMIT: Duration = Duration::from_secs(30);
+/// The puppet's log filter: its injected-input lines (debug) and warnings.
+const PUPPET_LOG: &str = "warn,rtcdesk_puppet::injector=debug";
+
+const HELP: &str = "\
+usage: cargo xtask interop [--save] [--only CELL]
+
+Runs the browser page (headless Chromium) and an aiortc controller against real puppets on the
+synthetic desktop, with coturn as STUN/TURN server, and prints a table of checks.
+
+  --save        also write the screenshot to web/screenshots/ and the SDP Chromium produced to
+                testdata/fuzz/sdp/ (otherwise both stay in the target dir's interop/out/)
+  --only CELL   run one cell: chromium, chromium-turn or aiortc
+
+Logs of every program: <target dir>/interop/logs/. See xtask/INTEROP.md.
+";
+
+/// One line of the final table.
+struct Check {
+    name: String,
+    outcome: Outcome,
+    detail: String,
+}
+
+/// What became of a check. `NotRun` is for checks whose feature is not in the puppet yet: shown
+/// in the table, never counted as passed.
+#[derive(PartialEq)]
+enum Outcome {
+    Pass,
+    Fail,
+    NotRun,
+}
+
+impl Outcome {
+    fn of(passed: bool) -> Outcome {
+        if passed {
+            Outcome::Pass
+        } else {
+            Outcome::Fail
+        }
+    }
+}
+
+/// Runs the interop cells; an error when any check failed or a part could not start.
+pub fn interop(args: &[String]) -> Result<(), String> {
+    let mut save = false;
+    let mut only: Option<String> = None;
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--save" => save = true,
+            "--only" => only = Some(iter.next().ok_or("--only takes a cell name")?.clone()),
+            "-h" | "--help" => {
+                print!("{HELP}");
+                return Ok(());
+            }
+            other => return Err(format!("interop: unknown option `{other}`\n\n{HELP}")),
+        }
+    }
+    let wanted = |cell: &str| only.as_deref().is_none_or(|o| o == cell);
+    if let Some(cell) = &only {
+        if !["chromium", "chromium-turn", "aiortc"].contains(&cell.as_str()) {
+            return Err(format!("interop: no cell `{cell}`\n\n{HELP}"));
+        }
+    }
+
+    let started = Instant::now();
+    let root = super::workspace_root();
+    let dirs = Dirs::new(&root)?;
+    crate::packages::ensure_installed()?;
+    super::step(
+        "build the puppet and the signaling server",
+        super::cargo().args(["build", "-p", "rtcdesk-puppet", "-p", "rtcdesk-signal"]),
+    )?;
+    if wanted("chromium") || wanted("chromium-turn") {
+        ensure_node_modules(&root)?;
+    }
+    let python = if wanted("aiortc") {
+        Some(ensure_venv(&dirs.work)?)
+    } else {
+        None
+    };
+
+    let mut checks = Vec::new();
+    let mut figures = Vec::new();
+    let servers = Servers::start(&dirs)?;
+    let mut direct = servers.puppet("puppet", &dirs, &servers.direct_args())?;
+    if wanted("chromium") {
+        let url = page_url(&direct.signal)?;
+        let out = if save {
+            root.join("web/screenshots")
+        } else {
+            dirs.out.clone()
+        };
+        let sdp_out = if save {
+            root.join("testdata/fuzz/sdp")
+        } else {
+            dirs.out.clone()
+        };
+        // The screenshot and the SDP go to different folders when saved into the tree.
+        let env = [
+            ("PAGE_URL", url),
+            ("CODE", direct.code.clone()),
+            ("CELL", "chromium".to_string()),
+            ("OUT", out.display().to_string()),
+            ("SDP_OUT", sdp_out.display().to_string()),
+            ("SCREENSHOT", "browser-control.png".to_string()),
+            ("SDP_PREFIX", "chromium-156".to_string()),
+        ];
+        run_node(&root, &dirs, "chromium", &env, &mut checks, &mut figures)?;
+        if save {
+            shrink_screenshot(&out.join("browser-control.png"));
+        }
+    }
+    if wanted("chromium-turn") {
+        let mut relayed = servers.puppet("puppet-relay-only", &dirs, &servers.relay_args())?;
+        let env = [
+            ("PAGE_URL", servers.page.clone()),
+            ("CODE", relayed.code.clone()),
+            ("CELL", "chromium-turn".to_string()),
+            ("OUT", dirs.out.display().to_string()),
+            ("SDP_OUT", dirs.out.display().to_string()),
+            ("EXPECT_PATH", "relay".to_string()),
+        ];
+        run_node(
+            &root,
+            &dirs,
+            "chromium-turn",
+            &env,
+            &mut checks,
+            &mut figures,
+        )?;
+        relayed.proc.stop();
+    }
+    if let Some(python) = python {
+        run_aiortc(
+            &root,
+            &dirs,
+            &python,
+            &mut direct,
+            &servers,
+            &mut checks,
+            &mut figures,
+        )?;
+    }
+    for pending in ["chat_both_ways", "file_5mib_sha256"] {
+        checks.push(Check {
+            name: format!("chromium.{pending}"),
+            outcome: Outcome::NotRun,
+            detail: "not run: the puppet does not handle it on this branch yet".into(),
+        });
+    }
+    drop(direct);
+    drop(servers);
+    print_table(&checks, &figures, started.elapsed());
+    let failed = checks.iter().filter(|c| c.outcome == Outcome::Fail).count();
+    if failed > 0 {
+        return Err(format!(
+            "interop: {failed} check(s) failed; logs in {}",
+            dirs.logs.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Where the run keeps its logs, outputs and the aiortc virtualenv: under the target dir.
+struct Dirs {
+    work: PathBuf,
+    logs: PathBuf,
+    out: PathBuf,
+}
+
+impl Dirs {
+    fn new(root: &Path) -> Result<Dirs, String> {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"));
+        let work = target.join("interop");
+        let dirs = Dirs {
+            logs: work.join("logs"),
+            out: work.join("out"),
+            work,
+        };
+        for dir in [&dirs.logs, &dirs.out] {
+            std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        }
+        Ok(dirs)
+    }
+
+    fn binary(&self, name: &str) -> PathBuf {
+        self.work.with_file_name("debug").join(name)
+    }
+}
+
+/// playwright-core, pinned by xtask/interop/package-lock.json; no browser is downloaded.
+fn ensure_node_modules(root: &Path) -> Result<(), String> {
+    let folder = root.join("xtask/interop");
+    if folder
+        .join("node_modules/playwright-core/package.json")
+        .is_file()
+    {
+        return Ok(());
+    }
+    super::step(
+        "npm ci (playwright-core, no browser download)",
+        Command::new("npm")
+            .current_dir(&folder)
+            .args(["ci", "--no-audit", "--no-fund"])
+            .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1"),
+    )
+}
+
+/// A virtualenv with aiortc 1.x and websockets (PyPI wheels), made when missing or broken.
+fn ensure_venv(work: &Path) -> Result<PathBuf, String> {
+    let venv = work.join("venv");
+    let python = venv.join("bin/python");
+    let works = Command::new(&python)
+        .args(["-c", "import aiortc, websockets"])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if works {
+        return Ok(python);
+    }
+    super::step(
+        "python3 -m venv",
+        Command::new("python3")
+            .args(["-m", "venv", "--clear"])
+            .arg(&venv),
+    )?;
+    super::step(
+        "pip install aiortc websockets",
+        Command::new(&python).args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "aiortc==1.*",
+            "websockets==17.*",
+        ]),
+    )?;
+    Ok(python)
+}
+
+/// A loopback port nobody listens on now (UDP and TCP), for coturn.
+fn free_port() -> Result<u16, String> {
+    for _ in 0..20 {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let port = udp.local_addr().map_err(|e| e.to_string())?.port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err("no free loopback port for coturn".into())
+}
+
+/// Waits until coturn accepts TCP on its port: its listeners (UDP and TCP) are then open. It
+/// prints no line that says so.
+fn wait_for_tcp(coturn: &mut Proc, port: u16) -> Result<(), String> {
+    let deadline = Instant::now() + START_LIMIT;
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        if !coturn.drain().is_empty() && coturn.has_exited() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(format!(
+        "coturn: not listening on 127.0.0.1:{port} within {START_LIMIT:?}; last lines:\n{}",
+        coturn.tail(12)
+    ))
+}
+
+/// coturn, the signaling server, and what the puppets need to reach them.
+struct Servers {
+    stun: String,
+    signal_url: String,
+    page: String,
+    // Stopped in reverse order by drop: the signaling server, then coturn.
+    _signal: Proc,
+    _coturn: Proc,
+}
+
+impl Servers {
+    fn start(dirs: &Dirs) -> Result<Servers, String> {
+        let port = free_port()?;
+        let secret = format!("interop-{}", std::process::id());
+        let mut coturn = Proc::start(
+            "coturn",
+            Command::new("turnserver")
+                .args([
+                    "-n",
+                    "--listening-ip=127.0.0.1",
+                    "--relay-ip=127.0.0.1",
+                    &format!("--listening-port={port}"),
+                    "--use-auth-secret",
+                    &format!("--static-auth-secret={secret}"),
+                    "--realm=interop.rtcdesk",
+                    "--allow-loopback-peers",
+                    "--no-cli",
+                    "--fingerprint",
+                    "--no-tls",
+                    "--no-dtls",
+                    "--log-file=stdout",
+                ])
+                .arg(format!(
+                    "--pidfile={}",
+                    dirs.logs.join("coturn.pid").display()
+                )),
+            &dirs.logs,
+        )?;
+        wait_for_tcp(&mut coturn, port)?;
+        let stun = format!("127.0.0.1:{port}");
+        let mut signal = Proc::start(
+            "rtcdesk-signal",
+            Command::new(dirs.binary("rtcdesk-signal"))
+                .args(["--listen", "127.0.0.1:0", "--stun", &stun, "--turn"])
+                .arg(format!("turn:127.0.0.1:{port}"))
+                .env("RTCDESK_TURN_SECRET", &secret),
+            &dirs.logs,
+        )?;
+        let page = signal.wait_for("`web page at`", START_LIMIT, |line| {
+            line.strip_prefix("web page at ").map(str::to_owned)
+        })?;
+        let signal_url = signal.wait_for("`listening on`", START_LIMIT, |line| {
+            line.strip_prefix("listening on ").map(str::to_owned)
+        })?;
+        Ok(Servers {
+            stun,
+            signal_url,
+            page,
+            _signal: signal,
+            _coturn: coturn,
+        })
+    }
+
+    /// The first puppet: its own signaling server (the page comes from it), coturn as STUN.
+    fn direct_args(&self) -> Vec<String> {
+        ["--listen", "127.0.0.1:0", "--stun", &self.stun]
+            .map(str::to_owned)
+            .to_vec()
+    }
+
+    /// The second puppet: registered with `rtcdesk-signal`, TURN from its `ice_servers`, and
+    /// only relayed candidates, so every packet goes through coturn.
+    fn relay_args(&self) -> Vec<String> {
+        ["--signal", &self.signal_url, "--relay-only"]
+            .map(str::to_owned)
+            .to_vec()
+    }
+
+    fn puppet(&self, name: &str, dirs: &Dirs, extra: &[String]) -> Result<Puppet, String> {
+        let mut proc = Proc::start(
+            name,
+            Command::new(dirs.binary("puppet"))
+                .args(["--source", "synthetic", "--accept-all", "--name", name])
+                .args(extra)
+                .env("RUST_LOG", PUPPET_LOG),
+            &dirs.logs,
+        )?;
+        let code = proc.wait_for("its control code", START_LIMIT, |line| {
+            line.strip_prefix("Control code: ")
+                .map(|c| c.chars().filter(char::is_ascii_digit).collect::<String>())
+        })?;
+        let signal = proc.wait_for("its signaling URL", START_LIMIT, |line| {
+            line.strip_prefix("Signaling:").map(|s| s.trim().to_owned())
+        })?;
+        Ok(Puppet { proc, code, signal })
+    }
+}
+
+/// A running puppet and how to reach it.
+struct Puppet {
+    proc: Proc,
+    code: String,
+    signal: String,
+}
+
+/// The page's address on the server a `ws://HOST:PORT/signal` URL names.
+fn page_url(signal: &str) -> Result<String, String> {
+    let rest = signal
+        .strip_prefix("ws://")
+        .ok_or_else(|| format!("signaling URL {signal:?} is not ws://"))?;
+    let host = rest.split('/').next().unwrap_or(rest);
+    Ok(format!("http://{host}/"))
+}
+
+/// Runs `xtask/interop/chromium.mjs` as one cell and collects its lines.
+fn run_node(
+    root: &Path,
+    dirs: &Dirs,
+    cell: &str,
+    env: &[(&str, String)],
+    checks: &mut Vec<Check>,
+    figures: &mut Vec<(String, String)>,
+) -> Result<(), String> {
+    println!("==> cell {cell}");
+    let mut command = Command::new("node");
+    command
+        .current_dir(root.join("xtask/interop"))
+        .arg("chromium.mjs");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut driver = Proc::start(&format!("{cell}-driver"), &mut command, &dirs.logs)?;
+    collect(cell, &mut driver, checks, figures);
+    Ok(())
+}
+
+/// Halves the committed screenshot and reduces its palette (imagemagick), so the README's
+/// picture stays small in git.
+fn shrink_screenshot(png: &Path) {
+    let status = Command::new("convert")
+        .arg(png)
+        .args(["-resize", "50%", "-colors", "64", "-strip"])
+        .arg(png)
+        .status();
+    if !status.is_ok_and(|s| s.success()) {
+        println!("    (could not shrink {}; kept full size)", png.display());
+    }
+}
+
+/// A driver's `RESULT name PASS|FAIL detail` line as a check; anything but `PASS` is a
+/// failure, so a garbled line cannot pass.
+fn result_line(line: &str) -> Option<Check> {
+    let mut parts = line.strip_prefix("RESULT ")?.splitn(3, ' ');
+    let name = parts.next().unwrap_or_default().to_string();
+    let outcome = Outcome::of(parts.next() == Some("PASS"));
+    let detail = parts.next().unwrap_or_default().to_string();
+    Some(Check {
+        name,
+        outcome,
+        detail,
+    })
+}
+
+/// Reads a driver's RESULT and FIGURE lines to its end (or its time limit); a driver that
+/// ends badly without saying why is a failed check of its own.
+fn collect(
+    cell: &str,
+    driver: &mut Proc,
+    checks: &mut Vec<Check>,
+    figures: &mut Vec<(String, String)>,
+) -> Vec<String> {
+    let (lines, status) = driver.finish(CELL_LIMIT);
+    let before = checks.len();
+    for line in &lines {
+        println!("    {line}");
+        if let Some(check) = result_line(line) {
+            checks.push(check);
+        } else if let Some(rest) = line.strip_prefix("FIGURE ") {
+            let (name, value) = rest.split_once(' ').unwrap_or((rest, ""));
+            figures.push((name.to_string(), value.to_string()));
+        }
+    }
+    let failed_quietly = !status.is_some_and(|s| s.success())
+        && checks[before..].iter().all(|c| c.outcome == Outcome::Pass);
+    if failed_quietly || checks.len() == before {
+        checks.push(Check {
+            name: format!("{cell}.driver"),
+            outcome: Outcome::Fail,
+            detail: match status {
+                Some(status) => format!("{} ended {status}: {}", driver.name(), driver.tail(3)),
+                None => format!("{} stopped after {CELL_LIMIT:?}", driver.name()),
+            },
+        });
+    }
+    lines
+}
+
+/// The aiortc cell: the driver, then the puppet's log must show each event it sent as injected.
+fn run_aiortc(
+    root: &Path,
+    dirs: &Dirs,
+    python: &Path,
+    puppet: &mut Puppet,
+    servers: &Servers,
+    checks: &mut Vec<Check>,
+    figures: &mut Vec<(String, String)>,
+) -> Result<(), String> {
+    println!("==> cell aiortc");
+    let mut driver = Proc::start(
+        "aiortc-driver",
+        Command::new(python)
+            .arg(root.join("xtask/interop/aiortc_controller.py"))
+            .env("SIGNAL_URL", &puppet.signal)
+            .env("CODE", &puppet.code)
+            .env("CELL", "aiortc")
+            .env("STUN_URL", format!("stun:{}", servers.stun)),
+        &dirs.logs,
+    )?;
+    let lines = collect("aiortc", &mut driver, checks, figures);
+    // What the driver sent, and the debug line the puppet's synthetic desktop writes for it.
+    let expected = [
+        (
+            "pointer",
+            "SENT pointer 13107 52428",
+            "x_norm: 13107, y_norm: 52428",
+        ),
+        ("key", "SENT key KeyZ", "Key { code: KeyZ, pressed: true }"),
+        (
+            "text",
+            "SENT text typed by aiortc",
+            "Text(\"typed by aiortc\")",
+        ),
+    ];
+    for (kind, sent, injected) in expected {
+        if !lines.iter().any(|l| l == sent) {
+            continue;
+        }
+        let what = sent.trim_start_matches("SENT ");
+        let found = puppet.proc.wait_for(
+            &format!("injected {what}"),
+            Duration::from_secs(10),
+            |line| (line.contains("injected") && line.contains(injected)).then_some(()),
+        );
+        checks.push(Check {
+            name: format!("aiortc.puppet_injected_{kind}"),
+            outcome: Outcome::of(found.is_ok()),
+            detail: match found {
+                Ok(()) => format!("puppet log: {injected}"),
+                Err(e) => e,
+            },
+        });
+    }
+    let injected = puppet
+        .proc
+        .drain()
+        .iter()
+        .filter(|l| l.contains("synthetic desktop: injected"))
+        .count();
+    figures.push(("puppet.injected_actions_total".into(), injected.to_string()));
+    Ok(())
+}
+
+fn print_table(checks: &[Check], figures: &[(String, String)], took: Duration) {
+    let width = checks.iter().map(|c| c.name.len()).max().unwrap_or(10);
+    println!("\ninterop results ({:.0} s)", took.as_secs_f64());
+    println!("{:<width$}  {:<4}  detail", "check", "");
+    for check in checks {
+        let mark = match check.outcome {
+            Outcome::Pass => "PASS",
+            Outcome::Fail => "FAIL",
+            Outcome::NotRun => "----",
+        };
+        println!("{:<width$}  {mark}  {}", check.name, check.detail);
+    }
+    if !figures.is_empty() {
+        println!("\nfigures");
+        for (name, value) in figures {
+            println!("  {name:<40} {value}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_lines_pass_only_when_they_say_pass() {
+        let passed = result_line("RESULT chromium.av1_decoded PASS video/AV1, framesDecoded 164")
+            .expect("a result line");
+        assert_eq!(passed.name, "chromium.av1_decoded");
+        assert!(passed.outcome == Outcome::Pass);
+        assert_eq!(passed.detail, "video/AV1, framesDecoded 164");
+        let failed = result_line("RESULT aiortc.paired FAIL").expect("a result line");
+        assert!(failed.outcome == Outcome::Fail);
+        let garbled = result_line("RESULT aiortc.paired PASSED").expect("a result line");
+        assert!(garbled.outcome == Outcome::Fail);
+        assert!(result_line("path: relay").is_none());
+    }
+
+    #[test]
+    fn the_page_is_served_where_the_signaling_socket_is() {
+        assert_eq!(
+            page_url("ws://127.0.0.1:8443/signal").as_deref(),
+            Ok("http://127.0.0.1:8443/")
+        );
+        assert!(page_url("wss://example.org/signal").is_err());
+    }
+}
