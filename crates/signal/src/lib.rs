@@ -39,6 +39,7 @@
 
 pub mod client;
 pub mod ice;
+pub mod quickack;
 pub mod router;
 pub mod server;
 pub mod tls;

@@ -13,6 +13,10 @@
 //! outbound queue: a client that does not read its messages fills it and is dropped rather than
 //! making the server buffer for it.
 //!
+//! Accepted sockets have Nagle off (our frames go out at once) and ACK every read at once
+//! ([`QuickAck`]), so a client that leaves Nagle on does not stall on a delayed ACK after a
+//! message that gets no answer on its own connection (`accept`).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), rtcdesk_signal::server::ServerError> {
 //! use rtcdesk_signal::server::{Server, ServerConfig};
@@ -47,6 +51,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
+use crate::quickack::QuickAck;
 use crate::router::{ConnId, Output, Router, RouterConfig, CLOSE_POLICY, CLOSE_TOO_BIG};
 use crate::tls::ServerTls;
 use crate::web::{self, Route};
@@ -252,7 +257,9 @@ async fn accept_loop(
                 continue;
             }
         };
+        // Our own small frames go out at once; reads are ACKed at once (see [`QuickAck`]).
         let _ = stream.set_nodelay(true);
+        let stream = QuickAck::new(stream);
         next_conn += 1;
         let conn = ConnId(next_conn);
         let events = events.clone();
