@@ -31,6 +31,8 @@ pub enum ControllerEvent {
     Interrupted,
     /// Figures for the last second.
     Stats(SessionStats),
+    /// The puppet's user wrote a chat line.
+    Chat(crate::ChatLine),
     /// The session is over; nothing more will come.
     Ended(EndReason),
 }
@@ -274,6 +276,7 @@ impl Controller {
             counters,
             decoder,
             connected: Some(connected_tx),
+            puppet_name: puppet_name.clone().unwrap_or_else(|| "puppet".into()),
             last_pictures: 0,
             last_decode_micros: 0,
             last_stats_at: Instant::now(),
@@ -312,6 +315,11 @@ impl Controller {
     /// A sender for input messages, for the window thread.
     pub fn input_sender(&self) -> InputSender {
         self.input.clone()
+    }
+
+    /// A sender for chat lines to the puppet's user, for any thread.
+    pub fn chat_sender(&self) -> crate::ChatSender {
+        crate::ChatSender::new(self.input.peer.clone())
     }
 
     /// Sends one input message (see [`InputSender::send`]).
@@ -419,6 +427,8 @@ struct SessionTask {
     counters: Arc<DecodeCounters>,
     decoder: DecoderThread,
     connected: Option<oneshot::Sender<Result<(), String>>>,
+    /// Who chat lines are from: the puppet's name from signaling.
+    puppet_name: String,
     last_pictures: u64,
     last_decode_micros: u64,
     last_stats_at: Instant,
@@ -506,6 +516,13 @@ impl SessionTask {
                     .await
                 {
                     tracing::warn!(%error, "could not tell the puppet the keyboard mode");
+                }
+            }
+            PeerEvent::Data(Channel::Control, message) => {
+                if let Some(line) =
+                    crate::exchange::chat_line(message.as_bytes(), &self.puppet_name)
+                {
+                    self.emit(ControllerEvent::Chat(line));
                 }
             }
             PeerEvent::Stats(peer) => {

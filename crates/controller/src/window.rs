@@ -353,6 +353,8 @@ impl ApplicationHandler<UserEvent> for WindowApp {
                 self.exit_code = Some(reason.exit_code());
                 event_loop.exit();
             }
+            // Chat lines are printed on stderr by the program before they get here.
+            UserEvent::Controller(_) => {}
         }
     }
 

@@ -45,11 +45,13 @@
 
 pub mod bitrate;
 pub mod core;
+pub mod exchange;
 mod injector;
 pub mod pacer;
 mod pipeline;
 mod run;
 mod session;
+mod terminal;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -62,8 +64,10 @@ use rtcdesk_signal::client::{default_name, ClientSide};
 use rtcdesk_signal::tls::TlsOptions;
 use tokio::sync::{mpsc, watch};
 
+pub use exchange::{ChatError, ChatSender};
 pub use injector::SyntheticInjector;
 pub use pipeline::FrameTiming;
+pub use rtcdesk_proto::chat::ChatLine;
 
 /// The port the embedded signaling server tries first: the one `controller` uses when it is
 /// given no `--signal`, so on one machine `controller CODE` just works.
@@ -179,6 +183,10 @@ pub struct PuppetConfig {
     /// How long an accepted session may take to get its WebRTC connection up before it is
     /// given up.
     pub connect_timeout: Duration,
+    /// Read stdin even without a prompt policy, and send lines that answer no question as chat
+    /// to every controller (the terminal program; an embedding program uses
+    /// [`Puppet::chat_sender`]).
+    pub terminal_chat: bool,
 }
 
 impl PuppetConfig {
@@ -207,6 +215,7 @@ impl PuppetConfig {
             record: None,
             peer_bind: None,
             connect_timeout: Duration::from_secs(20),
+            terminal_chat: false,
         }
     }
 
@@ -302,6 +311,13 @@ pub enum PuppetEvent {
         /// What happened.
         reason: String,
     },
+    /// A controller's user wrote a chat line (print it with `Display`, which cleans it).
+    Chat {
+        /// Its session.
+        session: SessionId,
+        /// The line, with the controller's name and the arrival time.
+        line: ChatLine,
+    },
 }
 
 /// Where a session stands.
@@ -381,6 +397,7 @@ pub struct Puppet {
     events: mpsc::Receiver<PuppetEvent>,
     synthetic: Option<SyntheticDesktop>,
     shared: Arc<Shared>,
+    chat: ChatSender,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     server: Option<rtcdesk_signal::server::Server>,
@@ -437,6 +454,11 @@ impl Puppet {
     /// for benchmarks and diagnostics of latency inside the puppet.
     pub fn take_frame_timings(&self) -> Vec<FrameTiming> {
         self.shared.hub.take_timings()
+    }
+
+    /// A sender for chat lines to every controller, for any thread.
+    pub fn chat_sender(&self) -> ChatSender {
+        self.chat.clone()
     }
 
     /// The controllers asking, connecting or connected now.
