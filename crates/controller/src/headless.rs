@@ -27,6 +27,10 @@ pub struct HeadlessOptions {
     pub every: u32,
     /// The folder to write `frame-00001.png`, … into (created if missing).
     pub out: PathBuf,
+    /// When the stream ends before `frames` were saved, also save the newest picture decoded
+    /// if `every` skipped it: a script stopping after a time limit (`--seconds`) then always
+    /// has the screen as it last was.
+    pub keep_latest: bool,
 }
 
 /// What headless mode saw, for its summary line.
@@ -57,6 +61,8 @@ pub struct PngSink {
     decoded: u64,
     pictures: Option<std_mpsc::SyncSender<Picture>>,
     spare: std_mpsc::Receiver<Vec<u8>>,
+    /// The newest picture `every` skipped, kept for [`HeadlessOptions::keep_latest`].
+    latest: Option<Picture>,
 }
 
 /// The writer thread; [`PngWriter::done`] resolves when all pictures are written (or failed).
@@ -96,6 +102,7 @@ pub fn png_sink(options: HeadlessOptions) -> std::io::Result<(PngSink, PngWriter
         decoded: 0,
         pictures: Some(picture_tx),
         spare: spare_rx,
+        latest: None,
     };
     Ok((
         sink,
@@ -112,24 +119,32 @@ impl FrameSink for PngSink {
         let Some(pictures) = self.pictures.as_ref() else {
             return;
         };
-        if !picture
+        let chosen = picture
             .index
-            .is_multiple_of(u64::from(self.options.every.max(1)))
-        {
+            .is_multiple_of(u64::from(self.options.every.max(1)));
+        if !chosen && !self.options.keep_latest {
             return;
         }
-        let mut rgba = self.spare.try_recv().unwrap_or_default();
+        let mut rgba = match self.latest.take() {
+            Some(latest) => latest.rgba,
+            None => self.spare.try_recv().unwrap_or_default(),
+        };
         picture.to_rgba(&mut rgba);
         let stamp_age = picture
             .stamp()
             .map(|stamp| stamp.age_at(rtcdesk_media::frame::unix_micros_now()));
-        let sent = pictures.send(Picture {
+        let copy = Picture {
             index: picture.index,
             width: picture.width(),
             height: picture.height(),
             rgba,
             stamp_age,
-        });
+        };
+        if !chosen {
+            self.latest = Some(copy);
+            return;
+        }
+        let sent = pictures.send(copy);
         self.queued += 1;
         if sent.is_err() || self.queued >= self.options.frames {
             // Closing the queue lets the writer finish.
@@ -138,7 +153,9 @@ impl FrameSink for PngSink {
     }
 
     fn ended(&mut self) {
-        self.pictures = None;
+        if let (Some(pictures), Some(latest)) = (self.pictures.take(), self.latest.take()) {
+            let _ = pictures.send(latest);
+        }
     }
 }
 

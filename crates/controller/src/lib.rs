@@ -36,6 +36,7 @@
 #![warn(missing_docs)]
 
 pub mod decode;
+pub mod exchange;
 pub mod grid;
 pub mod headless;
 pub mod ice_report;
@@ -51,7 +52,9 @@ use std::time::Duration;
 use rtcdesk_signal::client::{default_name, ClientSide};
 
 pub use decode::{DecodedPicture, FrameSink};
+pub use exchange::{ChatError, ChatSender};
 pub use rtcdesk_input::KeyboardMode;
+pub use rtcdesk_proto::chat::ChatLine;
 pub use rtcdesk_proto::input::InputMessage;
 pub use rtcdesk_proto::ControlCode;
 pub use session::{Controller, ControllerEvent, EndReason, InputSender, SessionStats};

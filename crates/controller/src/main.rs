@@ -19,7 +19,8 @@ use rtcdesk_signal::tls::TlsOptions;
 
 const EXIT_CODES: &str = "\
 Exit codes:
-  0  the session was closed by you (window closed, or --headless finished)
+  0  the session was closed by you (window closed, or --headless saved its
+     --frames pictures or reached --seconds)
   1  any other error (the message says which)
   2  usage error (bad option or control code)
   3  no puppet has this control code (mistyped or expired)
@@ -118,6 +119,11 @@ struct Args {
     #[arg(long, value_name = "N", default_value_t = 10)]
     frames: u32,
 
+    /// With --headless: stop after S seconds even if fewer than --frames pictures came (a
+    /// still screen sends none), save the latest picture, and exit with code 0.
+    #[arg(long, value_name = "S", requires = "headless")]
+    seconds: Option<f64>,
+
     /// With --headless: save every k-th decoded picture.
     #[arg(long, value_name = "K", default_value_t = 1)]
     every: u32,
@@ -125,6 +131,11 @@ struct Args {
     /// With --headless: the folder for frame-00000.png, … (created if missing).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+
+    /// A chat line for the puppet's user, sent once connected; repeatable (sent in order).
+    /// Lines the puppet's user writes back are printed on stderr.
+    #[arg(long, value_name = "TEXT")]
+    chat: Vec<String>,
 
     /// How long the puppet's user may take to accept, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
@@ -171,7 +182,7 @@ fn main() -> ExitCode {
     let result = if args.headless {
         run_headless(&args, config)
     } else {
-        run_window(config)
+        run_window(config, &args.chat)
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),
@@ -226,6 +237,11 @@ fn config(args: &Args) -> anyhow::Result<ControllerConfig> {
     if args.frames == 0 {
         anyhow::bail!("--frames must be at least 1");
     }
+    if let Some(seconds) = args.seconds {
+        if !(seconds > 0.0 && seconds <= 86_400.0) {
+            anyhow::bail!("--seconds must be more than 0 and at most 86400");
+        }
+    }
     Ok(config)
 }
 
@@ -247,7 +263,11 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// Connects, telling the user what is happening; on failure prints why and gives the exit code.
-async fn connect(config: ControllerConfig, sink: Box<dyn FrameSink>) -> Result<Controller, i32> {
+async fn connect(
+    config: ControllerConfig,
+    sink: Box<dyn FrameSink>,
+    chat: &[String],
+) -> Result<Controller, i32> {
     eprintln!(
         "controller: asking {} for puppet {} — waiting for its user to accept…",
         config.signal_url, config.code
@@ -255,6 +275,7 @@ async fn connect(config: ControllerConfig, sink: Box<dyn FrameSink>) -> Result<C
     match Controller::connect(config, sink).await {
         Ok(controller) => {
             eprintln!("controller: connected");
+            send_chat(&controller, chat);
             Ok(controller)
         }
         Err(error) => {
@@ -282,24 +303,54 @@ fn say_progress(event: &ControllerEvent) {
     }
 }
 
+/// Sends the --chat lines; a line that cannot go is reported, the others still go.
+fn send_chat(controller: &Controller, lines: &[String]) {
+    let chat = controller.chat_sender();
+    for line in lines {
+        if let Err(error) = chat.try_send(line) {
+            eprintln!("controller: chat line {line:?} {error}");
+        }
+    }
+}
+
+/// Prints what the user must see whatever the mode: chat lines from the puppet's user.
+fn print_event(event: &ControllerEvent) {
+    if let ControllerEvent::Chat(line) = event {
+        eprintln!(
+            "controller: chat from {}: {} ({} UTC)",
+            rtcdesk_proto::chat::printable(&line.from, 64),
+            rtcdesk_proto::chat::printable(&line.text, 4096),
+            line.clock()
+        );
+    }
+}
+
 fn run_headless(args: &Args, config: ControllerConfig) -> anyhow::Result<i32> {
     let out = args.out.clone().context("--headless needs --out DIR")?;
     let (sink, mut writer) = png_sink(HeadlessOptions {
         frames: args.frames,
         every: args.every,
         out: out.clone(),
+        keep_latest: args.seconds.is_some(),
     })
     .with_context(|| format!("cannot create {}", out.display()))?;
     let runtime = runtime()?;
+    let mut timed_out = false;
     let code = runtime.block_on(async {
-        let mut controller = match connect(config, Box::new(sink)).await {
+        let mut controller = match connect(config, Box::new(sink), &args.chat).await {
             Ok(controller) => controller,
             Err(code) => return code,
         };
         let mut last_stats = None;
+        let time_limit = time_limit(args.seconds);
+        tokio::pin!(time_limit);
         let code = loop {
             tokio::select! {
                 _ = writer.done() => break 0,
+                _ = &mut time_limit => {
+                    timed_out = true;
+                    break 0;
+                }
                 event = controller.next_event() => match event {
                     Some(ControllerEvent::Stats(stats)) => {
                         eprintln!("controller: {}", stats::figures(&stats));
@@ -309,7 +360,10 @@ fn run_headless(args: &Args, config: ControllerConfig) -> anyhow::Result<i32> {
                         eprintln!("controller: {reason}");
                         break reason.exit_code();
                     }
-                    Some(other) => say_progress(&other),
+                    Some(event) => {
+                        say_progress(&event);
+                        print_event(&event);
+                    }
                     None => break EXIT_CONNECTION_LOST,
                 },
             }
@@ -340,7 +394,11 @@ fn run_headless(args: &Args, config: ControllerConfig) -> anyhow::Result<i32> {
             stats::millis(ages[ages.len() - 1])
         );
     }
-    if code == 0 && summary.files.len() < args.frames as usize {
+    if timed_out && summary.files.is_empty() {
+        eprintln!("controller: no picture arrived within --seconds");
+        return Ok(EXIT_OTHER);
+    }
+    if code == 0 && !timed_out && summary.files.len() < args.frames as usize {
         eprintln!(
             "controller: the session ended after {} of {} pictures",
             summary.files.len(),
@@ -447,7 +505,15 @@ fn printable(name: &str) -> String {
     name.chars().filter(|c| !c.is_control()).take(64).collect()
 }
 
-fn run_window(config: ControllerConfig) -> anyhow::Result<i32> {
+/// Resolves after `seconds` (never without a limit).
+async fn time_limit(seconds: Option<f64>) {
+    match seconds {
+        Some(seconds) => tokio::time::sleep(Duration::from_secs_f64(seconds)).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn run_window(config: ControllerConfig, chat: &[String]) -> anyhow::Result<i32> {
     let event_loop = winit::event_loop::EventLoop::<UserEvent>::with_user_event()
         .build()
         .context("cannot open a window (no display? use --headless --out DIR)")?;
@@ -457,7 +523,7 @@ fn run_window(config: ControllerConfig) -> anyhow::Result<i32> {
     let runtime = runtime()?;
     let keyboard = config.keyboard;
     let code = config.code;
-    let mut controller = match runtime.block_on(connect(config, Box::new(sink))) {
+    let mut controller = match runtime.block_on(connect(config, Box::new(sink), chat)) {
         Ok(controller) => controller,
         Err(code) => return Ok(code),
     };
@@ -468,6 +534,7 @@ fn run_window(config: ControllerConfig) -> anyhow::Result<i32> {
     runtime.spawn(async move {
         while let Some(event) = events.recv().await {
             say_progress(&event);
+            print_event(&event);
             if proxy.send_event(UserEvent::Controller(event)).is_err() {
                 break;
             }

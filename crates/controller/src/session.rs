@@ -36,6 +36,8 @@ pub enum ControllerEvent {
     FirstPicture(Duration),
     /// Figures for the last second.
     Stats(SessionStats),
+    /// The puppet's user wrote a chat line.
+    Chat(crate::ChatLine),
     /// The session is over; nothing more will come.
     Ended(EndReason),
 }
@@ -226,6 +228,7 @@ impl Controller {
             ice_report,
             started,
             first_picture: Some(first_picture),
+            puppet_name: puppet_name.clone().unwrap_or_else(|| "puppet".into()),
             last_pictures: 0,
             last_decode_micros: 0,
             last_stats_at: Instant::now(),
@@ -263,6 +266,11 @@ impl Controller {
     /// A sender for input messages, for the window thread.
     pub fn input_sender(&self) -> InputSender {
         self.input.clone()
+    }
+
+    /// A sender for chat lines to the puppet's user, for any thread.
+    pub fn chat_sender(&self) -> crate::ChatSender {
+        crate::ChatSender::new(self.input.peer.clone())
     }
 
     /// Sends one input message (see [`InputSender::send`]).
@@ -358,6 +366,8 @@ struct SessionTask {
     /// When [`Controller::connect`] was called, for [`ControllerEvent::FirstPicture`].
     started: Instant,
     first_picture: Option<oneshot::Receiver<Instant>>,
+    /// Who chat lines are from: the puppet's name from signaling.
+    puppet_name: String,
     last_pictures: u64,
     last_decode_micros: u64,
     last_stats_at: Instant,
@@ -468,6 +478,13 @@ impl SessionTask {
                     .await
                 {
                     tracing::warn!(%error, "could not tell the puppet the keyboard mode");
+                }
+            }
+            PeerEvent::Data(Channel::Control, message) => {
+                if let Some(line) =
+                    crate::exchange::chat_line(message.as_bytes(), &self.puppet_name)
+                {
+                    self.emit(ControllerEvent::Chat(line));
                 }
             }
             PeerEvent::Stats(peer) => {

@@ -355,6 +355,7 @@ impl ApplicationHandler<UserEvent> for WindowApp {
             }
             // The path and the first picture's time are printed by the program; the title
             // shows what matters while watching.
+            // Chat lines are printed on stderr by the program before they get here.
             UserEvent::Controller(_) => {}
         }
     }

@@ -301,6 +301,40 @@ async fn the_headless_binary_saves_pngs_and_exits_zero() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_time_limit_ends_headless_mode_on_a_still_screen() {
+    // The synthetic desktop is still: far fewer than 1000 pictures will ever come.
+    let puppet = start_puppet().await;
+    let out = std::env::temp_dir().join(format!("rtcdesk-e2e-seconds-{}", std::process::id()));
+    let signal_url = puppet.signal_url().to_owned();
+    let code = puppet.control_code().digits();
+    let outdir = out.clone();
+    let status = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_controller"))
+            .args(["--signal", &signal_url, "--headless", "--frames", "1000"])
+            .args(["--every", "1000", "--seconds", "2"])
+            .arg("--out")
+            .arg(&outdir)
+            .arg(&code)
+            .stdout(Stdio::null())
+            .status()
+    });
+    let status = tokio::time::timeout(Duration::from_secs(20), status)
+        .await
+        .expect("exits in time")
+        .unwrap()
+        .expect("runs");
+    assert_eq!(status.code(), Some(0));
+    // The first picture (index 0) is saved, and the latest one too when it came later.
+    let saved: Vec<_> = std::fs::read_dir(&out)
+        .expect("the folder exists")
+        .filter_map(|entry| entry.ok())
+        .collect();
+    assert!(!saved.is_empty(), "no picture saved");
+    puppet.shutdown().await;
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_exits_three_for_an_unknown_code() {
     let puppet = start_puppet().await;
     let other = (puppet.control_code().number() + 1) % ControlCode::SPACE;

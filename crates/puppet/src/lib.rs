@@ -45,11 +45,13 @@
 
 pub mod bitrate;
 pub mod core;
+pub mod exchange;
 mod injector;
 pub mod pacer;
 mod pipeline;
 mod run;
 mod session;
+mod terminal;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -62,8 +64,10 @@ use rtcdesk_signal::client::{default_name, ClientSide};
 use rtcdesk_signal::tls::TlsOptions;
 use tokio::sync::{mpsc, watch};
 
+pub use exchange::{ChatError, ChatSender};
 pub use injector::SyntheticInjector;
 pub use pipeline::{FrameTiming, Quality, THUMBNAIL_FPS, THUMBNAIL_KBPS, THUMBNAIL_SIZE};
+pub use rtcdesk_proto::chat::ChatLine;
 
 /// The port the embedded signaling server tries first: the one `controller` uses when it is
 /// given no `--signal`, so on one machine `controller CODE` just works.
@@ -183,6 +187,10 @@ pub struct PuppetConfig {
     /// (`--join`). The proctor gets a session without being asked about: joining is the
     /// consent. [`Puppet::control_code`] then holds the room code.
     pub join: Option<ControlCode>,
+    /// Read stdin even without a prompt policy, and send lines that answer no question as chat
+    /// to every controller (the terminal program; an embedding program uses
+    /// [`Puppet::chat_sender`]).
+    pub terminal_chat: bool,
 }
 
 impl PuppetConfig {
@@ -212,6 +220,7 @@ impl PuppetConfig {
             peer_bind: None,
             connect_timeout: Duration::from_secs(20),
             join: None,
+            terminal_chat: false,
         }
     }
 
@@ -331,6 +340,13 @@ pub enum PuppetEvent {
         /// What happened.
         reason: String,
     },
+    /// A controller's user wrote a chat line (print it with `Display`, which cleans it).
+    Chat {
+        /// Its session.
+        session: SessionId,
+        /// The line, with the controller's name and the arrival time.
+        line: ChatLine,
+    },
 }
 
 /// Where a session stands.
@@ -410,6 +426,7 @@ pub struct Puppet {
     events: mpsc::Receiver<PuppetEvent>,
     synthetic: Option<SyntheticDesktop>,
     shared: Arc<Shared>,
+    chat: ChatSender,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     server: Option<rtcdesk_signal::server::Server>,
@@ -466,6 +483,11 @@ impl Puppet {
     /// for benchmarks and diagnostics of latency inside the puppet.
     pub fn take_frame_timings(&self) -> Vec<FrameTiming> {
         self.shared.hub.take_timings()
+    }
+
+    /// A sender for chat lines to every controller, for any thread.
+    pub fn chat_sender(&self) -> ChatSender {
+        self.chat.clone()
     }
 
     /// The controllers asking, connecting or connected now.

@@ -234,6 +234,7 @@ fn config(args: Args) -> Result<PuppetConfig> {
             .map_err(anyhow::Error::msg)?;
     }
     config.relay_only = args.relay_only;
+    config.terminal_chat = true;
     Ok(config)
 }
 
@@ -284,7 +285,7 @@ async fn run(args: Args) -> Result<()> {
     if accept_all {
         println!("Every controller with the code is accepted (--accept-all).");
     }
-    println!("Waiting for controllers; Ctrl-C to stop.");
+    println!("Waiting for controllers; Ctrl-C to stop. Lines you type are chat to them.");
     let mut shown_code = puppet.control_code();
     loop {
         tokio::select! {
@@ -359,6 +360,7 @@ fn print_event(puppet: &Puppet, event: &PuppetEvent) {
         PuppetEvent::Declined { from, .. } => println!("\"{}\" was not let in.", clean(from)),
         PuppetEvent::SessionStarted { name, .. } => println!("\"{}\" accepted; connecting…", clean(name)),
         PuppetEvent::SessionConnected { .. } => {}
+        PuppetEvent::Chat { line, .. } => println!("{line}"),
         PuppetEvent::SessionEnded { session, reason } => {
             println!("Session {session} ended: {reason}.");
         }

@@ -12,14 +12,15 @@ use rtcdesk_peer::{Endpoint, PeerConfig, Role};
 use rtcdesk_proto::signal::{ControlCode, SessionId, SignalMessage};
 use rtcdesk_signal::client::SignalClient;
 use rtcdesk_signal::server::{Server, ServerConfig};
-use tokio::io::AsyncBufReadExt;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::core::{Output, SessionBook};
+use crate::exchange::ChatSender;
 use crate::injector::{NoInjector, SyntheticInjector};
 use crate::pipeline::{Pipeline, PipelineConfig, VideoHub};
 use crate::session::{self, SessionCommand, SessionContext, SessionReport};
+use crate::terminal::Terminal;
 use crate::{
     AcceptPolicy, Error, IncomingRequest, Puppet, PuppetConfig, PuppetEvent, Shared, Signaling,
     Source,
@@ -155,6 +156,7 @@ pub(crate) async fn start(config: PuppetConfig) -> Result<Puppet, Error> {
         hub: hub.clone(),
     });
     let (reports_tx, reports_rx) = mpsc::channel(1024);
+    let chat = ChatSender::new();
     let mut peer_config = PeerConfig::new(Role::Offerer);
     peer_config.bind = config.peer_bind;
     peer_config.stun_servers = config.stun_servers.clone();
@@ -181,9 +183,14 @@ pub(crate) async fn start(config: PuppetConfig) -> Result<Puppet, Error> {
         view_only: config.view_only,
         hub,
         reports: reports_tx,
+        chat: chat.clone(),
     };
     let (decisions_tx, decisions_rx) = mpsc::channel(64);
-    let asker = Asker::new(config.accept.clone(), decisions_tx);
+    let asker = Asker::new(
+        config.accept.clone(),
+        decisions_tx,
+        config.terminal_chat.then(|| chat.clone()),
+    );
     let (stop_tx, stop_rx) = oneshot::channel();
     let (reconnected_tx, reconnected_rx) = mpsc::channel(1);
     let shell = Shell {
@@ -214,6 +221,7 @@ pub(crate) async fn start(config: PuppetConfig) -> Result<Puppet, Error> {
         events: event_rx,
         synthetic,
         shared,
+        chat,
         stop: Some(stop_tx),
         task: Some(task),
         server,
@@ -298,15 +306,31 @@ struct Asker {
 }
 
 impl Asker {
-    fn new(policy: AcceptPolicy, decisions: mpsc::Sender<(SessionId, bool)>) -> Self {
-        let prompts = match &policy {
+    /// With a prompt policy or `terminal_chat`, starts the terminal task, the one reader of
+    /// stdin.
+    fn new(
+        policy: AcceptPolicy,
+        decisions: mpsc::Sender<(SessionId, bool)>,
+        terminal_chat: Option<ChatSender>,
+    ) -> Self {
+        let (prompts, requests, timeout) = match &policy {
             AcceptPolicy::Prompt { timeout } => {
                 let (tx, rx) = mpsc::channel(64);
-                tokio::spawn(prompt_loop(rx, decisions.clone(), *timeout));
-                Some(tx)
+                (Some(tx), Some(rx), *timeout)
             }
-            _ => None,
+            _ => (None, None, Duration::ZERO),
         };
+        if requests.is_some() || terminal_chat.is_some() {
+            tokio::spawn(
+                Terminal {
+                    requests,
+                    decisions: decisions.clone(),
+                    timeout,
+                    chat: terminal_chat,
+                }
+                .run(),
+            );
+        }
         Self {
             policy,
             decisions,
@@ -335,47 +359,6 @@ impl Asker {
                     let _ = decisions.blocking_send((request.session, accept));
                 });
             }
-        }
-    }
-}
-
-/// Asks on the terminal, one controller at a time; no answer within `timeout` (or no terminal)
-/// is a no.
-async fn prompt_loop(
-    mut requests: mpsc::Receiver<IncomingRequest>,
-    decisions: mpsc::Sender<(SessionId, bool)>,
-    timeout: Duration,
-) {
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    let mut stdin_open = true;
-    while let Some(request) = requests.recv().await {
-        let accept = if stdin_open {
-            println!(
-                "\n\"{}\" wants to control this computer. Accept? [y/N] ({} s to answer)",
-                printable(&request.from),
-                timeout.as_secs()
-            );
-            match tokio::time::timeout(timeout, lines.next_line()).await {
-                Ok(Ok(Some(line))) => {
-                    matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
-                }
-                Ok(Ok(None)) | Ok(Err(_)) => {
-                    println!(
-                        "(no terminal to ask on: rejected; use --accept-all for unattended use)"
-                    );
-                    stdin_open = false;
-                    false
-                }
-                Err(_) => {
-                    println!("(no answer in {} s: rejected)", timeout.as_secs());
-                    false
-                }
-            }
-        } else {
-            false
-        };
-        if decisions.send((request.session, accept)).await.is_err() {
-            break;
         }
     }
 }
@@ -448,6 +431,7 @@ impl Shell {
                     }
                     SessionReport::Connected(session) => self.book.handle_peer_connected(&session),
                     SessionReport::Lost(session, reason) => self.book.handle_peer_lost(&session, reason),
+                    SessionReport::Chat(session, text) => self.chat_received(session, text),
                 },
                 Some((session, accept)) = decisions.recv() => {
                     self.book.handle_decision(&session, accept, Instant::now());
@@ -482,6 +466,22 @@ impl Shell {
             drop(injector);
         })
         .await;
+    }
+
+    /// A controller's chat line, shown with the name it asked to connect with.
+    fn chat_received(&self, session: SessionId, text: String) {
+        let from = self
+            .book
+            .sessions()
+            .into_iter()
+            .find(|info| info.session == session)
+            .map_or_else(|| "controller".to_owned(), |info| info.name);
+        let line = rtcdesk_proto::chat::ChatLine {
+            from,
+            text,
+            at: std::time::SystemTime::now(),
+        };
+        self.emit(PuppetEvent::Chat { session, line });
     }
 
     fn signaling_lost(&mut self, reason: String) {

@@ -23,6 +23,8 @@ pub(crate) enum SessionReport {
     Connected(SessionId),
     /// The session is over from the peer's side.
     Lost(SessionId, EndReason),
+    /// The controller's user wrote this chat line.
+    Chat(SessionId, String),
 }
 
 /// What the main loop tells a session task.
@@ -49,6 +51,8 @@ pub(crate) struct SessionContext {
     pub view_only: bool,
     pub hub: Arc<VideoHub>,
     pub reports: mpsc::Sender<SessionReport>,
+    /// Chat lines the puppet's user writes, for every session.
+    pub chat: crate::exchange::ChatSender,
 }
 
 /// The screen input maps onto: the captured one as it is now (its resolution can change).
@@ -131,8 +135,17 @@ async fn drive(
     let mut last_stats = PeerStats::default();
     let mut frames_at_last_heartbeat = 0u64;
     let mut channel_open = false;
+    let mut chat = context.chat.subscribe();
     let result = loop {
         tokio::select! {
+            line = chat.recv() => match line {
+                Ok(message) => {
+                    if let Err(error) = handle.try_send_data(Channel::Control, Message::Text(message)) {
+                        tracing::warn!(%session, %error, "chat line not sent");
+                    }
+                }
+                Err(error) => tracing::warn!(%session, %error, "chat lines missed"),
+            },
             _ = heartbeat.tick() => {
                 if channel_open {
                     let message = stats_message(&last_stats, &mut frames_at_last_heartbeat);
@@ -240,6 +253,12 @@ fn handle_control(
                 // A fresh policy in the new mode; the old one releases what it held.
                 input.end();
                 *input = PuppetInput::new(input_config(context, mode), context.injector.clone());
+            }
+        }
+        Ok(ControlMessage::Chat { text }) => {
+            let report = SessionReport::Chat(session.clone(), text);
+            if let Err(error) = context.reports.try_send(report) {
+                tracing::warn!(%session, %error, "chat line dropped");
             }
         }
         Ok(other) => tracing::debug!(%session, ?other, "control message not handled yet"),
