@@ -1,5 +1,8 @@
 //! Shared helpers for the benchmark binaries in `src/bin/`: statistics and a description of the
-//! machine, so every printed table says what it measured and where.
+//! machine, so every printed table says what it measured and where; [`session`] runs one
+//! measured puppet–controller session for the end-to-end benchmarks.
+
+pub mod session;
 
 use std::time::Duration;
 

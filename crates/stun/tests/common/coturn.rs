@@ -2,7 +2,8 @@
 //! the test ends, also when it fails. Shared by the STUN client's tests and the peer's (which
 //! include this file by path). `cargo xtask ci` installs coturn; without it the test fails and
 //! says so. [`Coturn::start`] answers STUN only; [`Coturn::start_turn`] relays too (UDP and TCP
-//! on the same port, loopback peers allowed).
+//! on the same port, loopback peers allowed). The TURN benchmark (`benches/src/bin/turn.rs`)
+//! includes it too.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -105,6 +106,11 @@ impl Coturn {
             args.push(format!("--user-quota={quota}"));
         }
         Self::spawn(&args, Some(userdb), options.tls.as_ref())
+    }
+
+    /// The server's process id, for reading its CPU time from `/proc` (the TURN benchmark).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Waits until the TCP listener accepts connections (at most 10 s).
