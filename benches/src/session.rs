@@ -464,11 +464,11 @@ fn run_workload(desktop: &SyntheticDesktop, kind: Workload, stop: &AtomicBool) {
         match kind {
             Workload::Typing => {
                 typed += 1;
-                if typed % 60 == 0 {
+                if typed.is_multiple_of(60) {
                     desktop.key("Enter", true);
                     desktop.key("Enter", false);
                 } else {
-                    desktop.text(if typed % 6 == 0 { " " } else { "x" });
+                    desktop.text(if typed.is_multiple_of(6) { " " } else { "x" });
                 }
             }
             Workload::Scrolling => desktop.scroll(1),
