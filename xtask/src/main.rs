@@ -1,10 +1,11 @@
-//! The project's task runner: `cargo xtask ci | deps | demo | fuzz | bench`.
+//! The project's task runner: `cargo xtask ci | deps | demo | nat | fuzz | bench`.
 //!
 //! Nearly plain std on purpose: it must build in seconds on a fresh clone, before anything else
 //! works (its only dependencies are rtcdesk-xvfb, for the demo's X server, and serde_json).
 
 mod checks;
 mod demo;
+mod nat;
 mod packages;
 
 use std::env;
@@ -17,10 +18,13 @@ usage: cargo xtask <task>
 
 tasks:
   ci                      what CI runs: system packages, fmt, which program links what, rust-version,
-                          clippy, every test, every fuzz target briefly
+                          clippy, every test, the NAT matrix (as root), every fuzz target briefly
   deps                    install the Debian packages the workspace needs (only those missing)
   demo [OPTIONS]          run a puppet and a controller window on this machine, drive some input,
                           and write screenshots and a stats summary to out/demo/ (demo --help)
+  nat                     (as root) connect a puppet and a controller across simulated NATs in
+                          network namespaces, one cell per kind of network; prints a table
+                          (xtask/NAT.md)
   fuzz [TARGET] [--seconds N]
                           run one or every fuzz target under libFuzzer over its seed corpus (default 60 s each)
   bench NAME [ARGS..]     run a benchmark from benches/ with optimisations; it prints its figures
@@ -32,6 +36,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("deps") => packages::ensure_installed(),
         Some("demo") => demo::demo(&args[1..]),
+        Some("nat") => nat::nat(&args[1..]),
         Some("fuzz") => fuzz_command(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("-h" | "--help" | "help") => {
@@ -72,6 +77,7 @@ fn ci() -> Result<(), String> {
         ]),
     )?;
     let test_summary = run_tests()?;
+    timed("NAT matrix", || nat::nat(&[]))?;
     let fuzz_seconds = env::var("RTCDESK_CI_FUZZ_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())

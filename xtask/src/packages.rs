@@ -32,7 +32,8 @@ const RUN: &[&str] = &[
     "libxkbcommon-x11-0",
 ];
 
-/// Real peers and tools the tests check against: X clients, a STUN/TURN server, a reference decoder.
+/// Real peers and tools the tests check against: X clients, a STUN/TURN server, a reference
+/// decoder, and nftables for the NAT routers of `cargo xtask nat`.
 const TEST: &[&str] = &[
     "xdotool",
     "x11-utils",
@@ -40,6 +41,7 @@ const TEST: &[&str] = &[
     "imagemagick",
     "coturn",
     "dav1d",
+    "nftables",
 ];
 
 /// Installs whichever listed packages are missing; does nothing when all are present.
@@ -91,7 +93,8 @@ fn is_installed(package: &str) -> bool {
         .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("install ok installed"))
 }
 
-fn is_root() -> bool {
+/// Whether this process runs as root: apt-get needs sudo otherwise, network namespaces need it.
+pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
