@@ -12,8 +12,9 @@ use procs::Proc;
 
 /// How long one cell may take, from building its namespaces to the controller's exit.
 const CELL_TIMEOUT: Duration = Duration::from_secs(40);
-/// How many decoded pictures the controller must save for a cell to pass.
-const FRAMES: u32 = 3;
+/// How many decoded pictures the controller must save for a cell to pass: one, because the
+/// synthetic desktop stands still and the puppet sends no new frame while nothing changes.
+const FRAMES: u32 = 1;
 /// The TURN server's shared secret; the signaling server derives every client's credentials.
 const TURN_SECRET: &str = "nat-lab-secret";
 const SIGNAL_PORT: u16 = 8443;

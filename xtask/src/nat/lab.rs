@@ -113,9 +113,44 @@ impl Lab {
         // Like the real internet, send everything without a route somewhere rather than fail:
         // a TURN server whose send to a peer's private address gets "network unreachable"
         // closes that whole allocation.
-        ip(&["-n", INTERNET, "link", "add", "void", "type", "dummy"])?;
+        // (No dummy devices on every kernel: a veth pair whose far end takes frames for a
+        // made-up MAC address and drops them.)
+        ip(&[
+            "-n", INTERNET, "link", "add", "void", "type", "veth", "peer", "name", "void-end",
+        ])?;
+        ip(&["-n", INTERNET, "link", "set", "void-end", "up"])?;
+        ip(&[
+            "-n",
+            INTERNET,
+            "addr",
+            "add",
+            "203.0.113.253/30",
+            "dev",
+            "void",
+        ])?;
         ip(&["-n", INTERNET, "link", "set", "void", "up"])?;
-        ip(&["-n", INTERNET, "route", "add", "default", "dev", "void"])?;
+        ip(&[
+            "-n",
+            INTERNET,
+            "neigh",
+            "add",
+            "203.0.113.254",
+            "lladdr",
+            "02:00:00:00:00:01",
+            "dev",
+            "void",
+            "nud",
+            "permanent",
+        ])?;
+        ip(&[
+            "-n",
+            INTERNET,
+            "route",
+            "add",
+            "default",
+            "via",
+            "203.0.113.254",
+        ])?;
         for (side, router, tag) in [
             (&PUPPET_SIDE, puppet, "p"),
             (&CONTROLLER_SIDE, controller, "c"),
