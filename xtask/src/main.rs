@@ -1,4 +1,4 @@
-//! The project's task runner: `cargo xtask ci | deps | demo | fuzz | interop | bench`.
+//! The project's task runner: `cargo xtask ci | deps | demo | nat | interop | fuzz | bench`.
 //!
 //! Nearly plain std on purpose: it must build in seconds on a fresh clone, before anything else
 //! works (its only dependencies are rtcdesk-xvfb, for the demo's X server, and serde_json).
@@ -6,6 +6,7 @@
 mod checks;
 mod demo;
 mod interop;
+mod nat;
 mod packages;
 
 use std::env;
@@ -18,10 +19,14 @@ usage: cargo xtask <task>
 
 tasks:
   ci                      what CI runs: system packages, fmt, which program links what, rust-version,
-                          clippy, every test, every fuzz target briefly, the interop cells
+                          clippy, every test, the NAT matrix (as root), every fuzz target
+                          briefly, the interop cells
   deps                    install the Debian packages the workspace needs (only those missing)
   demo [OPTIONS]          run a puppet and a controller window on this machine, drive some input,
                           and write screenshots and a stats summary to out/demo/ (demo --help)
+  nat                     (as root) connect a puppet and a controller across simulated NATs in
+                          network namespaces, one cell per kind of network; prints a table
+                          (xtask/NAT.md)
   fuzz [TARGET] [--seconds N]
                           run one or every fuzz target under libFuzzer over its seed corpus (default 60 s each)
   interop [--save] [--only CELL]
@@ -36,6 +41,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("deps") => packages::ensure_installed(),
         Some("demo") => demo::demo(&args[1..]),
+        Some("nat") => nat::nat(&args[1..]),
         Some("fuzz") => fuzz_command(&args[1..]),
         Some("interop") => interop::interop(&args[1..]),
         Some("bench") => bench(&args[1..]),
@@ -77,6 +83,7 @@ fn ci() -> Result<(), String> {
         ]),
     )?;
     let test_summary = run_tests()?;
+    timed("NAT matrix", || nat::nat(&[]))?;
     let fuzz_seconds = env::var("RTCDESK_CI_FUZZ_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())

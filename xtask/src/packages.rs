@@ -33,7 +33,8 @@ const RUN: &[&str] = &[
 ];
 
 /// Real peers and tools the tests check against: X clients, a STUN/TURN server, a reference
-/// decoder, a browser (`cargo xtask interop`), and Python's venv for the aiortc controller.
+/// decoder, a browser (`cargo xtask interop`), Python's venv for the aiortc controller, and
+/// nftables for the NAT routers of `cargo xtask nat`.
 const TEST: &[&str] = &[
     "xdotool",
     "x11-utils",
@@ -43,6 +44,7 @@ const TEST: &[&str] = &[
     "dav1d",
     "chromium",
     "python3-venv",
+    "nftables",
 ];
 
 /// Installs whichever listed packages are missing; does nothing when all are present.
@@ -94,7 +96,8 @@ fn is_installed(package: &str) -> bool {
         .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("install ok installed"))
 }
 
-fn is_root() -> bool {
+/// Whether this process runs as root: apt-get needs sudo otherwise, network namespaces need it.
+pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
