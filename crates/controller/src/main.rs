@@ -483,7 +483,7 @@ fn run_room(args: &Args, room_name: &str) -> anyhow::Result<i32> {
                         expires_in.as_secs() / 60,
                         code.digits()
                     ),
-                    Some(RoomEvent::Joined { name, .. }) => eprintln!("controller: \"{}\" joined", printable(&name)),
+                    Some(RoomEvent::Joined { name, .. }) => eprintln!("controller: \"{}\" joined", rtcdesk_proto::chat::printable(&name, 64)),
                     Some(RoomEvent::Left { session }) => eprintln!("controller: member {session} left"),
                     Some(RoomEvent::Refused(line)) => eprintln!("controller: the signaling server refused: {line}"),
                     Some(RoomEvent::Ended) | None => {
@@ -498,11 +498,6 @@ fn run_room(args: &Args, room_name: &str) -> anyhow::Result<i32> {
         eprintln!("controller: wrote {written} grid pictures into {}", out.display());
         Ok(code)
     })
-}
-
-/// A name from the network as it is safe to print.
-fn printable(name: &str) -> String {
-    name.chars().filter(|c| !c.is_control()).take(64).collect()
 }
 
 /// Resolves after `seconds` (never without a limit).

@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 
 use crate::decode::{DecodeCounters, DecodedPicture, DecoderThread, FrameSink};
 use crate::grid::{Tile, TileState};
+use crate::session::recv_signal;
 
 /// What the proctor's program hears about the room.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -448,7 +449,7 @@ impl Shell {
                 Some((session, at)) = self.first_pictures.recv() => {
                     let _ = self.events.try_send(RoomEvent::FirstPicture { session, at });
                 }
-                message = recv(&mut self.signal) => match message {
+                message = recv_signal(&mut self.signal) => match message {
                     Some(message) => self.book.handle_signal(message),
                     None => {
                         self.signal = None;
@@ -675,22 +676,6 @@ impl FrameSink for TileSink {
         let mut tiles = self.tiles.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(tile) = tiles.get_mut(&self.session) {
             tile.set_picture(picture.width(), picture.height(), &self.rgba, now);
-        }
-    }
-}
-
-async fn recv(signal: &mut Option<SignalClient>) -> Option<SignalMessage> {
-    let Some(client) = signal.as_mut() else {
-        return std::future::pending().await;
-    };
-    loop {
-        match client.recv().await {
-            Ok(Some(message)) => return Some(message),
-            Ok(None) => return None,
-            Err(rtcdesk_signal::client::ClientError::BadMessage(error)) => {
-                tracing::debug!(%error, "ignoring a bad message from the server");
-            }
-            Err(_) => return None,
         }
     }
 }

@@ -575,7 +575,7 @@ async fn first_picture(receiver: &mut Option<oneshot::Receiver<Instant>>) -> Opt
 
 /// The next signaling message, or `None` when the connection is gone; pending forever once it
 /// is (so `select!` keeps serving the peer).
-async fn recv_signal(signal: &mut Option<SignalClient>) -> Option<SignalMessage> {
+pub(crate) async fn recv_signal(signal: &mut Option<SignalClient>) -> Option<SignalMessage> {
     let Some(client) = signal.as_mut() else {
         return std::future::pending().await;
     };
