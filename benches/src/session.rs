@@ -106,6 +106,18 @@ impl FrameSink for BenchSink {
 }
 
 /// The user name and ticks of one `/proc/…/stat` line: (name, utime + stime).
+/// A further viewer's window: converts each picture to RGBA, as a window would, and keeps
+/// nothing.
+struct ViewerSink {
+    rgba: Vec<u8>,
+}
+
+impl FrameSink for ViewerSink {
+    fn frame(&mut self, picture: &DecodedPicture<'_>) {
+        picture.to_rgba(&mut self.rgba);
+    }
+}
+
 fn stat_ticks(stat: &str) -> Option<(&str, u64)> {
     let (open, close) = (stat.find('(')?, stat.rfind(')')?);
     let name = &stat[open + 1..close];
@@ -241,6 +253,8 @@ pub struct Rig {
     connect_started: Instant,
     connected_at: Instant,
     workload: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
+    /// Further controllers watching the same puppet (see [`Rig::add_viewer`]).
+    viewers: Vec<Controller>,
 }
 
 impl Rig {
@@ -332,7 +346,25 @@ impl Rig {
             connect_started,
             connected_at,
             workload: None,
+            viewers: Vec::new(),
         })
+    }
+
+    /// Connects one more controller to the same puppet, on the controller's runtime: a
+    /// second engineer watching. Its pictures are converted to RGBA and dropped; they are not
+    /// measured. Returns once it is connected.
+    pub fn add_viewer(&mut self) -> anyhow::Result<()> {
+        let mut config =
+            ControllerConfig::new(self.puppet.signal_url(), self.puppet.control_code());
+        config.name = format!("viewer {}", self.viewers.len() + 2);
+        config.bind = Some("127.0.0.1:0".parse()?);
+        let sink = ViewerSink { rgba: Vec::new() };
+        let controller = self.controller_rt.block_on(
+            self.controller_rt
+                .spawn(Controller::connect(config, Box::new(sink))),
+        )??;
+        self.viewers.push(controller);
+        Ok(())
     }
 
     /// Starts `kind` on its own thread, ticking like a person or an application would, until
@@ -445,6 +477,9 @@ impl Rig {
         if let Some((stop, thread)) = self.workload.take() {
             stop.store(true, Ordering::Relaxed);
             let _ = thread.join();
+        }
+        for viewer in std::mem::take(&mut self.viewers) {
+            self.controller_rt.block_on(viewer.close());
         }
         self.controller_rt.block_on(self.controller.close());
         self.puppet_rt.block_on(self.puppet.shutdown());

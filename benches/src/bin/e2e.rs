@@ -19,8 +19,12 @@
 //! Workloads: **typing** (a character typed on the desktop every 80 ms, 12.5 per second),
 //! **scrolling** (the text window scrolls one line every 16.7 ms, 60 per second).
 //!
+//! A last table runs 1280×720 scrolling with libaom for 1, 2 and 4 viewers of the same puppet
+//! (`--viewers 1,2,4`): every viewer shares the one encoding, so the puppet's CPU per extra
+//! viewer is only what sending costs.
+//!
 //! Options: `--seconds S` per case (default 8), `--sizes 1280x720,1920x1080`,
-//! `--encoders aom,rav1e`, `--workloads typing,scrolling`.
+//! `--encoders aom,rav1e`, `--workloads typing,scrolling`, `--viewers 1,2,4` (empty: none).
 
 use std::time::{Duration, Instant};
 
@@ -48,12 +52,19 @@ struct Row {
 }
 
 fn run_case(case: &Case, seconds: u64) -> anyhow::Result<Row> {
+    run_case_with_viewers(case, seconds, 1)
+}
+
+fn run_case_with_viewers(case: &Case, seconds: u64, viewers: usize) -> anyhow::Result<Row> {
     let mut config = PuppetConfig::loopback(Source::Synthetic {
         width: case.width,
         height: case.height,
     });
     config.encoder = case.encoder;
     let mut rig = Rig::start(config, |controller| controller.name = "e2e bench".into())?;
+    for _ in 1..viewers {
+        rig.add_viewer()?;
+    }
     rig.start_workload(case.workload)?;
 
     // Warm up (keyframe, bandwidth estimate), then measure.
@@ -124,6 +135,7 @@ fn main() -> anyhow::Result<()> {
     let mut sizes = vec![(1280u32, 720u32), (1920, 1080)];
     let mut encoders = vec![EncoderKind::Aom, EncoderKind::Rav1e];
     let mut workloads = vec![Workload::Typing, Workload::Scrolling];
+    let mut viewer_counts = vec![1usize, 2, 4];
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let value = args.next().unwrap_or_default();
@@ -149,11 +161,18 @@ fn main() -> anyhow::Result<()> {
             })
             .map(|v| workloads = v)
             .is_some(),
+            "--viewers" if value.is_empty() => {
+                viewer_counts.clear();
+                true
+            }
+            "--viewers" => parse_list(&value, |s| s.parse().ok().filter(|n| *n >= 1))
+                .map(|v| viewer_counts = v)
+                .is_some(),
             _ => false,
         };
         if !ok {
             eprintln!(
-                "usage: e2e [--seconds S] [--sizes WxH,…] [--encoders aom,rav1e] [--workloads typing,scrolling]"
+                "usage: e2e [--seconds S] [--sizes WxH,…] [--encoders aom,rav1e] [--workloads typing,scrolling] [--viewers 1,2,4]"
             );
             std::process::exit(2);
         }
@@ -218,6 +237,49 @@ fn main() -> anyhow::Result<()> {
         }
     }
     println!();
+    if !viewer_counts.is_empty() {
+        viewers_table(&viewer_counts, seconds);
+    }
     println!("targets (libaom, 1280×720): input-to-photon p50 ≤ 30 ms, p99 ≤ 60 ms; glass-to-glass p50 ≤ 20 ms; 60 fps while scrolling; puppet CPU ≤ 1 core. 1920×1080: input-to-photon p50 ≤ 40 ms, ≥ 30 fps.");
     Ok(())
+}
+
+/// 1280×720 scrolling, libaom, with 1, 2, 4 … viewers: the puppet's CPU and what each extra
+/// viewer adds. The first viewer is the one measured for latency; the others only watch.
+fn viewers_table(counts: &[usize], seconds: u64) {
+    println!("## viewers of one puppet (1280×720, scrolling, libaom)");
+    println!("| viewers | puppet CPU | per extra viewer | first viewer's input-to-photon p50/p99 | fps | all controllers' CPU |");
+    println!("|---|---|---|---|---|---|");
+    let case = Case {
+        width: 1280,
+        height: 720,
+        workload: Workload::Scrolling,
+        encoder: EncoderKind::Aom,
+    };
+    let mut alone = None;
+    for &viewers in counts {
+        match run_case_with_viewers(&case, seconds, viewers) {
+            Ok(Row { figures, .. }) => {
+                let base = *alone.get_or_insert((viewers, figures.puppet_cores));
+                let per_extra = if viewers > base.0 {
+                    format!(
+                        "{:+.3}",
+                        (figures.puppet_cores - base.1) / (viewers - base.0) as f64
+                    )
+                } else {
+                    "—".to_string()
+                };
+                println!(
+                    "| {viewers} | {:.2} | {per_extra} | {} / {} | {:.1} | {:.2} |",
+                    figures.puppet_cores,
+                    percentile(&figures.photon, 0.5),
+                    percentile(&figures.photon, 0.99),
+                    figures.fps,
+                    figures.controller_cores,
+                );
+            }
+            Err(error) => println!("| {viewers} | failed: {error:#} |||||"),
+        }
+    }
+    println!();
 }

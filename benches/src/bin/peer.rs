@@ -6,7 +6,16 @@
 //!    the bitrate that arrived whole, the frames delivered, and the CPU both peers (one process)
 //!    spent per second of wall time. "Carried" means ≥ 99 % of the frames arrived.
 //!
-//! Options: `--round-trips N` (default 5000), `--step-seconds S` (default 3).
+//! 3. A still screen: what arrives at the controller while the puppet sends no video (only a
+//!    stats message a second on `control`, as the puppet does), and how the sender's bandwidth
+//!    estimate comes back once the screen moves again.
+//!
+//! 4. Idle sessions: 16 sessions between two endpoints (one socket set each, as a puppet with
+//!    16 viewers or a proctor with 16 puppets has), each with a stats message a second; the
+//!    process's memory and CPU per idle session.
+//!
+//! Options: `--round-trips N` (default 5000), `--step-seconds S` (default 3), `--only still`,
+//! `--only idle`.
 
 use std::time::{Duration, Instant};
 
@@ -24,19 +33,35 @@ const STEPS_MBPS: &[u64] = &[5, 10, 20, 40, 80, 160, 320, 640];
 async fn main() {
     let mut round_trips = 5000usize;
     let mut step_seconds = 3u64;
+    let mut only = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        if arg == "--only" {
+            only = args.next();
+            continue;
+        }
         let value = args.next().and_then(|v| v.parse().ok());
         match (arg.as_str(), value) {
             ("--round-trips", Some(v)) => round_trips = v as usize,
             ("--step-seconds", Some(v)) => step_seconds = v,
             _ => {
-                eprintln!("usage: peer [--round-trips N] [--step-seconds S]");
+                eprintln!("usage: peer [--round-trips N] [--step-seconds S] [--only still|idle]");
                 std::process::exit(2);
             }
         }
     }
     print_machine();
+    match only.as_deref() {
+        Some("still") => return still_screen().await,
+        Some("idle") => return idle_sessions(16).await,
+        Some(other) => {
+            eprintln!("--only takes still or idle, not {other}");
+            std::process::exit(2);
+        }
+        None => {}
+    }
+    still_screen().await;
+    idle_sessions(16).await;
     data_round_trip(round_trips).await;
     video_throughput(Duration::from_secs(step_seconds), false).await;
     video_throughput(Duration::from_secs(step_seconds), true).await;
@@ -227,6 +252,228 @@ async fn run_encoder(handle: PeerHandle, mbps: u64, stop: tokio::sync::watch::Re
         }
         index += 1;
     }
+}
+
+/// Seconds of moving screen before the still period, of still screen, and of moving screen
+/// after it.
+const MOVING_BEFORE: Duration = Duration::from_secs(4);
+const STILL: Duration = Duration::from_secs(14);
+/// The first seconds of the still period are left out: the last frames' acknowledgements and
+/// the session's switch to idle happen there.
+const STILL_SETTLE: Duration = Duration::from_secs(4);
+const MOVING_AFTER: Duration = Duration::from_secs(4);
+
+async fn still_screen() {
+    println!("## still screen: bytes on the wire with no video, and the estimate once it moves");
+    // The estimator starts low and must find the path's capacity from the video itself.
+    let (puppet, controller) = connect(300_000, 20_000_000).await;
+    let samples = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    for (side, mut events) in [("puppet", puppet.events), ("controller", controller.events)] {
+        let samples = samples.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                if let PeerEvent::Stats(stats) = event {
+                    if let Ok(mut samples) = samples.lock() {
+                        samples.push((side, Instant::now(), stats));
+                    }
+                }
+            }
+        });
+    }
+    let mut video = controller.video;
+    tokio::spawn(async move { while video.recv().await.is_some() {} });
+    // The puppet's heartbeat: one stats message a second on `control`.
+    let heartbeat_handle = puppet.handle.clone();
+    let heartbeat = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let line = r#"{"type":"stats","fps":0,"rtt_ms":0.3,"bitrate_kbps":1.2,"loss":0}"#;
+        loop {
+            tick.tick().await;
+            let _ = heartbeat_handle.try_send_data(Channel::Control, Message::Text(line.into()));
+        }
+    });
+    let start = Instant::now();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(run_encoder(puppet.handle.clone(), 4, stop_rx));
+    tokio::time::sleep(MOVING_BEFORE).await;
+    let _ = stop_tx.send(true);
+    let still_from = Instant::now();
+    tokio::time::sleep(STILL).await;
+    let moving_from = Instant::now();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(run_encoder(puppet.handle.clone(), 8, stop_rx));
+    tokio::time::sleep(MOVING_AFTER).await;
+    let _ = stop_tx.send(true);
+    heartbeat.abort();
+    let samples = samples.lock().map(|s| s.clone()).unwrap_or_default();
+    // Bytes counted by str0m: every datagram's UDP payload (STUN, DTLS, SRTP, SRTCP).
+    let rate =
+        |side: &str, from: Instant, to: Instant, bytes: fn(&rtcdesk_peer::PeerStats) -> u64| {
+            let inside: Vec<_> = samples
+                .iter()
+                .filter(|(s, at, _)| *s == side && *at >= from && *at <= to)
+                .collect();
+            match (inside.first(), inside.last()) {
+                (Some((_, a, first)), Some((_, b, last))) if b > a => {
+                    Some((bytes(last) - bytes(first)) as f64 * 8.0 / (*b - *a).as_secs_f64())
+                }
+                _ => None,
+            }
+        };
+    let settled = still_from + STILL_SETTLE;
+    let arriving = rate("controller", settled, moving_from, |s| s.bytes_received);
+    let leaving = rate("puppet", settled, moving_from, |s| s.bytes_sent);
+    let back = rate("controller", settled, moving_from, |s| s.bytes_sent);
+    let show =
+        |bps: Option<f64>| bps.map_or("n/a".to_string(), |bps| format!("{:.2}", bps / 1000.0));
+    println!(
+        "| still screen, {} s measured | kbit/s |",
+        (STILL - STILL_SETTLE).as_secs()
+    );
+    println!("|---|---|");
+    println!("| arriving at the controller | {} |", show(arriving));
+    println!("| leaving the puppet | {} |", show(leaving));
+    println!(
+        "| leaving the controller (acks, RTCP, consent) | {} |",
+        show(back)
+    );
+    println!("(UDP payload bytes as str0m counts them; IP and UDP headers add 28 B per packet)");
+    println!();
+    println!("| seconds since start | phase | sender's estimate Mbit/s | arriving Mbit/s |");
+    println!("|---|---|---|---|");
+    for (_, at, stats) in samples.iter().filter(|(side, _, _)| *side == "puppet") {
+        let phase = if *at < still_from {
+            "moving (4 Mbit/s of frames)"
+        } else if *at < moving_from {
+            "still"
+        } else {
+            "moving (8 Mbit/s of frames)"
+        };
+        let arriving = samples
+            .iter()
+            .rfind(|(s, t, _)| *s == "controller" && t <= at)
+            .map_or(0, |(_, _, s)| s.receive_bitrate_bps);
+        println!(
+            "| {:.1} | {phase} | {} | {:.2} |",
+            at.duration_since(start).as_secs_f64(),
+            stats
+                .bandwidth_estimate_bps
+                .map_or("n/a".to_string(), |bps| format!("{:.2}", bps as f64 / 1e6)),
+            arriving as f64 / 1e6,
+        );
+    }
+    println!();
+    puppet.handle.close().await;
+    controller.handle.close().await;
+}
+
+/// Seconds the idle sessions are watched for CPU.
+const IDLE_WATCH: Duration = Duration::from_secs(10);
+
+async fn idle_sessions(count: usize) {
+    println!("## {count} idle sessions on one socket set per side");
+    let rss_before = rss_kib();
+    let loopback = Some("127.0.0.1:0".parse().expect("address"));
+    let hosting = rtcdesk_peer::Endpoint::bind(loopback, 1 << 20).expect("endpoint");
+    let watching = rtcdesk_peer::Endpoint::bind(loopback, 1 << 20).expect("endpoint");
+    let mut ends = Vec::new();
+    let connect_started = Instant::now();
+    for _ in 0..count {
+        let mut puppet_config = PeerConfig::new(Role::Offerer);
+        puppet_config.bind = loopback;
+        let mut controller_config = PeerConfig::new(Role::Answerer);
+        controller_config.bind = loopback;
+        let puppet = hosting.start_session(puppet_config).expect("session");
+        let controller = watching.start_session(controller_config).expect("session");
+        let offer = puppet.handle.create_offer().await.expect("offer");
+        let answer = controller.handle.accept_offer(offer).await.expect("answer");
+        puppet
+            .handle
+            .accept_answer(answer)
+            .await
+            .expect("answer applies");
+        let mut puppet_events = forward(puppet.events, controller.handle.clone());
+        let controller_events = forward(controller.events, puppet.handle.clone());
+        let mut open = 0;
+        while open < 3 {
+            match puppet_events.recv().await.expect("session runs") {
+                PeerEvent::ChannelOpen(_) => open += 1,
+                PeerEvent::Closed => panic!("closed while connecting"),
+                _ => {}
+            }
+        }
+        // Drain both sides' events, as the programs do; each session's heartbeat as the
+        // puppet sends it.
+        for mut events in [puppet_events, controller_events] {
+            tokio::spawn(async move { while events.recv().await.is_some() {} });
+        }
+        let handle = puppet.handle.clone();
+        let heartbeat = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let line = r#"{"type":"stats","fps":0,"rtt_ms":0.3,"bitrate_kbps":1.2,"loss":0}"#;
+            loop {
+                tick.tick().await;
+                let _ = handle.try_send_data(Channel::Control, Message::Text(line.into()));
+            }
+        });
+        ends.push((
+            puppet.handle,
+            controller.handle,
+            puppet.video,
+            controller.video,
+            heartbeat,
+        ));
+    }
+    let connected_in = connect_started.elapsed();
+    // Let the connection set-up's allocations and timers settle.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss_connected = rss_kib();
+    let cpu_start = cpu_time();
+    let wall_start = Instant::now();
+    tokio::time::sleep(IDLE_WATCH).await;
+    let cpu_share = (cpu_time() - cpu_start).as_secs_f64() / wall_start.elapsed().as_secs_f64();
+    let rss_after = rss_kib();
+    let per = |kib: u64| kib as f64 / count as f64;
+    println!("| figure | value |");
+    println!("|---|---|");
+    println!(
+        "| sessions connected | {count} in {:.2} s |",
+        connected_in.as_secs_f64()
+    );
+    println!(
+        "| RSS before / connected / after {} s idle | {} / {} / {} KiB |",
+        IDLE_WATCH.as_secs(),
+        rss_before,
+        rss_connected,
+        rss_after
+    );
+    println!(
+        "| memory per idle session (both ends in this process) | {:.0} KiB |",
+        per(rss_after.saturating_sub(rss_before))
+    );
+    println!(
+        "| CPU per idle session (both ends) | {:.3} % of one core |",
+        cpu_share * 100.0 / count as f64
+    );
+    println!();
+    for (puppet, controller, _, _, heartbeat) in ends {
+        heartbeat.abort();
+        puppet.close().await;
+        controller.close().await;
+    }
+}
+
+/// Resident memory of this process, from /proc/self/status.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 fn micros(d: Duration) -> f64 {

@@ -237,8 +237,10 @@ pub struct PeerConfig {
 }
 
 impl PeerConfig {
-    /// Defaults: all interfaces, no STUN server, no audio, disconnect after 3 s of silence,
-    /// close after 15 s.
+    /// Defaults: all interfaces, no STUN server, no audio, a keepalive every 2 s, disconnect
+    /// after 6 s of silence, close after 15 s. The keepalive sets what a still screen costs
+    /// (with RTCP every 2 s and the puppet's stats, about 1.7 kbit/s each way); a dead peer is
+    /// still noticed within 6 s.
     pub fn new(role: Role) -> Self {
         Self {
             role,
@@ -247,9 +249,9 @@ impl PeerConfig {
             turn_servers: Vec::new(),
             relay_only: false,
             audio: false,
-            silence_timeout: Duration::from_secs(3),
+            silence_timeout: Duration::from_secs(6),
             close_after_silence: Duration::from_secs(15),
-            keepalive_interval: Duration::from_millis(900),
+            keepalive_interval: Duration::from_secs(2),
             bandwidth_estimation: true,
             initial_bitrate_bps: 2_000_000,
             max_bitrate_bps: 50_000_000,

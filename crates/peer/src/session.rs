@@ -38,6 +38,9 @@ const SCTP_BUFFER: usize = crate::BULK_IN_FLIGHT + 256 * 1024;
 /// an idle session costs only keepalives.
 const PROBE_IDLE_AFTER: Duration = Duration::from_secs(1);
 
+/// How often video RTCP reports go out.
+const RTCP_VIDEO_INTERVAL: Duration = Duration::from_secs(2);
+
 /// What happened, for [`Session::handle_input`].
 #[derive(Debug)]
 pub enum Input<'a> {
@@ -276,6 +279,8 @@ pub struct Session {
     receiver_needs_keyframe: Option<Instant>,
     last_video_sent: Option<Instant>,
     probing: bool,
+    /// The sending video track is paused on a still screen (no padding, no probes).
+    video_paused: bool,
     stats: PeerStats,
     previous_totals: Option<(Instant, u64, u64)>,
     /// Our relayed addresses, to tell a relayed path from a direct one.
@@ -304,6 +309,10 @@ impl Session {
             .clear_codecs()
             .enable_av1(true)
             .set_stats_interval(Some(Duration::from_secs(1)))
+            // Sender and receiver reports (RTT, loss) every 2 s rather than str0m's 1 s: on a
+            // still screen they are most of what is left on the wire. Congestion control has
+            // its own, faster feedback (TWCC).
+            .set_rtcp_report_interval_video(RTCP_VIDEO_INTERVAL)
             .set_sctp_max_buffered_amount(SCTP_BUFFER);
         // The answerer takes audio whenever it is offered; the offerer offers it when asked.
         if config.audio || config.role == Role::Answerer {
@@ -345,6 +354,7 @@ impl Session {
             receiver_needs_keyframe: None,
             last_video_sent: None,
             probing: false,
+            video_paused: false,
             stats: PeerStats::default(),
             previous_totals: None,
             relayed_addresses: Vec::new(),
@@ -749,6 +759,10 @@ impl Session {
 
     /// Probes for bandwidth only while video flows: the estimator pads up to the desired
     /// bitrate to find the path's capacity, which on a still screen is traffic for nothing.
+    ///
+    /// Asking for no bitrate is not enough: str0m pads at 50 kbit/s and sends its periodic
+    /// probes whenever a media line is sending. So a still screen also pauses the video
+    /// track (see [`Session::pause_video`]); the next frame resumes it.
     fn follow_video_activity(&mut self, now: Instant) {
         if !self.bwe {
             return;
@@ -760,8 +774,40 @@ impl Session {
             self.probing = active;
             let desired = if active { self.max_bitrate_bps } else { 0 };
             self.rtc.bwe().set_desired_bitrate(Bitrate::bps(desired));
+            if !active {
+                self.pause_video(true);
+            }
             self.drain(now);
         }
+    }
+
+    /// Pauses or resumes the sending video track on this side only, with no renegotiation:
+    /// str0m's local direction says whether the line is sending, and only a sending line is
+    /// padded and probed. The change is deliberately not applied as an offer: the remote side
+    /// sees nothing but the media stopping and starting again, as it would on a still
+    /// screen anyway. Pausing drops the retransmission cache, so it happens only after
+    /// [`PROBE_IDLE_AFTER`] without a frame, long after the last one was acknowledged or
+    /// given up.
+    fn pause_video(&mut self, paused: bool) {
+        if self.video_paused == paused {
+            return;
+        }
+        let Some(track) = self.track(MediaKind::Video) else {
+            return;
+        };
+        if !track.direction.is_sending() {
+            return;
+        }
+        let direction = if paused {
+            Direction::Inactive
+        } else {
+            track.direction
+        };
+        let mut local_only = self.rtc.sdp_api();
+        local_only.set_direction(track.mid, direction);
+        drop(local_only);
+        self.video_paused = paused;
+        tracing::debug!(paused, "video track");
     }
 
     fn ice_up(&self) -> bool {
@@ -812,6 +858,7 @@ impl Session {
             self.stats.frames_skipped += 1;
             return;
         }
+        self.pause_video(false);
         match self.write_media(MediaKind::Video, frame.capture_time, frame.data, now) {
             Ok(()) => {
                 self.stats.frames_sent += 1;

@@ -126,14 +126,14 @@ async fn drive(
         .into(),
     )
     .await;
-    // A still screen sends no video; without traffic the peers' silence detection would end
-    // an idle session after a few seconds. A stats message each second keeps both directions
-    // alive (its SCTP acknowledgement is the controller's traffic) and tells the controller
-    // how the puppet sees the session.
+    // A stats message each second while video flows (every 5 s on a still screen) tells the
+    // controller how the puppet sees the session; with ICE's keepalives it is also traffic
+    // both ways for the peers' silence detection.
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_stats = PeerStats::default();
     let mut frames_at_last_heartbeat = 0u64;
+    let mut quiet_ticks = 0u32;
     let mut channel_open = false;
     let mut chat = context.chat.subscribe();
     let result = loop {
@@ -147,7 +147,12 @@ async fn drive(
                 Err(error) => tracing::warn!(%session, %error, "chat lines missed"),
             },
             _ = heartbeat.tick() => {
-                if channel_open {
+                let moving = last_stats.frames_sent != frames_at_last_heartbeat;
+                quiet_ticks = if moving { 0 } else { quiet_ticks + 1 };
+                // On a still screen the figures stay the same: one message every
+                // STILL_HEARTBEAT_EVERY ticks keeps the session alive at a fifth of the cost.
+                let due = quiet_ticks <= 1 || quiet_ticks.is_multiple_of(STILL_HEARTBEAT_EVERY);
+                if channel_open && due {
                     let message = stats_message(&last_stats, &mut frames_at_last_heartbeat);
                     if let Err(error) = handle.try_send_data(Channel::Control, Message::Text(message.encode())) {
                         tracing::debug!(%session, %error, "stats not sent");
@@ -222,6 +227,10 @@ async fn drive(
 
 /// How often the puppet sends its stats on the control channel.
 const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// On a still screen, stats go out every this many heartbeats (the first quiet one still
+/// goes, so the controller sees the rate fall to 0).
+const STILL_HEARTBEAT_EVERY: u32 = 5;
 
 /// The puppet's view of the session for the controller: frames sent since the last heartbeat
 /// (one second, so frames per second), bits sent in the last stats interval, round-trip time,

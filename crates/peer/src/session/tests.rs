@@ -460,6 +460,14 @@ fn a_still_screen_sends_no_probe_bursts_and_the_estimate_ramps_up_once_it_moves(
     );
     // No probing while still: no second carries a burst (probes reach 1.6 Mbit/s).
     let busiest = sorted[sorted.len() - 1];
+    // And no padding: what is left is keepalives and reports, well under 2 kbit/s (the
+    // puppet's stats message adds about 0.3 kbit/s on a still screen).
+    let total: usize = per_second.iter().sum();
+    assert!(
+        total * 8 / per_second.len() <= 1_700,
+        "a still screen costs {} bit/s: {per_second:?} bytes per second",
+        total * 8 / per_second.len()
+    );
     assert!(
         busiest <= median * 3 / 2,
         "a probe burst of {} bit/s on a still screen (median {} bit/s)",
