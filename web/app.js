@@ -214,9 +214,10 @@ function controlUi(s) {
     stats: (message) => { s.puppetStats = message; },
     mode: () => s.mode,
     viewOnly: (on) => {
+      // What is held is released while input may still be sent.
+      if (on) s.capture?.releaseAll();
       s.viewOnly = on;
       $('view-only').hidden = !on;
-      if (on) s.capture?.releaseAll();
     },
     offer: (transfer) => showOffer(transfer),
     progress: (transfer) => showTransfer(transfer),
