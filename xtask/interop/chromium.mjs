@@ -205,6 +205,20 @@ async function run(context) {
     // A puppet started with --view-only says so on `control`; the page shows its badge.
     const badge = await page.waitForSelector('#view-only:not([hidden])', { timeout: 10000 }).then(() => true, () => false);
     result('view_only_badge', badge, badge ? await page.textContent('#view-only') : 'no view-only badge within 10 s');
+    // And the pointer stays where it was: a move from the page must not reach the puppet.
+    const box = await page.evaluate(() => {
+      const r = document.getElementById('video').getBoundingClientRect();
+      return { x: r.x, y: r.y, w: r.width, h: r.height };
+    });
+    const px = Math.round(0.2 * (first.width - 1));
+    const py = Math.round(0.3 * (first.height - 1));
+    const at = pictureToPage(box, first, px, py);
+    const near = `(s) => s.pointer && Math.abs(s.pointer.x - ${px}) < 20 && Math.abs(s.pointer.y - ${py}) < 20`;
+    const moved = page.evaluate(waitForFrame, [near, 3000]);
+    await page.mouse.move(at.x, at.y);
+    const seen = await moved;
+    result('view_only_pointer_ignored', seen === null,
+      seen ? `the marker moved to ${seen.pointer.x.toFixed(0)},${seen.pointer.y.toFixed(0)}` : `no frame in 3 s showed the marker near ${px},${py}`);
     result('no_console_errors', problems.length === 0, problems.length ? JSON.stringify(problems.slice(0, 3)) : '');
     return page;
   }
