@@ -393,7 +393,11 @@ export class Control {
     }
     const name = offer.name.split(/[\\/]/).pop().replace(/[\u0000-\u001f\u007f<>:"|?*]/g, '_').trim() || 'file';
     const previous = this.receiving.get(id);
-    if (previous) this.protocol(previous, `offer ${id} again while it was in progress`);
+    if (previous) {
+      // FILES.md rule 1: reusing the id of a transfer in progress cuts that transfer off.
+      this.protocol(previous, `offer ${id} again while it was in progress`);
+      return;
+    }
     const transfer = this.newTransfer({
       id, name, size, direction: 'in', sha256: sha256.toLowerCase(), state: 'offered',
       parts: [], acked: 0, window: RECEIVE_WINDOW,
@@ -443,8 +447,12 @@ export class Control {
       return;
     }
     const transfer = this.receiving.get(chunk.id);
-    // Chunks of a transfer that just ended (or was never accepted) are dropped.
-    if (!transfer || transfer.state !== 'receiving') return;
+    // Chunks of a transfer that just ended, or of none at all, are dropped (FILES.md rule 4).
+    if (!transfer || transfer.state === 'checking') return;
+    if (transfer.state !== 'receiving') {
+      this.protocol(transfer, 'a chunk before the offer was accepted');
+      return;
+    }
     const end = chunk.offset + chunk.data.length;
     if (chunk.offset !== transfer.done) {
       this.protocol(transfer, `a chunk at ${chunk.offset}, expected ${transfer.done}`);
