@@ -322,14 +322,15 @@ async function run(context) {
   writeFileSync(join(sdpOut, `${prefix}-puppet-offer.sdp`), sdp.remoteOffer);
   console.log(`SDP written to ${sdpOut}/${prefix}-{answer,offer,puppet-offer}.sdp`);
 
-  if (env('CHAT', '') === '1') await chat(page);
-  if (env('FILE_CHECK', '') === '1') await sendFile(page);
-
   // Wait for the overlay to show figures, then the screenshot of the page controlling the puppet.
   await page.waitForFunction(() => document.getElementById('stats').textContent.includes('AV1'), null, { timeout: 5000 }).catch(() => {});
   const shot = join(out, env('SCREENSHOT', `${cell}.png`));
   await page.screenshot({ path: shot });
   console.log(`screenshot: ${shot}`);
+
+  // After the screenshot, which shows the picture without the panel these open.
+  if (env('CHAT', '') === '1') await chat(page);
+  if (env('FILE_CHECK', '') === '1') await sendFile(page);
   result('no_console_errors', problems.length === 0, problems.length ? JSON.stringify(problems.slice(0, 3)) : '');
   return page;
 }
