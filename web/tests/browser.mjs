@@ -241,6 +241,8 @@ check('file to puppet: chunks in order, tag 0x18, whole file, sent', sentOk && t
   && chunks.every((b) => b[0] === 0x18) && offsets.every((o, i) => i === 0 || o === offsets[i - 1] + chunks[i - 1].length - 13),
 `${chunks.length} chunks, ${total} bytes, offsets ${offsets.join(',')}`);
 
+await page.screenshot({ path: join(screenshots, 'panel.png') });
+
 // A view-only puppet says so: the badge shows.
 await puppet.evaluate(() => window.control.send(JSON.stringify({ type: 'view_only', on: true })));
 const badge = await page.waitForSelector('#view-only:not([hidden])', { timeout: 5000 }).then(() => true, () => false);
