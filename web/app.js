@@ -154,7 +154,7 @@ function startSession(iceServers) {
   s.phase = 'session';
   s.viewOnly = false;
   s.mode = 'map';
-  s.channels = { input: null, pointer: null, control: null };
+  s.channels = { input: null, pointer: null, control: null, file: null };
   s.puppetStats = null;
   s.session = new PuppetSession(s.sessionId, (m) => s.signaling.send(m), iceServers);
   s.control = new Control(controlUi(s));
@@ -174,6 +174,7 @@ function startSession(iceServers) {
     const channel = e.detail;
     if (channel.label in s.channels) s.channels[channel.label] = channel;
     if (channel.label === 'control') s.control.attach(channel);
+    if (channel.label === 'file') s.control.attachFile(channel);
   });
   s.session.addEventListener('state', (e) => {
     if (state !== s) return;
@@ -203,14 +204,20 @@ function controlUi(s) {
     chat: (text) => addChat(s.peerName || 'Puppet', text),
     clipboard: (text) => {
       $('clipboard-box').value = text;
-      navigator.clipboard?.writeText(text).catch(() => {});
+      clipboardStatus('The puppet\'s clipboard is in the box; “Copy here” puts it on this computer\'s.');
+      // Writing needs a secure page and, in most browsers, focus: where it is refused the box
+      // and the button remain.
+      navigator.clipboard?.writeText(text)
+        .then(() => clipboardStatus('The puppet\'s clipboard was copied to this computer\'s.'))
+        .catch(() => {});
     },
     stats: (message) => { s.puppetStats = message; },
     mode: () => s.mode,
     viewOnly: (on) => {
+      // What is held is released while input may still be sent.
+      if (on) s.capture?.releaseAll();
       s.viewOnly = on;
       $('view-only').hidden = !on;
-      if (on) s.capture?.releaseAll();
     },
     offer: (transfer) => showOffer(transfer),
     progress: (transfer) => showTransfer(transfer),
@@ -237,7 +244,7 @@ function addChat(who, text) {
 }
 
 function transferItem(transfer) {
-  const key = `transfer-${transfer.direction}-${transfer.id ?? transfer.name}`;
+  const key = `transfer-${transfer.direction}-${transfer.id}`;
   let item = document.getElementById(key);
   if (!item) {
     item = document.createElement('li');
@@ -247,9 +254,11 @@ function transferItem(transfer) {
   return item;
 }
 
+/** One transfer's line: name, size, then a progress bar with bytes and rate, or its outcome. */
 function showTransfer(transfer, outcome) {
   const item = transferItem(transfer);
   item.textContent = '';
+  item.dataset.state = outcome ? (outcome === 'received' || outcome === 'sent' ? 'done' : 'failed') : (transfer.state || '');
   const label = document.createElement('div');
   const arrow = transfer.direction === 'in' ? '↓' : '↑';
   label.textContent = `${arrow} ${transfer.name} (${formatSize(transfer.size)})${outcome ? ` — ${outcome}` : ''}`;
@@ -258,20 +267,38 @@ function showTransfer(transfer, outcome) {
     const bar = document.createElement('progress');
     bar.max = Math.max(1, transfer.size);
     bar.value = transfer.done;
-    item.append(bar);
+    const figures = document.createElement('div');
+    figures.className = 'figures';
+    const what = {
+      hashing: 'computing its SHA-256…',
+      offered: 'waiting for the puppet to accept…',
+      checking: 'checking its SHA-256…',
+    }[transfer.state];
+    figures.textContent = what
+      || `${formatSize(transfer.done)} of ${formatSize(transfer.size)} · ${formatSize(transfer.rate || 0)}/s`;
+    item.append(bar, figures);
+    if (transfer.cancel) {
+      const cancel = document.createElement('button');
+      cancel.type = 'button';
+      cancel.className = 'secondary';
+      cancel.textContent = 'Cancel';
+      cancel.addEventListener('click', () => transfer.cancel());
+      item.append(cancel);
+    }
   }
   if (outcome === 'received' && transfer.blob) {
     const link = document.createElement('a');
     link.href = URL.createObjectURL(transfer.blob);
     link.download = transfer.name;
-    link.textContent = transfer.verified ? 'Save (SHA-256 checked)' : 'Save (not checked: page is not https)';
+    link.textContent = 'Save (SHA-256 checked)';
     item.append(link);
   }
 }
 
 function showOffer(transfer) {
   const item = transferItem(transfer);
-  item.textContent = `↓ ${transfer.name} (${formatSize(transfer.size)}) offered `;
+  item.textContent = `↓ ${transfer.name} (${formatSize(transfer.size)}) offered by the puppet `;
+  item.dataset.state = 'offer';
   const accept = document.createElement('button');
   accept.type = 'button';
   accept.textContent = 'Accept';
@@ -288,8 +315,25 @@ function showOffer(transfer) {
   if ($('panel').hidden) togglePanel();
 }
 
+/** The clipboard message's limit (FILES.md): 131072 bytes of UTF-8. */
+const MAX_CLIPBOARD = 131072;
+
+function sendClipboard(text) {
+  if (!text || !state?.control) return;
+  const bytes = new TextEncoder().encode(text).length;
+  if (bytes > MAX_CLIPBOARD) {
+    clipboardStatus(`Too long to send: ${bytes} bytes, at most ${MAX_CLIPBOARD}.`);
+    return;
+  }
+  if (state.control.send({ type: 'clipboard', text })) clipboardStatus('Sent to the puppet\'s clipboard.');
+}
+
+function clipboardStatus(text) {
+  $('clipboard-status').textContent = text;
+}
+
 function formatSize(bytes) {
-  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024) return `${Math.round(bytes)} B`;
   if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
@@ -375,17 +419,32 @@ function wire() {
       input.value = '';
     }
   });
-  $('clipboard-send').addEventListener('click', async () => {
-    let text = $('clipboard-box').value;
-    if (!text && navigator.clipboard?.readText) {
-      text = await navigator.clipboard.readText().catch(() => '');
-      $('clipboard-box').value = text;
-    }
-    if (text && state?.control) state.control.send({ type: 'clipboard', text });
-  });
+  $('clipboard-send').addEventListener('click', () => sendClipboard($('clipboard-box').value));
+  if (window.isSecureContext && navigator.clipboard?.readText) {
+    $('clipboard-paste').hidden = false;
+    $('clipboard-paste').addEventListener('click', async () => {
+      try {
+        const text = await navigator.clipboard.readText();
+        $('clipboard-box').value = text;
+        sendClipboard(text);
+      } catch (error) {
+        clipboardStatus(`The browser did not let the page read the clipboard (${error.message}); paste into the box instead.`);
+      }
+    });
+  } else {
+    clipboardStatus('Paste into the box (Ctrl+V) and send: this page cannot read the clipboard itself.');
+  }
   $('clipboard-copy').addEventListener('click', () => {
-    navigator.clipboard?.writeText($('clipboard-box').value).catch(() => {
-      $('clipboard-box').select();
+    const box = $('clipboard-box');
+    const copied = navigator.clipboard?.writeText(box.value);
+    if (!copied) {
+      box.select();
+      clipboardStatus('Selected: copy it with Ctrl+C.');
+      return;
+    }
+    copied.then(() => clipboardStatus('Copied to this computer\'s clipboard.')).catch(() => {
+      box.select();
+      clipboardStatus('Selected: copy it with Ctrl+C.');
     });
   });
   $('file-input').addEventListener('change', (event) => {

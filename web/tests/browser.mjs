@@ -2,8 +2,9 @@
 // page playing the puppet (canvas video, the `input`/`pointer`/`control` channels, signaling v1
 // over the same server), and checks what a person would: the code-entry screen, the messages
 // for a wrong and a short code, pairing, video, the stats overlay, the input bytes (INPUT.md)
-// that reach the puppet, chat both ways (the puppet's as a binary message), the puppet leaving,
-// and no console errors. Prints one line per check; exits 1 if any failed.
+// that reach the puppet, chat both ways (the puppet's as a binary message), clipboard text both
+// ways, files both ways on the `file` channel (FILES.md; one damaged, refused by its SHA-256),
+// the view-only badge, the puppet leaving, and no console errors. Prints one line per check; exits 1 if any failed.
 //
 // Run from a folder where `npm install playwright-core` was done (no browser is downloaded):
 //   RTCDESK_SIGNAL=target/debug/rtcdesk-signal SCREENSHOTS=web/screenshots node web/tests/browser.mjs
@@ -13,6 +14,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import readline from 'node:readline';
+import { createHash } from 'node:crypto';
 
 const { chromium } = createRequire(join(process.cwd(), 'noop.js'))('playwright-core');
 const binary = process.env.RTCDESK_SIGNAL || 'target/debug/rtcdesk-signal';
@@ -61,7 +63,7 @@ const check = (name, ok, detail = '') => { results.push({ name, ok, detail }); }
 const puppet = await context.newPage();
 await puppet.goto(pageUrl + 'puppet');
 const code = await puppet.evaluate(async (wsUrl) => {
-  window.received = { pointer: [], input: [], control: [] };
+  window.received = { pointer: [], input: [], control: [], file: [] };
   const ws = new WebSocket(wsUrl);
   await new Promise((r) => ws.addEventListener('open', r));
   window.ws = ws;
@@ -91,6 +93,15 @@ const code = await puppet.evaluate(async (wsUrl) => {
         open('input', {});
         open('pointer', { ordered: false, maxRetransmits: 0 });
         open('control', {});
+        open('file', {});
+        // A receiver for files the page sends (FILES.md): acks every chunk, done at the end.
+        window.file.addEventListener('message', (e) => {
+          const view = new DataView(e.data);
+          const id = view.getUint32(1, true);
+          const end = Number(view.getBigUint64(5, true)) + e.data.byteLength - 13;
+          const offer = window.received.control.map((t) => JSON.parse(t)).find((o) => o.type === 'file_offer' && o.id === id);
+          window.control.send(JSON.stringify(end === offer.size ? { type: 'file_done', id } : { type: 'file_ack', id, offset: end }));
+        });
         pc.onicecandidate = (e) => ws.send(JSON.stringify({ type: 'candidate', session: m.session,
           candidate: e.candidate ? e.candidate.candidate : '', ...(e.candidate ? { mid: e.candidate.sdpMid } : {}) }));
         await pc.setLocalDescription(await pc.createOffer());
@@ -158,6 +169,85 @@ check('wheel dy', !!wheel, wheel ? `unit ${wheel[13]} dy ${(wheel[20] | (wheel[2
 check('keyboard mode announced once', got.control.filter((t) => typeof t === 'string' && t.includes('"keyboard"')).length === 1);
 check('chat to puppet', got.control.some((t) => typeof t === 'string' && t.includes('hello puppet')), JSON.stringify(got.control));
 check('chat from puppet (binary message)', (await page.textContent('#chat-log')).includes('hello browser'));
+// Clipboard both ways: the puppet's text fills the box; the box goes to the puppet.
+await puppet.evaluate(() => window.control.send(JSON.stringify({ type: 'clipboard', text: 'from the puppet' })));
+await page.waitForFunction(() => document.getElementById('clipboard-box').value === 'from the puppet', null, { timeout: 5000 })
+  .then(() => check('clipboard from puppet fills the box', true), () => check('clipboard from puppet fills the box', false));
+await page.fill('#clipboard-box', 'from the page');
+await page.click('#clipboard-send');
+const clip = await puppet.waitForFunction(() => window.received.control.some((t) => t.includes('"clipboard"') && t.includes('from the page')), null, { timeout: 5000 }).then(() => true, () => false);
+check('clipboard box to puppet', clip);
+
+// A file from the puppet (FILES.md): offer, the page's accept, binary chunks, then file_done and
+// a save link; then one with a damaged byte, which the page must refuse by its SHA-256.
+const fileBytes = Buffer.from('x'.repeat(40000) + 'the end');
+const fileSha = createHash('sha256').update(fileBytes).digest('hex');
+const sendFromPuppet = (id, name, damage) => puppet.evaluate(async ([id, name, bytes, sha256, damage]) => {
+  window.control.send(JSON.stringify({ type: 'file_offer', id, name, size: bytes.length, sha256 }));
+  const accepted = () => window.received.control.some((t) => t.includes('"file_accept"') && JSON.parse(t).id === id);
+  // Woken by each control message (recorded by the onmessage handler, which runs first).
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`file ${id} not accepted within 5 s`)), 5000);
+    const on = () => {
+      if (!accepted()) return;
+      clearTimeout(timer);
+      window.control.removeEventListener('message', on);
+      resolve();
+    };
+    window.control.addEventListener('message', on);
+    on();
+  });
+  for (let at = 0; at < bytes.length; at += 16384) {
+    const data = bytes.slice(at, at + 16384);
+    const chunk = new Uint8Array(13 + data.length);
+    const view = new DataView(chunk.buffer);
+    view.setUint8(0, 0x18); view.setUint32(1, id, true); view.setBigUint64(5, BigInt(at), true);
+    chunk.set(data, 13);
+    if (damage && at === 0) chunk[13] ^= 1;
+    window.file.send(chunk);
+  }
+}, [id, name, [...fileBytes], fileSha, damage]);
+const acceptOffer = async (id) => {
+  await page.click(`#transfer-in-${id} button:text("Accept")`, { timeout: 5000 });
+};
+const firstFile = sendFromPuppet(1, 'notes.txt', false);
+await acceptOffer(1);
+await firstFile;
+const saved = await page.waitForSelector('#transfer-in-1 a[download]', { timeout: 5000 }).then((a) => a.getAttribute('download'), () => null);
+check('file from puppet: save link', saved === 'notes.txt', String(saved));
+const done = await puppet.waitForFunction(() => window.received.control.some((t) => t === '{"type":"file_done","id":1}'), null, { timeout: 5000 }).then(() => true, () => false);
+check('file from puppet: file_done after the SHA-256 matched', done);
+const secondFile = sendFromPuppet(2, 'damaged.txt', true);
+await acceptOffer(2);
+await secondFile;
+const mismatch = await page.waitForFunction(() => document.getElementById('transfer-in-2')?.textContent.includes('do not have the offered SHA-256'), null, { timeout: 5000 }).then(() => true, () => false);
+const refused = await puppet.waitForFunction(() => window.received.control.some((t) => t.includes('"hash_mismatch"')), null, { timeout: 5000 }).then(() => true, () => false);
+check('damaged file from puppet: mismatch said and sent', mismatch && refused, await page.textContent('#transfer-in-2'));
+
+// A file from the page: the fake puppet grants the smallest window (16384), so the page must
+// wait for each ack; it must send header-framed chunks in order and end at file_done.
+const upload = Buffer.alloc(50000, 7);
+await page.setInputFiles('#file-input', { name: 'up.bin', mimeType: 'application/octet-stream', buffer: upload });
+await puppet.waitForFunction(() => window.received.control.some((t) => t.includes('"file_offer"')), null, { timeout: 5000 });
+await puppet.evaluate(() => {
+  const offer = window.received.control.map((t) => JSON.parse(t)).find((o) => o.type === 'file_offer');
+  window.control.send(JSON.stringify({ type: 'file_accept', id: offer.id, offset: 0, window: 16384 }));
+});
+const sentOk = await page.waitForFunction(() => document.querySelector('#transfers li[id^="transfer-out-"]')?.textContent.includes('— sent'), null, { timeout: 10000 }).then(() => true, () => false);
+const chunks = await puppet.evaluate(() => window.received.file);
+const offsets = chunks.map((b) => b.slice(5, 13).reduce((n, x, i) => n + x * 2 ** (8 * i), 0));
+const total = chunks.reduce((n, b) => n + b.length - 13, 0);
+check('file to puppet: chunks in order, tag 0x18, whole file, sent', sentOk && total === upload.length
+  && chunks.every((b) => b[0] === 0x18) && offsets.every((o, i) => i === 0 || o === offsets[i - 1] + chunks[i - 1].length - 13),
+`${chunks.length} chunks, ${total} bytes, offsets ${offsets.join(',')}`);
+
+await page.screenshot({ path: join(screenshots, 'panel.png') });
+
+// A view-only puppet says so: the badge shows.
+await puppet.evaluate(() => window.control.send(JSON.stringify({ type: 'view_only', on: true })));
+const badge = await page.waitForSelector('#view-only:not([hidden])', { timeout: 5000 }).then(() => true, () => false);
+check('view_only shows the badge', badge);
+
 // The puppet leaves: the page says so.
 await puppet.evaluate(() => window.ws.send(JSON.stringify({ type: 'leave', session: window.session })));
 await page.waitForSelector('#ended-screen:not([hidden])', { timeout: 5000 });

@@ -15,11 +15,14 @@
 // of the check names), OUT (folder for the screenshot and the SDP), EXPECT_PATH (`relay` when
 // the session must go through the TURN server), CHROMIUM (default /usr/bin/chromium),
 // SCREENSHOT (file name, default `<CELL>.png`), SDP_OUT (folder for the SDP, default OUT),
-// SDP_PREFIX (default `<CELL>`).
+// SDP_PREFIX (default `<CELL>`), CHAT (`1`: chat both ways, with the xtask typing on the
+// puppet's stdin), FILE_CHECK (`1`: send a 5 MiB file; the puppet must accept files),
+// VIEW_ONLY (`1`: the puppet runs with --view-only; only pairing, video and the badge are checked).
 import { chromium } from 'playwright-core';
 import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
 
 const env = (name, fallback) => process.env[name] || fallback;
 const pageUrl = env('PAGE_URL');
@@ -198,6 +201,27 @@ async function run(context) {
   result('video_shows_puppet', first !== null,
     first ? `${first.width}x${first.height}, pointer marker at ${first.pointer.x.toFixed(0)},${first.pointer.y.toFixed(0)}` : 'no frame with the pointer marker');
   if (!first) return page;
+  if (env('VIEW_ONLY', '') === '1') {
+    // A puppet started with --view-only says so on `control`; the page shows its badge.
+    const badge = await page.waitForSelector('#view-only:not([hidden])', { timeout: 10000 }).then(() => true, () => false);
+    result('view_only_badge', badge, badge ? await page.textContent('#view-only') : 'no view-only badge within 10 s');
+    // And the pointer stays where it was: a move from the page must not reach the puppet.
+    const box = await page.evaluate(() => {
+      const r = document.getElementById('video').getBoundingClientRect();
+      return { x: r.x, y: r.y, w: r.width, h: r.height };
+    });
+    const px = Math.round(0.2 * (first.width - 1));
+    const py = Math.round(0.3 * (first.height - 1));
+    const at = pictureToPage(box, first, px, py);
+    const near = `(s) => s.pointer && Math.abs(s.pointer.x - ${px}) < 20 && Math.abs(s.pointer.y - ${py}) < 20`;
+    const moved = page.evaluate(waitForFrame, [near, 3000]);
+    await page.mouse.move(at.x, at.y);
+    const seen = await moved;
+    result('view_only_pointer_ignored', seen === null,
+      seen ? `the marker moved to ${seen.pointer.x.toFixed(0)},${seen.pointer.y.toFixed(0)}` : `no frame in 3 s showed the marker near ${px},${py}`);
+    result('no_console_errors', problems.length === 0, problems.length ? JSON.stringify(problems.slice(0, 3)) : '');
+    return page;
+  }
   const box = await page.evaluate(() => {
     const r = document.getElementById('video').getBoundingClientRect();
     return { x: r.x, y: r.y, w: r.width, h: r.height };
@@ -298,17 +322,70 @@ async function run(context) {
   writeFileSync(join(sdpOut, `${prefix}-puppet-offer.sdp`), sdp.remoteOffer);
   console.log(`SDP written to ${sdpOut}/${prefix}-{answer,offer,puppet-offer}.sdp`);
 
-  // ---- chat, both ways: its check goes here once the puppet handles chat (another branch).
-  // ---- file drop (5 MiB, SHA-256 on the puppet): its check goes here once the puppet
-  //      receives files (another branch).
-
   // Wait for the overlay to show figures, then the screenshot of the page controlling the puppet.
   await page.waitForFunction(() => document.getElementById('stats').textContent.includes('AV1'), null, { timeout: 5000 }).catch(() => {});
   const shot = join(out, env('SCREENSHOT', `${cell}.png`));
   await page.screenshot({ path: shot });
   console.log(`screenshot: ${shot}`);
+
+  // After the screenshot, which shows the picture without the panel these open.
+  if (env('CHAT', '') === '1') await chat(page);
+  if (env('FILE_CHECK', '') === '1') await sendFile(page);
   result('no_console_errors', problems.length === 0, problems.length ? JSON.stringify(problems.slice(0, 3)) : '');
   return page;
+}
+
+// Chat both ways. Page → puppet: a line sent from the chat box; the driver prints
+// `CHAT_SENT <text>` and the xtask looks for it in the puppet's output. Puppet → page: the
+// driver prints `PUPPET_TYPE <text>`, the xtask types that line on the puppet's stdin, and the
+// line must appear in the page's chat log.
+async function chat(page) {
+  const nonce = Math.random().toString(36).slice(2, 10);
+  if (await page.isHidden('#panel')) await page.click('#panel-button');
+  const mine = `hello puppet from the page ${nonce}`;
+  await page.fill('#chat-input', mine);
+  await page.press('#chat-input', 'Enter');
+  const shown = await page.waitForFunction(
+    (text) => [...document.querySelectorAll('#chat-log li')].some((li) => li.textContent.includes(text)),
+    mine, { timeout: 5000 },
+  ).then(() => true, () => false);
+  if (!shown) {
+    result('chat_page_sent', false, 'the page did not show its own line (control channel not open?)');
+    return;
+  }
+  console.log(`CHAT_SENT ${mine}`);
+  const theirs = `hello page from the puppet ${nonce}`;
+  const seen = page.waitForFunction(
+    (text) => [...document.querySelectorAll('#chat-log li')].some((li) => li.textContent.includes(text)
+      && !li.querySelector('.who')?.textContent.startsWith('You')),
+    theirs, { timeout: 10000 },
+  ).then(() => true, () => false);
+  console.log(`PUPPET_TYPE ${theirs}`);
+  const ok = await seen;
+  const log = await page.$$eval('#chat-log li', (items) => items.map((li) => li.textContent));
+  result('chat_puppet_to_page', ok, ok ? `chat log: ${JSON.stringify(log)}` : `not in the chat log within 10 s: ${JSON.stringify(log)}`);
+}
+
+// A 5 MiB file of random bytes given to the page's file input, as a person picking it would.
+// The page must report it sent (the puppet's `file_done`, FILES.md); the driver prints
+// `FILE_SENT <name> <size> <sha256>` and the xtask checks the puppet's download folder.
+async function sendFile(page) {
+  const size = 5 * 1024 * 1024;
+  const bytes = randomBytes(size);
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  const name = `interop-5mib-${sha256.slice(0, 8)}.bin`;
+  if (await page.isHidden('#panel')) await page.click('#panel-button');
+  const started = performance.now();
+  await page.setInputFiles('#file-input', { name, mimeType: 'application/octet-stream', buffer: bytes });
+  console.log(`FILE_SENT ${name} ${size} ${sha256}`);
+  const outcome = await page.waitForFunction(() => {
+    const item = document.querySelector('#transfers li[id^="transfer-out-"]');
+    return item && (item.dataset.state === 'done' || item.dataset.state === 'failed') ? item.textContent : null;
+  }, null, { timeout: 60000 }).then((h) => h.jsonValue(), () => null);
+  const seconds = (performance.now() - started) / 1000;
+  const sent = outcome !== null && outcome.includes('— sent');
+  result('file_5mib_sent', sent, outcome === null ? 'the page showed no outcome within 60 s' : outcome);
+  if (sent) figure('file_5mib_mbit_s', ((size * 8) / seconds / 1e6).toFixed(1));
 }
 
 const context = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'rtcdesk-interop-chromium-')), {

@@ -8,9 +8,13 @@
 //!
 //! - `chromium`: Debian's headless Chromium (playwright-core, nothing downloaded) loads the page
 //!   from the first puppet, pairs by code, and checks AV1 decoding, the pointer marker and the
-//!   typed text in the decoded video, and measures input to photon;
+//!   typed text in the decoded video, chat both ways (the run types on the puppet's stdin) and
+//!   a 5 MiB file from the page that must land in the puppet's download folder with its
+//!   SHA-256, and measures input to photon;
 //! - `chromium-turn`: the same page from `rtcdesk-signal` against the relay-only puppet, so the
 //!   session must go through coturn with the credentials the signaling server handed out;
+//! - `chromium-view-only`: the page against a puppet started with `--view-only`, which must
+//!   show the page its view-only badge;
 //! - `aiortc`: a controller on aiortc (PyPI) pairs with the first puppet, counts the AV1 RTP and
 //!   sends input events, which the puppet must report as injected in its log.
 //!
@@ -39,7 +43,7 @@ synthetic desktop, with coturn as STUN/TURN server, and prints a table of checks
 
   --save        also write the screenshot to web/screenshots/ and the SDP Chromium produced to
                 testdata/fuzz/sdp/ (otherwise both stay in the target dir's interop/out/)
-  --only CELL   run one cell: chromium, chromium-turn or aiortc
+  --only CELL   run one cell: chromium, chromium-turn, chromium-view-only or aiortc
 
 Logs of every program: <target dir>/interop/logs/. See xtask/INTEROP.md.
 ";
@@ -51,13 +55,11 @@ struct Check {
     detail: String,
 }
 
-/// What became of a check. `NotRun` is for checks whose feature is not in the puppet yet: shown
-/// in the table, never counted as passed.
+/// What became of a check.
 #[derive(PartialEq)]
 enum Outcome {
     Pass,
     Fail,
-    NotRun,
 }
 
 impl Outcome {
@@ -88,7 +90,7 @@ pub fn interop(args: &[String]) -> Result<(), String> {
     }
     let wanted = |cell: &str| only.as_deref().is_none_or(|o| o == cell);
     if let Some(cell) = &only {
-        if !["chromium", "chromium-turn", "aiortc"].contains(&cell.as_str()) {
+        if !["chromium", "chromium-turn", "chromium-view-only", "aiortc"].contains(&cell.as_str()) {
             return Err(format!("interop: no cell `{cell}`\n\n{HELP}"));
         }
     }
@@ -101,7 +103,7 @@ pub fn interop(args: &[String]) -> Result<(), String> {
         "build the puppet and the signaling server",
         super::cargo().args(["build", "-p", "rtcdesk-puppet", "-p", "rtcdesk-signal"]),
     )?;
-    if wanted("chromium") || wanted("chromium-turn") {
+    if wanted("chromium") || wanted("chromium-turn") || wanted("chromium-view-only") {
         ensure_node_modules(&root)?;
     }
     let python = if wanted("aiortc") {
@@ -113,7 +115,18 @@ pub fn interop(args: &[String]) -> Result<(), String> {
     let mut checks = Vec::new();
     let mut figures = Vec::new();
     let servers = Servers::start(&dirs)?;
-    let mut direct = servers.puppet("puppet", &dirs, &servers.direct_args())?;
+    // The first puppet receives the page's file into a fresh folder, when it can.
+    let downloads = dirs.work.join("downloads");
+    let _ = std::fs::remove_dir_all(&downloads);
+    std::fs::create_dir_all(&downloads)
+        .map_err(|e| format!("creating {}: {e}", downloads.display()))?;
+    let receives_files = puppet_receives_files(&dirs)?;
+    let mut direct_args = servers.direct_args();
+    if receives_files {
+        direct_args.extend(["--accept-files".into(), "--download-dir".into()]);
+        direct_args.push(downloads.display().to_string());
+    }
+    let mut direct = servers.puppet("puppet", &dirs, &direct_args)?;
     if wanted("chromium") {
         let url = page_url(&direct.signal)?;
         let out = if save {
@@ -135,8 +148,46 @@ pub fn interop(args: &[String]) -> Result<(), String> {
             ("SDP_OUT", sdp_out.display().to_string()),
             ("SCREENSHOT", "browser-control.png".to_string()),
             ("SDP_PREFIX", "chromium-156".to_string()),
+            ("CHAT", "1".to_string()),
+            (
+                "FILE_CHECK",
+                if receives_files { "1" } else { "0" }.to_string(),
+            ),
         ];
-        run_node(&root, &dirs, "chromium", &env, &mut checks, &mut figures)?;
+        // The driver asks for lines typed on the puppet's terminal (chat to the page).
+        let mut typing_failed = Vec::new();
+        let lines = run_node(
+            &root,
+            &dirs,
+            "chromium",
+            &env,
+            &mut checks,
+            &mut figures,
+            |line| {
+                if let Some(text) = line.strip_prefix("PUPPET_TYPE ") {
+                    if let Err(e) = direct.proc.type_line(text) {
+                        typing_failed.push(e);
+                    }
+                }
+            },
+        )?;
+        if let Some(e) = typing_failed.first() {
+            checks.push(Check {
+                name: "chromium.chat_typed_on_puppet".into(),
+                outcome: Outcome::Fail,
+                detail: e.clone(),
+            });
+        }
+        check_chat_reached_puppet(&lines, &mut direct, &mut checks);
+        if receives_files {
+            check_file_arrived(&lines, &downloads, &mut checks);
+        } else {
+            checks.push(Check {
+                name: "chromium.file_5mib_sha256".into(),
+                outcome: Outcome::Fail,
+                detail: "not sent: this puppet has no --accept-files/--download-dir, so it cannot receive files".into(),
+            });
+        }
         if save {
             shrink_screenshot(&out.join("browser-control.png"));
         }
@@ -158,8 +209,32 @@ pub fn interop(args: &[String]) -> Result<(), String> {
             &env,
             &mut checks,
             &mut figures,
+            |_| {},
         )?;
         relayed.proc.stop();
+    }
+    if wanted("chromium-view-only") {
+        let mut args = servers.direct_args();
+        args.push("--view-only".into());
+        let mut watched = servers.puppet("puppet-view-only", &dirs, &args)?;
+        let env = [
+            ("PAGE_URL", page_url(&watched.signal)?),
+            ("CODE", watched.code.clone()),
+            ("CELL", "chromium-view-only".to_string()),
+            ("OUT", dirs.out.display().to_string()),
+            ("SDP_OUT", dirs.out.display().to_string()),
+            ("VIEW_ONLY", "1".to_string()),
+        ];
+        run_node(
+            &root,
+            &dirs,
+            "chromium-view-only",
+            &env,
+            &mut checks,
+            &mut figures,
+            |_| {},
+        )?;
+        watched.proc.stop();
     }
     if let Some(python) = python {
         run_aiortc(
@@ -171,13 +246,6 @@ pub fn interop(args: &[String]) -> Result<(), String> {
             &mut checks,
             &mut figures,
         )?;
-    }
-    for pending in ["chat_both_ways", "file_5mib_sha256"] {
-        checks.push(Check {
-            name: format!("chromium.{pending}"),
-            outcome: Outcome::NotRun,
-            detail: "not run: the puppet does not handle it on this branch yet".into(),
-        });
     }
     drop(direct);
     drop(servers);
@@ -381,7 +449,8 @@ impl Servers {
     }
 
     fn puppet(&self, name: &str, dirs: &Dirs, extra: &[String]) -> Result<Puppet, String> {
-        let mut proc = Proc::start(
+        // stdin is a pipe: its terminal reads chat lines the run types there.
+        let mut proc = Proc::start_typed(
             name,
             Command::new(dirs.binary("puppet"))
                 .args(["--source", "synthetic", "--accept-all", "--name", name])
@@ -416,7 +485,93 @@ fn page_url(signal: &str) -> Result<String, String> {
     Ok(format!("http://{host}/"))
 }
 
-/// Runs `xtask/interop/chromium.mjs` as one cell and collects its lines.
+/// Whether this build of the puppet can receive files: `--accept-files` and `--download-dir`
+/// in its `--help`.
+fn puppet_receives_files(dirs: &Dirs) -> Result<bool, String> {
+    let out = Command::new(dirs.binary("puppet"))
+        .arg("--help")
+        .output()
+        .map_err(|e| format!("puppet --help: {e}"))?;
+    let help = String::from_utf8_lossy(&out.stdout);
+    Ok(help.contains("--accept-files") && help.contains("--download-dir"))
+}
+
+/// The page's chat line (the driver's `CHAT_SENT <text>`) must appear in the puppet's output,
+/// as `HH:MM:SS Chromium: <text>` (the name the page connected with).
+fn check_chat_reached_puppet(lines: &[String], puppet: &mut Puppet, checks: &mut Vec<Check>) {
+    let Some(text) = lines.iter().find_map(|l| l.strip_prefix("CHAT_SENT ")) else {
+        return; // the driver reported why it sent nothing
+    };
+    let wanted = format!("Chromium: {text}");
+    let found = puppet
+        .proc
+        .wait_for("the page's chat line", Duration::from_secs(10), |line| {
+            line.ends_with(&wanted).then(|| line.to_owned())
+        });
+    checks.push(Check {
+        name: "chromium.chat_page_to_puppet".into(),
+        outcome: Outcome::of(found.is_ok()),
+        detail: match found {
+            Ok(line) => format!("puppet printed {line:?}"),
+            Err(e) => e,
+        },
+    });
+}
+
+/// The file the driver gave the page (`FILE_SENT <name> <size> <sha256>`) must be in the
+/// puppet's download folder under its name, with that size and SHA-256.
+fn check_file_arrived(lines: &[String], downloads: &Path, checks: &mut Vec<Check>) {
+    let Some(sent) = lines.iter().find_map(|l| l.strip_prefix("FILE_SENT ")) else {
+        checks.push(Check {
+            name: "chromium.file_5mib_sha256".into(),
+            outcome: Outcome::Fail,
+            detail: "the driver sent no file".into(),
+        });
+        return;
+    };
+    let mut parts = sent.split(' ');
+    let (name, size, sha256) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    let path = downloads.join(name);
+    let outcome = match std::fs::metadata(&path) {
+        Err(e) => Err(format!("{}: {e}", path.display())),
+        Ok(meta) if meta.len().to_string() != size => Err(format!(
+            "{} has {} bytes, {size} were sent",
+            path.display(),
+            meta.len()
+        )),
+        Ok(_) => match Command::new("sha256sum").arg(&path).output() {
+            Err(e) => Err(format!("sha256sum: {e}")),
+            Ok(out) => {
+                let text = String::from_utf8_lossy(&out.stdout);
+                let got = text
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                if got == sha256 {
+                    Ok(format!("{} ({size} bytes), SHA-256 {got}", path.display()))
+                } else {
+                    Err(format!(
+                        "{} has SHA-256 {got}, {sha256} was sent",
+                        path.display()
+                    ))
+                }
+            }
+        },
+    };
+    checks.push(Check {
+        name: "chromium.file_5mib_sha256".into(),
+        outcome: Outcome::of(outcome.is_ok()),
+        detail: outcome.unwrap_or_else(|e| e),
+    });
+}
+
+/// Runs `xtask/interop/chromium.mjs` as one cell and collects its lines, handing each to
+/// `on_line` as it comes (the driver may ask for something to happen mid-run).
 fn run_node(
     root: &Path,
     dirs: &Dirs,
@@ -424,7 +579,8 @@ fn run_node(
     env: &[(&str, String)],
     checks: &mut Vec<Check>,
     figures: &mut Vec<(String, String)>,
-) -> Result<(), String> {
+    on_line: impl FnMut(&str),
+) -> Result<Vec<String>, String> {
     println!("==> cell {cell}");
     let mut command = Command::new("node");
     command
@@ -434,8 +590,7 @@ fn run_node(
         command.env(key, value);
     }
     let mut driver = Proc::start(&format!("{cell}-driver"), &mut command, &dirs.logs)?;
-    collect(cell, &mut driver, checks, figures);
-    Ok(())
+    Ok(collect(cell, &mut driver, checks, figures, on_line))
 }
 
 /// Halves the committed screenshot and reduces its palette (imagemagick), so the README's
@@ -472,8 +627,9 @@ fn collect(
     driver: &mut Proc,
     checks: &mut Vec<Check>,
     figures: &mut Vec<(String, String)>,
+    on_line: impl FnMut(&str),
 ) -> Vec<String> {
-    let (lines, status) = driver.finish(CELL_LIMIT);
+    let (lines, status) = driver.finish(CELL_LIMIT, on_line);
     let before = checks.len();
     for line in &lines {
         println!("    {line}");
@@ -520,7 +676,7 @@ fn run_aiortc(
             .env("STUN_URL", format!("stun:{}", servers.stun)),
         &dirs.logs,
     )?;
-    let lines = collect("aiortc", &mut driver, checks, figures);
+    let lines = collect("aiortc", &mut driver, checks, figures, |_| {});
     // What the driver sent, and the debug line the puppet's synthetic desktop writes for it.
     let expected = [
         (
@@ -572,7 +728,6 @@ fn print_table(checks: &[Check], figures: &[(String, String)], took: Duration) {
         let mark = match check.outcome {
             Outcome::Pass => "PASS",
             Outcome::Fail => "FAIL",
-            Outcome::NotRun => "----",
         };
         println!("{:<width$}  {mark}  {}", check.name, check.detail);
     }

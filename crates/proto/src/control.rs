@@ -123,6 +123,13 @@ pub enum ControlMessage {
         /// The mode the controller's window now works in.
         mode: KeyboardMode,
     },
+    /// Puppet → controller: whether this controller may only watch (`on: true`: its input,
+    /// clipboard and files are refused, so it should stop sending them and say so). Sent when
+    /// the control channel opens and whenever it changes; until one arrives, input is allowed.
+    ViewOnly {
+        /// `true` while the controller may only watch.
+        on: bool,
+    },
     /// How the session is doing, as seen by the sender, for the other side's display.
     Stats {
         /// Frames per second delivered.
@@ -348,6 +355,18 @@ fn hex_value(digit: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn view_only_has_its_wire_shape() {
+        let json = r#"{"type":"view_only","on":true}"#;
+        assert_eq!(ControlMessage::ViewOnly { on: true }.encode(), json);
+        assert_eq!(
+            ControlMessage::parse(json),
+            Ok(ControlMessage::ViewOnly { on: true })
+        );
+        assert!(ControlMessage::parse(r#"{"type":"view_only","on":"yes"}"#).is_err());
+        assert!(ControlMessage::parse(r#"{"type":"view_only"}"#).is_err());
+    }
 
     #[test]
     fn file_messages_have_their_wire_shape() {

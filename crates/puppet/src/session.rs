@@ -214,7 +214,16 @@ async fn drive(
                     tracing::debug!(%session, ?stats, "session stats");
                     last_stats = stats;
                 }
-                Some(PeerEvent::ChannelOpen(Channel::Control)) => channel_open = true,
+                Some(PeerEvent::ChannelOpen(Channel::Control)) => {
+                    channel_open = true;
+                    // A view-only puppet tells the controller, so it shows it and sends no input.
+                    if context.view_only {
+                        let message = ControlMessage::ViewOnly { on: true };
+                        if let Err(error) = handle.try_send_data(Channel::Control, Message::Text(message.encode())) {
+                            tracing::warn!(%session, %error, "view-only notice not sent");
+                        }
+                    }
+                }
                 Some(other) => tracing::trace!(%session, ?other, "peer event"),
             },
         }

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -14,14 +14,37 @@ pub struct Proc {
     child: Child,
     lines: Receiver<String>,
     seen: Vec<String>,
+    /// The program's stdin, for programs started with [`Proc::start_typed`].
+    stdin: Option<ChildStdin>,
 }
 
 impl Proc {
     /// Starts `command` with both output streams read into lines (and copied to
     /// `logs/<name>.log`), stdin closed.
     pub fn start(name: &str, command: &mut Command, logs: &Path) -> Result<Proc, String> {
+        Proc::spawn(name, command.stdin(Stdio::null()), logs)
+    }
+
+    /// Like [`Proc::start`], with stdin a pipe the run types lines into ([`Proc::type_line`]).
+    pub fn start_typed(name: &str, command: &mut Command, logs: &Path) -> Result<Proc, String> {
+        let mut proc = Proc::spawn(name, command.stdin(Stdio::piped()), logs)?;
+        proc.stdin = proc.child.stdin.take();
+        Ok(proc)
+    }
+
+    /// Types one line on the program's stdin, as a person at its terminal would.
+    pub fn type_line(&mut self, line: &str) -> Result<(), String> {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| format!("{}: its stdin is not a pipe", self.name))?;
+        writeln!(stdin, "{line}")
+            .and_then(|()| stdin.flush())
+            .map_err(|e| format!("{}: typing on its stdin: {e}", self.name))
+    }
+
+    fn spawn(name: &str, command: &mut Command, logs: &Path) -> Result<Proc, String> {
         let mut child = command
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -58,6 +81,7 @@ impl Proc {
             child,
             lines,
             seen: Vec::new(),
+            stdin: None,
         })
     }
 
@@ -104,13 +128,21 @@ impl Proc {
     }
 
     /// Reads lines until the program closes its output or `limit` passes (then it is
-    /// stopped), and returns every line with the exit status (`None` after a timeout).
-    pub fn finish(&mut self, limit: Duration) -> (Vec<String>, Option<std::process::ExitStatus>) {
+    /// stopped), handing each to `on_line` as it comes, and returns every line with the exit
+    /// status (`None` after a timeout).
+    pub fn finish(
+        &mut self,
+        limit: Duration,
+        mut on_line: impl FnMut(&str),
+    ) -> (Vec<String>, Option<std::process::ExitStatus>) {
         let deadline = Instant::now() + limit;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(line) => self.seen.push(line),
+                Ok(line) => {
+                    on_line(&line);
+                    self.seen.push(line);
+                }
                 Err(RecvTimeoutError::Timeout) => {
                     self.stop();
                     return (self.seen.clone(), None);
