@@ -10,9 +10,9 @@
 //!    stats message a second on `control`, as the puppet does), and how the sender's bandwidth
 //!    estimate comes back once the screen moves again.
 //!
-//! 4. Idle sessions: 16 sessions between two endpoints (one socket set each, as a puppet with
-//!    16 viewers or a proctor with 16 puppets has), each with a stats message a second; the
-//!    process's memory and CPU per idle session.
+//! 4. Idle sessions: one endpoint (one socket set, as a puppet with 16 viewers has) hosting 16
+//!    sessions, each to its own peer, each with a stats message a second; the process's memory
+//!    and CPU per idle session (both ends are in this process).
 //!
 //! Options: `--round-trips N` (default 5000), `--step-seconds S` (default 3), `--only still`,
 //! `--only idle`.
@@ -371,11 +371,10 @@ async fn still_screen() {
 const IDLE_WATCH: Duration = Duration::from_secs(10);
 
 async fn idle_sessions(count: usize) {
-    println!("## {count} idle sessions on one socket set per side");
+    println!("## {count} idle sessions hosted on one socket set");
     let rss_before = rss_kib();
     let loopback = Some("127.0.0.1:0".parse().expect("address"));
     let hosting = rtcdesk_peer::Endpoint::bind(loopback, 1 << 20).expect("endpoint");
-    let watching = rtcdesk_peer::Endpoint::bind(loopback, 1 << 20).expect("endpoint");
     let mut ends = Vec::new();
     let connect_started = Instant::now();
     for _ in 0..count {
@@ -384,7 +383,9 @@ async fn idle_sessions(count: usize) {
         let mut controller_config = PeerConfig::new(Role::Answerer);
         controller_config.bind = loopback;
         let puppet = hosting.start_session(puppet_config).expect("session");
-        let controller = watching.start_session(controller_config).expect("session");
+        // Each viewer is its own program with its own socket (two sessions between the same
+        // two sockets could not be told apart by address).
+        let controller = Peer::start(controller_config).expect("session");
         let offer = puppet.handle.create_offer().await.expect("offer");
         let answer = controller.handle.accept_offer(offer).await.expect("answer");
         puppet
@@ -394,13 +395,19 @@ async fn idle_sessions(count: usize) {
             .expect("answer applies");
         let mut puppet_events = forward(puppet.events, controller.handle.clone());
         let controller_events = forward(controller.events, puppet.handle.clone());
-        let mut open = 0;
-        while open < 3 {
-            match puppet_events.recv().await.expect("session runs") {
-                PeerEvent::ChannelOpen(_) => open += 1,
-                PeerEvent::Closed => panic!("closed while connecting"),
-                _ => {}
+        let connected = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                match puppet_events.recv().await {
+                    Some(PeerEvent::ChannelOpen(Channel::Control)) => return true,
+                    Some(PeerEvent::Closed) | None => return false,
+                    Some(_) => {}
+                }
             }
+        })
+        .await;
+        if connected != Ok(true) {
+            println!("session {} did not connect within 20 s", ends.len() + 1);
+            return;
         }
         // Drain both sides' events, as the programs do; each session's heartbeat as the
         // puppet sends it.
