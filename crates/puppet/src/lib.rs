@@ -52,6 +52,7 @@ mod pipeline;
 mod run;
 mod session;
 mod terminal;
+pub mod viewer;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
