@@ -24,6 +24,8 @@ pub(crate) enum SessionReport {
     Lost(SessionId, EndReason),
     /// The controller's user wrote this chat line.
     Chat(SessionId, String),
+    /// A file transfer with this session's controller moved on.
+    File(SessionId, rtcdesk_files::TransferEvent),
 }
 
 /// What the main loop tells a session task.
@@ -48,6 +50,10 @@ pub(crate) struct SessionContext {
     pub injector: InjectorHandle,
     pub screen: ScreenArea,
     pub view_only: bool,
+    /// Where received files go (`None`: the user's default folder).
+    pub download_dir: Option<std::path::PathBuf>,
+    /// Accept every offered file without asking.
+    pub accept_files: bool,
     pub hub: Arc<VideoHub>,
     pub reports: mpsc::Sender<SessionReport>,
     /// Chat lines the puppet's user writes, for every session.
@@ -127,7 +133,11 @@ async fn drive(
     .await;
     // The session's decisions live in its sans-IO core; this loop only moves bytes, time and
     // commands into it and carries out what it says.
-    let mut viewer = Viewer::new(context.view_only, None, std::time::Instant::now());
+    let mut viewer = Viewer::new(
+        context.view_only,
+        download_folder(session, context),
+        std::time::Instant::now(),
+    );
     let mut chat = context.chat.subscribe();
     let result = loop {
         if let Some(end) = carry_out(session, context, &handle, &mut viewer, &mut input) {
@@ -235,7 +245,23 @@ fn carry_out(
                 }
             }
             ViewerOutput::File(event) => {
-                tracing::info!(%session, ?event, "file transfer");
+                if let rtcdesk_files::TransferEvent::Offered { offer, .. } = &event {
+                    let answer = if context.accept_files {
+                        viewer.accept(offer.id, std::time::Instant::now())
+                    } else {
+                        viewer.decline(
+                            offer.id,
+                            "the puppet does not take files (no --accept-files)",
+                        )
+                    };
+                    if let Err(error) = answer {
+                        tracing::warn!(%session, %error, "file offer not taken");
+                    }
+                }
+                let report = SessionReport::File(session.clone(), event);
+                if let Err(error) = context.reports.try_send(report) {
+                    tracing::warn!(%session, %error, "file event dropped");
+                }
             }
         }
     }
@@ -255,4 +281,23 @@ fn carry_out(
         }
     }
     None
+}
+
+/// The folder received files go into, created if missing; `None` (every offer refused) when it
+/// cannot be made.
+fn download_folder(
+    session: &SessionId,
+    context: &SessionContext,
+) -> Option<rtcdesk_files::DownloadFolder> {
+    let dir = context
+        .download_dir
+        .clone()
+        .or_else(|| rtcdesk_files::default_dir(|name| std::env::var_os(name)))?;
+    match rtcdesk_files::DownloadFolder::new(dir) {
+        Ok(folder) => Some(folder),
+        Err(error) => {
+            tracing::warn!(%session, %error, "no download folder: file offers are refused");
+            None
+        }
+    }
 }
