@@ -88,3 +88,45 @@ impl Offer {
         }
     }
 }
+
+/// A line for the user about `event` (what the programs print on stderr); names from the
+/// network are reduced to their safe form first, so nothing they hold reaches a terminal raw.
+pub fn describe(event: &TransferEvent) -> String {
+    match event {
+        TransferEvent::Offered { offer, safe_name } => {
+            format!(
+                "file offered: {safe_name} ({} bytes, id {})",
+                offer.size, offer.id
+            )
+        }
+        TransferEvent::Accepted { id, offset } => {
+            format!("file {id} accepted, sending from byte {offset}")
+        }
+        TransferEvent::Completed {
+            id,
+            path: Some(path),
+            ..
+        } => format!("received file {id} (sha256 ok) → {}", path.display()),
+        TransferEvent::Completed { id, path: None, .. } => format!("sent file {id}"),
+        TransferEvent::Ended {
+            direction,
+            id,
+            ending,
+        } => {
+            let way = match direction {
+                Direction::Outgoing => "sending",
+                Direction::Incoming => "receiving",
+            };
+            let why = match ending {
+                Ending::Declined { reason } => format!("declined: {}", name::safe_name(reason)),
+                Ending::Cancelled { reason, .. } => {
+                    format!("cancelled: {}", name::safe_name(reason))
+                }
+                Ending::Failed { code, message, .. } => {
+                    format!("failed ({code:?}): {}", name::safe_name(message))
+                }
+            };
+            format!("{way} file {id} {why}")
+        }
+    }
+}

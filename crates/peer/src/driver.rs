@@ -208,6 +208,12 @@ impl ChannelQueues {
         self.queues.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn has_room(&self, channel: Channel) -> bool {
+        self.lock()
+            .get(&channel)
+            .is_none_or(|queue| queue.len() < self.capacity)
+    }
+
     fn try_push(&self, channel: Channel, message: Message) -> Result<(), (Error, Message)> {
         {
             let mut queues = self.lock();
@@ -281,6 +287,34 @@ impl PeerHandle {
             return Err(Error::Closed);
         }
         self.data.try_push(channel, message).map_err(|(e, _)| e)
+    }
+
+    /// Like [`PeerHandle::try_send_data`], but gives the message back when it is not queued, so
+    /// a sender that must never drop a message (file bytes) keeps it for a retry after
+    /// [`PeerHandle::wait_for_room`].
+    pub fn try_send_or_return(
+        &self,
+        channel: Channel,
+        message: Message,
+    ) -> Result<(), (Error, Message)> {
+        if self.commands.is_closed() {
+            return Err((Error::Closed, message));
+        }
+        self.data.try_push(channel, message)
+    }
+
+    /// Waits until `channel`'s queue takes another message, or the session ended. Cancel-safe
+    /// (it holds no message), so a session loop can wait on it in a `select!` beside input.
+    pub async fn wait_for_room(&self, channel: Channel) {
+        loop {
+            let room = self.data.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            if self.commands.is_closed() || self.data.has_room(channel) {
+                return;
+            }
+            room.await;
+        }
     }
 
     /// Like [`PeerHandle::try_send_data`], but waits while the channel's queue is full

@@ -32,7 +32,7 @@ use rtcdesk_proto::signal::{
 use crate::{EndReason, IncomingRequest, PuppetEvent, SessionInfo, SessionState};
 
 /// What the shell must do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     /// Send this on the signaling connection.
     Send(SignalMessage),

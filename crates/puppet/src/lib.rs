@@ -52,6 +52,7 @@ mod pipeline;
 mod run;
 mod session;
 mod terminal;
+pub mod viewer;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -191,6 +192,12 @@ pub struct PuppetConfig {
     /// to every controller (the terminal program; an embedding program uses
     /// [`Puppet::chat_sender`]).
     pub terminal_chat: bool,
+    /// Where files controllers send are written (`--download-dir`); `None` uses
+    /// [`rtcdesk_files::default_dir`] (the user's Downloads/rtcdesk).
+    pub download_dir: Option<PathBuf>,
+    /// Accept every file a controller offers (`--accept-files`, for scripts and tests). Without
+    /// it offers are declined: the terminal question is not there yet.
+    pub accept_files: bool,
 }
 
 impl PuppetConfig {
@@ -221,6 +228,8 @@ impl PuppetConfig {
             connect_timeout: Duration::from_secs(20),
             join: None,
             terminal_chat: false,
+            download_dir: None,
+            accept_files: false,
         }
     }
 
@@ -266,7 +275,7 @@ impl std::fmt::Display for EndReason {
 }
 
 /// What happened, for a user interface (the binary prints these) and for tests.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum PuppetEvent {
     /// The signaling server gave us a (new) control code.
@@ -346,6 +355,15 @@ pub enum PuppetEvent {
         session: SessionId,
         /// The line, with the controller's name and the arrival time.
         line: ChatLine,
+    },
+    /// Something about a file transfer with this session's controller: an offer, its
+    /// acceptance, a file received (with its path inside the download folder) or sent, or a
+    /// transfer that ended without completing.
+    File {
+        /// Its session.
+        session: SessionId,
+        /// What happened.
+        event: rtcdesk_files::TransferEvent,
     },
 }
 

@@ -128,6 +128,17 @@ struct Args {
     /// long as it lasts, who watches. Give the proctor's server with --signal.
     #[arg(long, value_name = "ROOM-CODE", requires = "signal")]
     join: Option<String>,
+
+    /// Where files controllers send are written (created if missing). Default: your Downloads
+    /// folder (XDG_DOWNLOAD_DIR, else ~/Downloads) + rtcdesk/. A file never replaces one that
+    /// is there: it gets a name like "name (1).ext".
+    #[arg(long, value_name = "DIR")]
+    download_dir: Option<PathBuf>,
+
+    /// Accept every file a controller offers, without asking (for scripts). Without it, offers
+    /// are declined. View-only sessions never may send files.
+    #[arg(long)]
+    accept_files: bool,
 }
 
 const AFTER_HELP: &str = "\
@@ -235,6 +246,8 @@ fn config(args: Args) -> Result<PuppetConfig> {
     }
     config.relay_only = args.relay_only;
     config.terminal_chat = true;
+    config.download_dir = args.download_dir;
+    config.accept_files = args.accept_files;
     Ok(config)
 }
 
@@ -361,6 +374,7 @@ fn print_event(puppet: &Puppet, event: &PuppetEvent) {
         PuppetEvent::SessionStarted { name, .. } => println!("\"{}\" accepted; connecting…", clean(name)),
         PuppetEvent::SessionConnected { .. } => {}
         PuppetEvent::Chat { line, .. } => println!("{line}"),
+        PuppetEvent::File { event, .. } => eprintln!("{}", rtcdesk_files::describe(event)),
         PuppetEvent::SessionEnded { session, reason } => {
             println!("Session {session} ended: {reason}.");
         }

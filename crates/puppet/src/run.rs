@@ -181,6 +181,8 @@ pub(crate) async fn start(config: PuppetConfig) -> Result<Puppet, Error> {
         injector: injector.handle(),
         screen,
         view_only: config.view_only,
+        download_dir: config.download_dir.clone(),
+        accept_files: config.accept_files,
         hub,
         reports: reports_tx,
         chat: chat.clone(),
@@ -432,6 +434,7 @@ impl Shell {
                     SessionReport::Connected(session) => self.book.handle_peer_connected(&session),
                     SessionReport::Lost(session, reason) => self.book.handle_peer_lost(&session, reason),
                     SessionReport::Chat(session, text) => self.chat_received(session, text),
+                    SessionReport::File(session, event) => self.emit(PuppetEvent::File { session, event }),
                 },
                 Some((session, accept)) = decisions.recv() => {
                     self.book.handle_decision(&session, accept, Instant::now());

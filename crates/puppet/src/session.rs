@@ -5,13 +5,12 @@
 use std::sync::Arc;
 
 use rtcdesk_input::{InjectorHandle, KeyboardMode, PuppetInput, ScreenArea, SessionConfig};
-use rtcdesk_peer::{Channel, Endpoint, Message, Peer, PeerConfig, PeerEvent, PeerStats};
-use rtcdesk_proto::control::ControlMessage;
+use rtcdesk_peer::{Channel, Endpoint, Peer, PeerConfig, PeerEvent, PeerHandle};
 use rtcdesk_proto::signal::{Candidate, Offer, SessionId, SignalMessage};
-use rtcdesk_proto::InputMessage;
 use tokio::sync::mpsc;
 
 use crate::pipeline::VideoHub;
+use crate::viewer::{Viewer, ViewerOutput};
 use crate::EndReason;
 
 /// What a session task tells the main loop.
@@ -25,6 +24,8 @@ pub(crate) enum SessionReport {
     Lost(SessionId, EndReason),
     /// The controller's user wrote this chat line.
     Chat(SessionId, String),
+    /// A file transfer with this session's controller moved on.
+    File(SessionId, rtcdesk_files::TransferEvent),
 }
 
 /// What the main loop tells a session task.
@@ -49,6 +50,10 @@ pub(crate) struct SessionContext {
     pub injector: InjectorHandle,
     pub screen: ScreenArea,
     pub view_only: bool,
+    /// Where received files go (`None`: the user's default folder).
+    pub download_dir: Option<std::path::PathBuf>,
+    /// Accept every offered file without asking.
+    pub accept_files: bool,
     pub hub: Arc<VideoHub>,
     pub reports: mpsc::Sender<SessionReport>,
     /// Chat lines the puppet's user writes, for every session.
@@ -126,39 +131,27 @@ async fn drive(
         .into(),
     )
     .await;
-    // A stats message each second while video flows (every 5 s on a still screen) tells the
-    // controller how the puppet sees the session; with ICE's keepalives it is also traffic
-    // both ways for the peers' silence detection.
-    let mut heartbeat = tokio::time::interval(HEARTBEAT);
-    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_stats = PeerStats::default();
-    let mut frames_at_last_heartbeat = 0u64;
-    let mut quiet_ticks = 0u32;
-    let mut channel_open = false;
+    // The session's decisions live in its sans-IO core; this loop only moves bytes, time and
+    // commands into it and carries out what it says.
+    let mut viewer = Viewer::new(
+        context.view_only,
+        download_folder(session, context),
+        std::time::Instant::now(),
+    );
     let mut chat = context.chat.subscribe();
     let result = loop {
+        if let Some(end) = carry_out(session, context, &handle, &mut viewer, &mut input) {
+            break Some(end);
+        }
+        let heartbeat = tokio::time::Instant::from_std(viewer.poll_timeout());
+        let wants_room = viewer.wants_file_room();
         tokio::select! {
             line = chat.recv() => match line {
-                Ok(message) => {
-                    if let Err(error) = handle.try_send_data(Channel::Control, Message::Text(message)) {
-                        tracing::warn!(%session, %error, "chat line not sent");
-                    }
-                }
+                Ok(message) => viewer.send_chat(message),
                 Err(error) => tracing::warn!(%session, %error, "chat lines missed"),
             },
-            _ = heartbeat.tick() => {
-                let moving = last_stats.frames_sent != frames_at_last_heartbeat;
-                quiet_ticks = if moving { 0 } else { quiet_ticks + 1 };
-                // On a still screen the figures stay the same: one message every
-                // STILL_HEARTBEAT_EVERY ticks keeps the session alive at a fifth of the cost.
-                let due = quiet_ticks <= 1 || quiet_ticks.is_multiple_of(STILL_HEARTBEAT_EVERY);
-                if channel_open && due {
-                    let message = stats_message(&last_stats, &mut frames_at_last_heartbeat);
-                    if let Err(error) = handle.try_send_data(Channel::Control, Message::Text(message.encode())) {
-                        tracing::debug!(%session, %error, "stats not sent");
-                    }
-                }
-            }
+            _ = tokio::time::sleep_until(heartbeat) => viewer.handle_timeout(std::time::Instant::now()),
+            _ = handle.wait_for_room(Channel::File), if wants_room => viewer.file_channel_room(),
             command = commands.recv() => match command {
                 Some(SessionCommand::Remote(SignalMessage::Answer(answer))) => {
                     handle.accept_answer(answer.sdp).await?;
@@ -192,94 +185,119 @@ async fn drive(
                     tracing::info!(%session, "the controller went silent");
                 }
                 Some(PeerEvent::Closed) | None => break Some(EndReason::ConnectionLost),
-                Some(PeerEvent::Data(Channel::Input | Channel::Pointer, message)) => {
-                    match InputMessage::decode(message.as_bytes()) {
-                        Ok(message) => {
-                            let screen = current_screen(context);
-                            if input.session().config().screen != screen {
-                                input.set_screen(screen);
-                            }
-                            if let Err(error) = input.handle_message(&message) {
-                                tracing::warn!(%session, %error, "input session ended");
-                                break Some(EndReason::InputOverload);
-                            }
-                        }
-                        Err(error) => tracing::debug!(%session, ?error, "dropping a malformed input message"),
-                    }
-                }
-                Some(PeerEvent::Data(Channel::Control, message)) => {
-                    handle_control(session, context, &mut input, message.as_bytes());
+                Some(PeerEvent::Data(channel, message)) => {
+                    viewer.handle_data(channel, message.as_bytes(), std::time::Instant::now());
                 }
                 Some(PeerEvent::Stats(stats)) => {
                     tracing::debug!(%session, ?stats, "session stats");
-                    last_stats = stats;
+                    viewer.handle_stats(stats);
                 }
-                Some(PeerEvent::ChannelOpen(Channel::Control)) => {
-                    channel_open = true;
-                    // A view-only puppet tells the controller, so it shows it and sends no input.
-                    if context.view_only {
-                        let message = ControlMessage::ViewOnly { on: true };
-                        if let Err(error) = handle.try_send_data(Channel::Control, Message::Text(message.encode())) {
-                            tracing::warn!(%session, %error, "view-only notice not sent");
-                        }
-                    }
-                }
+                Some(PeerEvent::ChannelOpen(Channel::Control)) => viewer.control_opened(std::time::Instant::now()),
                 Some(other) => tracing::trace!(%session, ?other, "peer event"),
             },
         }
     };
+    viewer.close();
     context.hub.remove(session);
     input.end();
     handle.close().await;
     Ok(result)
 }
 
-/// How often the puppet sends its stats on the control channel.
-const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// On a still screen, stats go out every this many heartbeats (the first quiet one still
-/// goes, so the controller sees the rate fall to 0).
-const STILL_HEARTBEAT_EVERY: u32 = 5;
-
-/// The puppet's view of the session for the controller: frames sent since the last heartbeat
-/// (one second, so frames per second), bits sent in the last stats interval, round-trip time,
-/// loss reported by the controller.
-fn stats_message(stats: &PeerStats, frames_before: &mut u64) -> ControlMessage {
-    let fps = stats.frames_sent.saturating_sub(*frames_before) as f64 / HEARTBEAT.as_secs_f64();
-    *frames_before = stats.frames_sent;
-    ControlMessage::Stats {
-        fps,
-        rtt_ms: stats.rtt.map_or(0.0, |rtt| rtt.as_secs_f64() * 1000.0),
-        bitrate_kbps: stats.send_bitrate_bps as f64 / 1000.0,
-        loss: stats.egress_loss.map_or(0.0, f64::from),
-    }
-}
-
-fn handle_control(
+/// Does what the core asks until it has nothing left for now. Returns a reason to end the
+/// session when the controller's input must stop (overload).
+fn carry_out(
     session: &SessionId,
     context: &SessionContext,
+    handle: &PeerHandle,
+    viewer: &mut Viewer,
     input: &mut PuppetInput,
-    bytes: &[u8],
-) {
-    let Ok(text) = std::str::from_utf8(bytes) else {
-        tracing::debug!(%session, "dropping a control message that is not UTF-8");
-        return;
-    };
-    match ControlMessage::parse(text) {
-        Ok(ControlMessage::Keyboard { mode }) => {
-            if input.session().config().keyboard != mode {
-                // A fresh policy in the new mode; the old one releases what it held.
-                input.end();
-                *input = PuppetInput::new(input_config(context, mode), context.injector.clone());
+) -> Option<EndReason> {
+    while let Some(output) = viewer.poll_output() {
+        match output {
+            ViewerOutput::Send(channel, message) => {
+                if let Err(error) = handle.try_send_data(channel, message) {
+                    tracing::debug!(%session, ?channel, %error, "control message not sent");
+                }
+            }
+            ViewerOutput::Input(message) => {
+                let screen = current_screen(context);
+                if input.session().config().screen != screen {
+                    input.set_screen(screen);
+                }
+                if let Err(error) = input.handle_message(&message) {
+                    tracing::warn!(%session, %error, "input session ended");
+                    return Some(EndReason::InputOverload);
+                }
+            }
+            ViewerOutput::Keyboard(mode) => {
+                if input.session().config().keyboard != mode {
+                    // A fresh policy in the new mode; the old one releases what it held.
+                    input.end();
+                    *input =
+                        PuppetInput::new(input_config(context, mode), context.injector.clone());
+                }
+            }
+            ViewerOutput::Chat(text) => {
+                let report = SessionReport::Chat(session.clone(), text);
+                if let Err(error) = context.reports.try_send(report) {
+                    tracing::warn!(%session, %error, "chat line dropped");
+                }
+            }
+            ViewerOutput::File(event) => {
+                if let rtcdesk_files::TransferEvent::Offered { offer, .. } = &event {
+                    let answer = if context.accept_files {
+                        viewer.accept(offer.id, std::time::Instant::now())
+                    } else {
+                        viewer.decline(
+                            offer.id,
+                            "the puppet does not take files (no --accept-files)",
+                        )
+                    };
+                    if let Err(error) = answer {
+                        tracing::warn!(%session, %error, "file offer not taken");
+                    }
+                }
+                let report = SessionReport::File(session.clone(), event);
+                if let Err(error) = context.reports.try_send(report) {
+                    tracing::warn!(%session, %error, "file event dropped");
+                }
             }
         }
-        Ok(ControlMessage::Chat { text }) => {
-            let report = SessionReport::Chat(session.clone(), text);
-            if let Err(error) = context.reports.try_send(report) {
-                tracing::warn!(%session, %error, "chat line dropped");
+    }
+    let mut sent = 0;
+    while let Some(chunk) = viewer.poll_file(sent) {
+        sent += 1;
+        match handle.try_send_or_return(Channel::File, chunk) {
+            Ok(()) => {}
+            Err((rtcdesk_peer::Error::Full, chunk)) => {
+                viewer.file_channel_full(chunk);
+                break;
+            }
+            Err((error, _)) => {
+                tracing::debug!(%session, %error, "file chunk not sent");
+                break;
             }
         }
-        Ok(other) => tracing::debug!(%session, ?other, "control message not handled yet"),
-        Err(error) => tracing::debug!(%session, ?error, "dropping a malformed control message"),
+    }
+    None
+}
+
+/// The folder received files go into, created if missing; `None` (every offer refused) when it
+/// cannot be made.
+fn download_folder(
+    session: &SessionId,
+    context: &SessionContext,
+) -> Option<rtcdesk_files::DownloadFolder> {
+    let dir = context
+        .download_dir
+        .clone()
+        .or_else(|| rtcdesk_files::default_dir(|name| std::env::var_os(name)))?;
+    match rtcdesk_files::DownloadFolder::new(dir) {
+        Ok(folder) => Some(folder),
+        Err(error) => {
+            tracing::warn!(%session, %error, "no download folder: file offers are refused");
+            None
+        }
     }
 }
