@@ -15,6 +15,9 @@
 //! - [`DownloadFolder`] and [`PartFile`]: bytes go to `NAME.part`, are fsynced, and only a
 //!   verified file is moved to a name that never overwrites (`name (1).ext`); a part file left by
 //!   a lost session resumes when the same file is offered again.
+//! - [`SessionFiles`]: one session's book, folder, refusal policy and `file` channel state, as
+//!   both programs' session cores keep it.
+//! - [`LocalFile`]: a file on this machine opened and hashed, ready to offer.
 //! - [`name::safe_name`]: whatever name is offered, the file lands inside the folder.
 //!
 //! ```
@@ -49,17 +52,21 @@
 mod book;
 mod error;
 mod folder;
+mod local;
 pub mod name;
 mod progress;
 mod recv;
 mod send;
+mod session;
 
 pub use book::{Direction, Ending, Limits, TransferEvent, Transfers};
 pub use error::{hex, FileError};
 pub use folder::{default_dir, DownloadFolder, PartFile, CHECKPOINT_EVERY, DEFAULT_SUBDIR};
+pub use local::LocalFile;
 pub use progress::Progress;
 pub use recv::{ReceiveState, Receiver};
 pub use send::{hash_source, ChunkRange, SeekSource, SendState, Sender, Source};
+pub use session::{SessionFiles, CHUNKS_PER_DRAIN};
 
 pub use rtcdesk_proto::control::{ControlMessage, Sha256};
 pub use rtcdesk_proto::file::FileChunk;

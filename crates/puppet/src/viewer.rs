@@ -24,7 +24,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use rtcdesk_files::{DownloadFolder, Limits, Offer, Sha256, Source, TransferEvent, Transfers};
+use rtcdesk_files::{DownloadFolder, Limits, Offer, SessionFiles, Sha256, Source, TransferEvent};
 use rtcdesk_input::KeyboardMode;
 use rtcdesk_peer::{Channel, Message, PeerStats};
 use rtcdesk_proto::control::ControlMessage;
@@ -35,10 +35,6 @@ pub const HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// On a still screen, stats go out every this many heartbeats.
 pub const STILL_HEARTBEAT_EVERY: u32 = 5;
-
-/// Most file chunks handed out in one drain, so one busy transfer cannot keep the session task
-/// from reading input for long (the shell drains again on its next turn).
-const CHUNKS_PER_DRAIN: usize = 64;
 
 /// What the session's shell must do.
 #[derive(Debug)]
@@ -59,8 +55,7 @@ pub enum ViewerOutput {
 #[derive(Debug)]
 pub struct Viewer {
     view_only: bool,
-    folder: Option<DownloadFolder>,
-    transfers: Transfers,
+    files: SessionFiles,
     outputs: VecDeque<ViewerOutput>,
     control_open: bool,
     next_heartbeat: Instant,
@@ -68,9 +63,6 @@ pub struct Viewer {
     frames_at_last_heartbeat: u64,
     /// Heartbeats in a row with no frame sent.
     quiet_ticks: u32,
-    /// A chunk the file channel had no room for, sent first when it has.
-    held_chunk: Option<Vec<u8>>,
-    file_channel_full: bool,
 }
 
 impl Viewer {
@@ -79,16 +71,17 @@ impl Viewer {
     pub fn new(view_only: bool, folder: Option<DownloadFolder>, now: Instant) -> Self {
         Self {
             view_only,
-            folder,
-            transfers: Transfers::new(Limits::default()),
+            files: SessionFiles::new(
+                folder,
+                view_only.then(|| "this session is view-only: it cannot send files".to_owned()),
+                Limits::default(),
+            ),
             outputs: VecDeque::new(),
             control_open: false,
             next_heartbeat: now + HEARTBEAT,
             last_stats: PeerStats::default(),
             frames_at_last_heartbeat: 0,
             quiet_ticks: 0,
-            held_chunk: None,
-            file_channel_full: false,
         }
     }
 
@@ -120,7 +113,7 @@ impl Viewer {
             },
             Channel::Control => self.handle_control(bytes, now),
             Channel::File => {
-                if let Err(error) = self.transfers.handle_file_message(bytes, now) {
+                if let Err(error) = self.files.handle_chunk(bytes, now) {
                     tracing::debug!(%error, "file chunk refused");
                 }
                 self.collect_file_events();
@@ -141,7 +134,7 @@ impl Viewer {
                 return;
             }
         };
-        match self.transfers.handle_control(&message, now) {
+        match self.files.handle_control(&message, now) {
             Ok(true) => {
                 self.collect_file_events();
                 return;
@@ -162,23 +155,9 @@ impl Viewer {
         }
     }
 
-    /// Moves the book's events out; offers a view-only session may not make are refused here.
+    /// Moves the file events out for the puppet's user (refused offers never reach it).
     fn collect_file_events(&mut self) {
-        while let Some(event) = self.transfers.poll_event() {
-            if let TransferEvent::Offered { offer, .. } = &event {
-                let refusal = if self.view_only {
-                    Some("this session is view-only: it cannot send files")
-                } else if self.folder.is_none() {
-                    Some("the puppet has no download folder")
-                } else {
-                    None
-                };
-                if let Some(reason) = refusal {
-                    tracing::info!(id = offer.id, reason, "file offer refused");
-                    let _ = self.transfers.decline(offer.id, reason);
-                    continue;
-                }
-            }
+        while let Some(event) = self.files.poll_event() {
             self.outputs.push_back(ViewerOutput::File(event));
         }
     }
@@ -186,29 +165,14 @@ impl Viewer {
     /// The puppet's user accepts offer `id`: its part file is prepared in the download folder
     /// (resuming one a broken session left).
     pub fn accept(&mut self, id: u32, now: Instant) -> Result<(), rtcdesk_files::FileError> {
-        let offer = self
-            .transfers
-            .live()
-            .find(|(d, o)| *d == rtcdesk_files::Direction::Incoming && o.id == id)
-            .map(|(_, o)| o.clone())
-            .ok_or(rtcdesk_files::FileError::UnknownTransfer { id })?;
-        let folder = self
-            .folder
-            .as_ref()
-            .ok_or(rtcdesk_files::FileError::NoDownloadDir)?;
-        let result = folder
-            .prepare(&offer)
-            .and_then(|part| self.transfers.accept(id, part, now));
-        if let Err(error) = &result {
-            let _ = self.transfers.refuse(id, error);
-        }
+        let result = self.files.accept(id, now);
         self.collect_file_events();
         result
     }
 
     /// The puppet's user declines offer `id`.
     pub fn decline(&mut self, id: u32, reason: &str) -> Result<(), rtcdesk_files::FileError> {
-        let result = self.transfers.decline(id, reason);
+        let result = self.files.decline(id, reason);
         self.collect_file_events();
         result
     }
@@ -223,7 +187,9 @@ impl Viewer {
         source: Box<dyn Source + Send>,
         now: Instant,
     ) -> Result<u32, rtcdesk_files::FileError> {
-        self.transfers.send_file(name, size, sha256, source, now)
+        let id = self.files.send_file(name, size, sha256, source, now);
+        self.collect_file_events();
+        id
     }
 
     /// The puppet's user writes a chat line (already encoded as a `chat` message).
@@ -237,30 +203,23 @@ impl Viewer {
         &self,
         now: Instant,
     ) -> Vec<(Offer, rtcdesk_files::Direction, rtcdesk_files::Progress)> {
-        self.transfers
-            .live()
-            .filter_map(|(direction, offer)| {
-                let progress = self.transfers.progress(direction, offer.id, now)?;
-                Some((offer.clone(), direction, progress))
-            })
-            .collect()
+        self.files.progress(now)
     }
 
     /// The file channel refused `message` (its queue is full): it is kept and sent first once
     /// [`Viewer::file_channel_room`] is called; no more chunks come out until then.
     pub fn file_channel_full(&mut self, message: Message) {
-        self.held_chunk = Some(message.into_bytes());
-        self.file_channel_full = true;
+        self.files.channel_full(message.into_bytes());
     }
 
     /// Whether the shell should wait for room on the file channel.
     pub fn wants_file_room(&self) -> bool {
-        self.file_channel_full
+        self.files.wants_room()
     }
 
     /// The file channel has room again.
     pub fn file_channel_room(&mut self) {
-        self.file_channel_full = false;
+        self.files.channel_room();
     }
 
     /// Time passed: the heartbeat, if due.
@@ -301,12 +260,12 @@ impl Viewer {
     }
 
     /// The next thing to do; `None` when nothing is left for now. File chunks come last, after
-    /// every control message, and at most [`CHUNKS_PER_DRAIN`] in a row.
+    /// every control message, and at most [`rtcdesk_files::CHUNKS_PER_DRAIN`] in a row.
     pub fn poll_output(&mut self) -> Option<ViewerOutput> {
         if let Some(output) = self.outputs.pop_front() {
             return Some(output);
         }
-        if let Some(message) = self.transfers.poll_control() {
+        if let Some(message) = self.files.poll_control() {
             return Some(ViewerOutput::Send(
                 Channel::Control,
                 Message::Text(message.encode()),
@@ -320,24 +279,17 @@ impl Viewer {
     }
 
     /// The next file chunk to send, while the file channel has room; `None` once the drain's
-    /// share is used ([`CHUNKS_PER_DRAIN`]) or no transfer has window left. Call after
+    /// share is used ([`rtcdesk_files::CHUNKS_PER_DRAIN`]) or no transfer has window left. Call after
     /// [`Viewer::poll_output`] is empty.
     pub fn poll_file(&mut self, sent_this_drain: usize) -> Option<Message> {
-        if self.file_channel_full || sent_this_drain >= CHUNKS_PER_DRAIN {
-            return None;
-        }
-        if let Some(chunk) = self.held_chunk.take() {
-            return Some(Message::Binary(chunk));
-        }
-        let mut chunk = Vec::new();
-        let produced = self.transfers.poll_file(&mut chunk);
+        let chunk = self.files.poll_chunk(sent_this_drain);
         self.collect_file_events();
-        produced.then_some(Message::Binary(chunk))
+        chunk.map(Message::Binary)
     }
 
     /// The session is gone: incoming part files are kept for a resume.
     pub fn close(&mut self) {
-        self.transfers.close();
+        self.files.close();
     }
 }
 
