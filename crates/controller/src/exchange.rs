@@ -6,7 +6,7 @@
 //! [`ChatError::Peer`]`(Full)` when the network is stalled instead.
 
 use rtcdesk_peer::{Channel, Message, PeerHandle};
-use rtcdesk_proto::chat::{self, ChatLine};
+use rtcdesk_proto::chat;
 use rtcdesk_proto::control::ControlError;
 
 /// Why a chat line was not sent.
@@ -41,11 +41,4 @@ impl ChatSender {
             .try_send_data(Channel::Control, Message::Text(message.encode()))?;
         Ok(())
     }
-}
-
-/// The chat line in a control message from the puppet, if it is one; `puppet` is the name the
-/// puppet registered with (or a stand-in when signaling gave none).
-pub(crate) fn chat_line(bytes: &[u8], puppet: &str) -> Option<ChatLine> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    ChatLine::received(text, puppet)
 }

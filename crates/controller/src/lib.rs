@@ -35,6 +35,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod core;
 pub mod decode;
 pub mod exchange;
 pub mod grid;
@@ -57,7 +58,9 @@ pub use rtcdesk_input::KeyboardMode;
 pub use rtcdesk_proto::chat::ChatLine;
 pub use rtcdesk_proto::input::InputMessage;
 pub use rtcdesk_proto::ControlCode;
-pub use session::{Controller, ControllerEvent, EndReason, InputSender, SessionStats};
+pub use session::{
+    Controller, ControllerEvent, EndReason, FileCommands, InputSender, PuppetStats, SessionStats,
+};
 
 /// Exit code: the user closed the session.
 pub const EXIT_OK: i32 = 0;
@@ -103,6 +106,11 @@ pub struct ControllerConfig {
     pub lost_after: Duration,
     /// dav1d worker threads (0: dav1d decides).
     pub decoder_threads: u32,
+    /// Where files the puppet sends go (`None`: the user's downloads folder, `rtcdesk`
+    /// inside it).
+    pub download_dir: Option<std::path::PathBuf>,
+    /// Take every file the puppet offers without asking (scripts; a window asks instead).
+    pub accept_files: bool,
 }
 
 impl ControllerConfig {
@@ -123,6 +131,8 @@ impl ControllerConfig {
             connect_timeout: Duration::from_secs(15),
             lost_after: Duration::from_secs(8),
             decoder_threads: 2,
+            download_dir: None,
+            accept_files: false,
         }
     }
 }

@@ -2,22 +2,24 @@
 //! candidates, watches the connection, forwards input and reports stats.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rtcdesk_files::{Direction, DownloadFolder, LocalFile, Offer, Progress, TransferEvent};
 use rtcdesk_peer::{Channel, Message, Peer, PeerConfig, PeerEvent, PeerHandle, PeerStats, Role};
-use rtcdesk_proto::control::ControlMessage;
 use rtcdesk_proto::input::InputMessage;
 use rtcdesk_proto::signal::{Answer, Candidate, Leave, SessionId, SignalMessage};
 use rtcdesk_signal::client::SignalClient;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::core::{CoreConfig, CoreOutput, DecodeTotals, SessionCore};
 use crate::decode::{DecodeCounters, DecoderThread, FrameSink};
 use crate::ice_report::IceReport;
 use crate::pairing::{Paired, Pairing, PairingOutput};
-use crate::{ConnectError, ControllerConfig, KeyboardMode};
+use crate::{ConnectError, ControllerConfig};
 
 /// What happens to a session, for the window's title and the program's exit.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +40,27 @@ pub enum ControllerEvent {
     Stats(SessionStats),
     /// The puppet's user wrote a chat line.
     Chat(crate::ChatLine),
+    /// The puppet's own figures (what it sends, as it measures it), about once a second.
+    PuppetStats(PuppetStats),
+    /// The puppet's user made the session view-only (`true`: input is ignored there) or gave
+    /// control back.
+    ViewOnly(bool),
+    /// Something happened to a file transfer: the puppet offers a file (answer with
+    /// [`FileCommands::accept`] or [`FileCommands::decline`]), an offer was accepted, a file
+    /// arrived or was kept, a transfer ended early.
+    File(TransferEvent),
+    /// One of this side's files was offered to the puppet under this id
+    /// ([`FileCommands::send`]).
+    FileOffered(Offer),
+    /// A file could not be offered (missing, a folder, unreadable).
+    FileNotSent {
+        /// The path given.
+        path: PathBuf,
+        /// Why, for the user.
+        reason: String,
+    },
+    /// Bytes, rate and time left of every live transfer, with each stats interval.
+    FileProgress(Vec<(Offer, Direction, Progress)>),
     /// The session is over; nothing more will come.
     Ended(EndReason),
 }
@@ -94,6 +117,74 @@ pub struct SessionStats {
     pub peer: PeerStats,
 }
 
+/// The figures a puppet reports about its side of the session.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PuppetStats {
+    /// Frames per second it sends.
+    pub fps: f64,
+    /// Round-trip time it measures, in milliseconds.
+    pub rtt_ms: f64,
+    /// Video bitrate it sends, in kbit/s.
+    pub bitrate_kbps: f64,
+    /// Fraction of its packets lost, 0.0..=1.0.
+    pub loss: f64,
+}
+
+/// What the user asks of the session's file transfers.
+#[derive(Debug)]
+enum FileCommand {
+    Send(PathBuf),
+    Accept(u32),
+    Decline(u32, String),
+    Cancel(Direction, u32, String),
+}
+
+/// Tells the session what to do with files: send one, answer an offer, cancel a transfer.
+/// Cheap to clone, usable from any thread (a window's drop handler); it never waits.
+#[derive(Debug, Clone)]
+pub struct FileCommands {
+    commands: mpsc::Sender<FileCommand>,
+}
+
+impl FileCommands {
+    fn push(&self, command: FileCommand) -> Result<(), rtcdesk_peer::Error> {
+        self.commands
+            .try_send(command)
+            .map_err(|error| match error {
+                mpsc::error::TrySendError::Full(_) => rtcdesk_peer::Error::Full,
+                mpsc::error::TrySendError::Closed(_) => rtcdesk_peer::Error::Closed,
+            })
+    }
+
+    /// Offers the file at `path` to the puppet. It is read and hashed off the network task;
+    /// [`ControllerEvent::FileOffered`] then gives its id, or [`ControllerEvent::FileNotSent`]
+    /// says why not.
+    pub fn send(&self, path: impl Into<PathBuf>) -> Result<(), rtcdesk_peer::Error> {
+        self.push(FileCommand::Send(path.into()))
+    }
+
+    /// Accepts the puppet's offer `id` into the download folder (resuming a part file a broken
+    /// session left).
+    pub fn accept(&self, id: u32) -> Result<(), rtcdesk_peer::Error> {
+        self.push(FileCommand::Accept(id))
+    }
+
+    /// Declines the puppet's offer `id`, telling it why.
+    pub fn decline(&self, id: u32, reason: &str) -> Result<(), rtcdesk_peer::Error> {
+        self.push(FileCommand::Decline(id, reason.into()))
+    }
+
+    /// Cancels a transfer either way; a part file being received is removed.
+    pub fn cancel(
+        &self,
+        direction: Direction,
+        id: u32,
+        reason: &str,
+    ) -> Result<(), rtcdesk_peer::Error> {
+        self.push(FileCommand::Cancel(direction, id, reason.into()))
+    }
+}
+
 /// Sends input to the puppet; cheap to clone, usable from any thread.
 #[derive(Debug, Clone)]
 pub struct InputSender {
@@ -136,6 +227,7 @@ pub struct Controller {
     session: SessionId,
     puppet_name: Option<String>,
     input: InputSender,
+    files: FileCommands,
     events: mpsc::Receiver<ControllerEvent>,
     close: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -211,6 +303,17 @@ impl Controller {
         )?;
 
         let (event_tx, events) = mpsc::channel(256);
+        let (file_tx, file_commands) = mpsc::channel(64);
+        let (prepared_tx, prepared) = mpsc::channel(8);
+        let core = SessionCore::new(
+            CoreConfig {
+                puppet_name: puppet_name.clone().unwrap_or_else(|| "puppet".into()),
+                keyboard: config.keyboard,
+                folder: download_folder(&config),
+                accept_files: config.accept_files,
+            },
+            Instant::now(),
+        );
         let (close_tx, close_rx) = oneshot::channel();
         let (connected_tx, connected_rx) = oneshot::channel();
         let task = SessionTask {
@@ -219,7 +322,10 @@ impl Controller {
             peer: handle.clone(),
             peer_events,
             events: event_tx,
-            keyboard: config.keyboard,
+            core,
+            file_commands,
+            prepared_tx,
+            prepared,
             counters,
             decoder,
             connected: Some(connected_tx),
@@ -228,16 +334,13 @@ impl Controller {
             ice_report,
             started,
             first_picture: Some(first_picture),
-            puppet_name: puppet_name.clone().unwrap_or_else(|| "puppet".into()),
-            last_pictures: 0,
-            last_decode_micros: 0,
-            last_stats_at: Instant::now(),
         };
         let task = tokio::spawn(task.run(close_rx));
         let controller = Controller {
             session,
             puppet_name,
             input: InputSender { peer: handle },
+            files: FileCommands { commands: file_tx },
             events,
             close: Some(close_tx),
             task: Some(task),
@@ -271,6 +374,11 @@ impl Controller {
     /// A sender for chat lines to the puppet's user, for any thread.
     pub fn chat_sender(&self) -> crate::ChatSender {
         crate::ChatSender::new(self.input.peer.clone())
+    }
+
+    /// A handle for sending files and answering the puppet's offers, for any thread.
+    pub fn files(&self) -> FileCommands {
+        self.files.clone()
     }
 
     /// Sends one input message (see [`InputSender::send`]).
@@ -355,7 +463,12 @@ struct SessionTask {
     peer: PeerHandle,
     peer_events: mpsc::Receiver<PeerEvent>,
     events: mpsc::Sender<ControllerEvent>,
-    keyboard: KeyboardMode,
+    /// The session's decisions (control messages, chat, files, stats).
+    core: SessionCore,
+    file_commands: mpsc::Receiver<FileCommand>,
+    /// Files opened and hashed off the task come back here.
+    prepared_tx: mpsc::Sender<(PathBuf, std::io::Result<LocalFile>)>,
+    prepared: mpsc::Receiver<(PathBuf, std::io::Result<LocalFile>)>,
     counters: Arc<DecodeCounters>,
     decoder: DecoderThread,
     connected: Option<oneshot::Sender<Result<(), String>>>,
@@ -366,11 +479,6 @@ struct SessionTask {
     /// When [`Controller::connect`] was called, for [`ControllerEvent::FirstPicture`].
     started: Instant,
     first_picture: Option<oneshot::Receiver<Instant>>,
-    /// Who chat lines are from: the puppet's name from signaling.
-    puppet_name: String,
-    last_pictures: u64,
-    last_decode_micros: u64,
-    last_stats_at: Instant,
 }
 
 /// What ends the session loop.
@@ -382,9 +490,23 @@ enum Next {
 impl SessionTask {
     async fn run(mut self, mut close: oneshot::Receiver<()>) {
         let reason = loop {
+            self.carry_out();
             let connecting = self.connected.is_some();
+            let wants_room = self.core.wants_file_room();
             let next = tokio::select! {
                 _ = &mut close => Next::End(EndReason::Closed),
+                _ = self.peer.wait_for_room(Channel::File), if wants_room => {
+                    self.core.file_channel_room();
+                    Next::Continue
+                }
+                Some(command) = self.file_commands.recv() => {
+                    self.on_file_command(command);
+                    Next::Continue
+                }
+                Some((path, opened)) = self.prepared.recv() => {
+                    self.on_prepared(path, opened);
+                    Next::Continue
+                }
                 _ = tokio::time::sleep_until(self.connect_deadline), if connecting => {
                     let line = self.ice_report.failure_line(self.connect_timeout);
                     if let Some(connected) = self.connected.take() {
@@ -414,6 +536,9 @@ impl SessionTask {
         if let Some(connected) = self.connected.take() {
             let _ = connected.send(Err(reason.to_string()));
         }
+        // Part files being received are kept for a resume; the user hears how each ended.
+        self.core.close();
+        self.carry_out();
         if let Some(mut signal) = self.signal.take() {
             if reason == EndReason::Closed {
                 let _ = signal
@@ -467,29 +592,14 @@ impl SessionTask {
                 self.ice_report.relay_failed(reason);
             }
             PeerEvent::Closed => return Next::End(EndReason::ConnectionLost),
-            PeerEvent::ChannelOpen(Channel::Control) => {
-                let message = ControlMessage::Keyboard {
-                    mode: self.keyboard,
-                }
-                .encode();
-                if let Err(error) = self
-                    .peer
-                    .send_data(Channel::Control, Message::Text(message))
-                    .await
-                {
-                    tracing::warn!(%error, "could not tell the puppet the keyboard mode");
-                }
-            }
-            PeerEvent::Data(Channel::Control, message) => {
-                if let Some(line) =
-                    crate::exchange::chat_line(message.as_bytes(), &self.puppet_name)
-                {
-                    self.emit(ControllerEvent::Chat(line));
-                }
+            PeerEvent::ChannelOpen(Channel::Control) => self.core.control_opened(),
+            PeerEvent::Data(channel, message) => {
+                self.core
+                    .handle_data(channel, message.as_bytes(), Instant::now());
             }
             PeerEvent::Stats(peer) => {
-                let stats = self.stats(peer);
-                self.emit(ControllerEvent::Stats(stats));
+                let totals = self.decode_totals();
+                self.core.handle_stats(peer, totals, Instant::now());
             }
             other => tracing::trace!(?other, "peer event"),
         }
@@ -533,34 +643,127 @@ impl SessionTask {
 
     fn emit(&self, event: ControllerEvent) {
         // Stats and state changes are advisory: a consumer that does not keep up misses some.
-        let _ = self.events.try_send(event);
+        if let Err(mpsc::error::TrySendError::Full(event)) = self.events.try_send(event) {
+            if !matches!(
+                event,
+                ControllerEvent::Stats(_)
+                    | ControllerEvent::PuppetStats(_)
+                    | ControllerEvent::FileProgress(_)
+            ) {
+                tracing::warn!(?event, "event dropped: nobody reads the session's events");
+            }
+        }
     }
 
-    fn stats(&mut self, peer: PeerStats) -> SessionStats {
+    /// Does what the core asks until it has nothing left for now: control messages, events,
+    /// then file chunks while the file channel takes them.
+    fn carry_out(&mut self) {
+        while let Some(output) = self.core.poll_output() {
+            match output {
+                CoreOutput::Send(channel, message) => {
+                    if let Err(error) = self.peer.try_send_data(channel, message) {
+                        tracing::debug!(?channel, %error, "control message not sent");
+                    }
+                }
+                CoreOutput::Event(event) => self.emit(event),
+            }
+        }
+        let mut sent = 0;
+        while let Some(chunk) = self.core.poll_chunk(sent) {
+            sent += 1;
+            match self.peer.try_send_or_return(Channel::File, chunk) {
+                Ok(()) => {}
+                Err((rtcdesk_peer::Error::Full, chunk)) => {
+                    self.core.file_channel_full(chunk);
+                    break;
+                }
+                Err((error, _)) => {
+                    tracing::debug!(%error, "file chunk not sent");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn on_file_command(&mut self, command: FileCommand) {
         let now = Instant::now();
-        let elapsed = (now - self.last_stats_at).as_secs_f64().max(1e-3);
-        self.last_stats_at = now;
-        let pictures = self.counters.pictures.load(Ordering::Relaxed);
-        let decode_micros = self.counters.decode_micros.load(Ordering::Relaxed);
-        let new_pictures = pictures - self.last_pictures;
-        let new_micros = decode_micros - self.last_decode_micros;
-        self.last_pictures = pictures;
-        self.last_decode_micros = decode_micros;
+        let result = match command {
+            FileCommand::Send(path) => {
+                // Hashing reads the whole file: never on the network task.
+                let prepared = self.prepared_tx.clone();
+                tokio::task::spawn_blocking(move || {
+                    let opened = LocalFile::open(&path);
+                    let _ = prepared.blocking_send((path, opened));
+                });
+                Ok(())
+            }
+            FileCommand::Accept(id) => self.core.accept(id, now),
+            FileCommand::Decline(id, reason) => self.core.decline(id, &reason, now),
+            FileCommand::Cancel(direction, id, reason) => {
+                self.core.cancel(direction, id, &reason, now)
+            }
+        };
+        if let Err(error) = result {
+            tracing::warn!(%error, "file command refused");
+        }
+    }
+
+    fn on_prepared(&mut self, path: PathBuf, opened: std::io::Result<LocalFile>) {
+        let file = match opened {
+            Ok(file) => file,
+            Err(error) => {
+                let reason = error.to_string();
+                self.emit(ControllerEvent::FileNotSent { path, reason });
+                return;
+            }
+        };
+        let (name, size, sha256) = (file.name.clone(), file.size, file.sha256);
+        match self
+            .core
+            .send_file(&name, size, sha256, file.source, Instant::now())
+        {
+            Ok(id) => self.emit(ControllerEvent::FileOffered(Offer {
+                id,
+                name,
+                size,
+                sha256,
+            })),
+            Err(error) => {
+                let reason = error.to_string();
+                self.emit(ControllerEvent::FileNotSent { path, reason });
+            }
+        }
+    }
+
+    /// The decoder's running totals, for the core's per-second figures.
+    fn decode_totals(&self) -> DecodeTotals {
         let size = self.counters.size.load(Ordering::Relaxed);
         let age = self
             .counters
             .last_stamp_age_micros
             .swap(0, Ordering::Relaxed);
-        SessionStats {
-            fps: new_pictures as f64 / elapsed,
-            rtt: peer.rtt,
-            receive_bitrate_bps: peer.receive_bitrate_bps,
-            stamp_latency: (age > 0).then(|| Duration::from_micros(age)),
-            decode_time: (new_pictures > 0)
-                .then(|| Duration::from_micros(new_micros / new_pictures)),
-            video_size: (size != 0).then_some(((size >> 32) as u32, size as u32)),
-            decode_errors: self.counters.errors.load(Ordering::Relaxed),
-            peer,
+        DecodeTotals {
+            pictures: self.counters.pictures.load(Ordering::Relaxed),
+            decode_micros: self.counters.decode_micros.load(Ordering::Relaxed),
+            errors: self.counters.errors.load(Ordering::Relaxed),
+            size: (size != 0).then_some(((size >> 32) as u32, size as u32)),
+            stamp_age: (age > 0).then(|| Duration::from_micros(age)),
+        }
+    }
+}
+
+/// The folder files from the puppet go into, created if missing; `None` (every offer refused)
+/// when it cannot be made.
+fn download_folder(config: &ControllerConfig) -> Option<DownloadFolder> {
+    let dir = config
+        .download_dir
+        .clone()
+        .or_else(|| rtcdesk_files::default_dir(|name| std::env::var_os(name)))?;
+    match DownloadFolder::new(&dir) {
+        Ok(folder) => Some(folder),
+        Err(error) => {
+            tracing::warn!(dir = %dir.display(), %error, "no download folder: file offers are refused");
+            None
         }
     }
 }
