@@ -12,16 +12,18 @@ use rtcdesk_controller::headless::{png_sink, HeadlessOptions};
 use rtcdesk_controller::ice_report::kind_name;
 use rtcdesk_controller::window::{FrameSlot, UserEvent, WindowApp, WindowSink};
 use rtcdesk_controller::{
-    stats, ControlCode, Controller, ControllerConfig, ControllerEvent, FrameSink, KeyboardMode,
-    EXIT_CONNECTION_LOST, EXIT_OTHER, EXIT_USAGE,
+    stats, ControlCode, Controller, ControllerConfig, ControllerEvent, FileCommands, FrameSink,
+    KeyboardMode, EXIT_CONNECTION_LOST, EXIT_OTHER, EXIT_USAGE,
 };
+use rtcdesk_files::{TransferEvent, TransferTracker};
 use rtcdesk_signal::tls::TlsOptions;
 
 const EXIT_CODES: &str = "\
 Exit codes:
   0  the session was closed by you (window closed, or --headless saved its
      --frames pictures or reached --seconds)
-  1  any other error (the message says which)
+  1  any other error (the message says which), or with --headless --send, a file that did
+     not arrive
   2  usage error (bad option or control code)
   3  no puppet has this control code (mistyped or expired)
   4  the puppet's user refused the connection (or did not answer)
@@ -137,6 +139,24 @@ struct Args {
     #[arg(long, value_name = "TEXT")]
     chat: Vec<String>,
 
+    /// A file to send to the puppet once connected; repeatable. The puppet's user is asked to
+    /// accept it (a puppet started with --accept-files takes it at once). With --headless the
+    /// controller waits until every file has arrived, and exits with 1 if one did not. In the
+    /// window, drop a file on it to send it.
+    #[arg(long, value_name = "FILE")]
+    send: Vec<PathBuf>,
+
+    /// Where files from the puppet are saved (created if missing; default: the Downloads
+    /// folder's rtcdesk folder). A file is written as NAME.part and gets its name only once its
+    /// SHA-256 matches; nothing is ever overwritten.
+    #[arg(long, value_name = "DIR")]
+    download_dir: Option<PathBuf>,
+
+    /// Accept every file the puppet offers, without asking. Without it, the puppet's offers are
+    /// declined (and printed).
+    #[arg(long)]
+    accept_files: bool,
+
     /// How long the puppet's user may take to accept, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     accept_timeout: u64,
@@ -182,7 +202,7 @@ fn main() -> ExitCode {
     let result = if args.headless {
         run_headless(&args, config)
     } else {
-        run_window(config, &args.chat)
+        run_window(config, &args)
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),
@@ -228,6 +248,8 @@ fn config(args: &Args) -> anyhow::Result<ControllerConfig> {
             .map_err(anyhow::Error::msg)?;
     }
     config.relay_only = args.relay_only;
+    config.download_dir = args.download_dir.clone();
+    config.accept_files = args.accept_files;
     if let Some(fingerprint) = &args.insecure_pin {
         config.tls = TlsOptions::pinned(fingerprint).context("--insecure-pin")?;
     } else if let Some(ca) = &args.ca {
@@ -267,6 +289,7 @@ async fn connect(
     config: ControllerConfig,
     sink: Box<dyn FrameSink>,
     chat: &[String],
+    send: &[PathBuf],
 ) -> Result<Controller, i32> {
     eprintln!(
         "controller: asking {} for puppet {} — waiting for its user to accept…",
@@ -276,6 +299,12 @@ async fn connect(
         Ok(controller) => {
             eprintln!("controller: connected");
             send_chat(&controller, chat);
+            let files = controller.files();
+            for path in send {
+                if let Err(error) = files.send(path.clone()) {
+                    eprintln!("controller: cannot send {}: {error}", path.display());
+                }
+            }
             Ok(controller)
         }
         Err(error) => {
@@ -325,6 +354,56 @@ fn print_event(event: &ControllerEvent) {
     }
 }
 
+/// Prints what happened to a file, answers the puppet's offers as the options say (accepted in
+/// the session with --accept-files, declined here without), and keeps `tracker` up to date.
+fn on_file_event(
+    event: &ControllerEvent,
+    files: &FileCommands,
+    accept_files: bool,
+    tracker: &mut TransferTracker,
+) {
+    match event {
+        ControllerEvent::File(transfer) => {
+            eprintln!("controller: {}", rtcdesk_files::describe(transfer));
+            if let TransferEvent::Offered { offer, .. } = transfer {
+                if accept_files {
+                    tracker.accepted(offer.id);
+                } else {
+                    eprintln!("controller: declined (start the controller with --accept-files to take files)");
+                    if let Err(error) =
+                        files.decline(offer.id, "the controller does not take files")
+                    {
+                        eprintln!("controller: cannot decline file {}: {error}", offer.id);
+                    }
+                }
+            }
+            tracker.on_event(transfer);
+        }
+        ControllerEvent::FileOffered(offer) => {
+            eprintln!(
+                "controller: offered {} ({}) as file {}",
+                rtcdesk_files::name::safe_name(&offer.name),
+                rtcdesk_files::bytes(offer.size),
+                offer.id
+            );
+            tracker.offered(offer.id);
+        }
+        ControllerEvent::FileNotSent { path, reason } => {
+            eprintln!("controller: cannot send {}: {reason}", path.display());
+            tracker.not_offered();
+        }
+        ControllerEvent::FileProgress(live) => {
+            for (offer, direction, progress) in live {
+                eprintln!(
+                    "controller: {}",
+                    rtcdesk_files::describe_progress(offer, *direction, progress)
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
 fn run_headless(args: &Args, config: ControllerConfig) -> anyhow::Result<i32> {
     let out = args.out.clone().context("--headless needs --out DIR")?;
     let (sink, mut writer) = png_sink(HeadlessOptions {
@@ -336,17 +415,28 @@ fn run_headless(args: &Args, config: ControllerConfig) -> anyhow::Result<i32> {
     .with_context(|| format!("cannot create {}", out.display()))?;
     let runtime = runtime()?;
     let mut timed_out = false;
+    let mut tracker = TransferTracker::new(args.send.len());
     let code = runtime.block_on(async {
-        let mut controller = match connect(config, Box::new(sink), &args.chat).await {
+        let mut controller = match connect(config, Box::new(sink), &args.chat, &args.send).await {
             Ok(controller) => controller,
             Err(code) => return code,
         };
+        let files = controller.files();
         let mut last_stats = None;
         let time_limit = time_limit(args.seconds);
         tokio::pin!(time_limit);
+        let mut pictures_done = false;
         let code = loop {
+            if pictures_done && tracker.is_done() {
+                break 0;
+            }
             tokio::select! {
-                _ = writer.done() => break 0,
+                _ = writer.done(), if !pictures_done => {
+                    pictures_done = true;
+                    if !tracker.is_done() {
+                        eprintln!("controller: all pictures saved; waiting for the files");
+                    }
+                }
                 _ = &mut time_limit => {
                     timed_out = true;
                     break 0;
@@ -363,18 +453,28 @@ fn run_headless(args: &Args, config: ControllerConfig) -> anyhow::Result<i32> {
                     Some(event) => {
                         say_progress(&event);
                         print_event(&event);
+                        on_file_event(&event, &files, args.accept_files, &mut tracker);
                     }
                     None => break EXIT_CONNECTION_LOST,
                 },
             }
         };
         controller.close().await;
+        tracker.session_ended();
         if let Some(stats) = last_stats {
             eprintln!("controller: last second: {}", stats::figures(&stats));
         }
         code
     });
     let summary = writer.finish().context("writing PNG files")?;
+    let files_failed = tracker.failed();
+    if tracker.completed() + files_failed > 0 {
+        eprintln!(
+            "controller: files: {} arrived, {} did not",
+            tracker.completed(),
+            files_failed
+        );
+    }
     if summary.files.is_empty() && code != 0 {
         return Ok(code);
     }
@@ -404,6 +504,9 @@ fn run_headless(args: &Args, config: ControllerConfig) -> anyhow::Result<i32> {
             summary.files.len(),
             args.frames
         );
+        return Ok(EXIT_OTHER);
+    }
+    if code == 0 && files_failed > 0 {
         return Ok(EXIT_OTHER);
     }
     Ok(code)
@@ -508,7 +611,7 @@ async fn time_limit(seconds: Option<f64>) {
     }
 }
 
-fn run_window(config: ControllerConfig, chat: &[String]) -> anyhow::Result<i32> {
+fn run_window(config: ControllerConfig, args: &Args) -> anyhow::Result<i32> {
     let event_loop = winit::event_loop::EventLoop::<UserEvent>::with_user_event()
         .build()
         .context("cannot open a window (no display? use --headless --out DIR)")?;
@@ -518,7 +621,8 @@ fn run_window(config: ControllerConfig, chat: &[String]) -> anyhow::Result<i32> 
     let runtime = runtime()?;
     let keyboard = config.keyboard;
     let code = config.code;
-    let mut controller = match runtime.block_on(connect(config, Box::new(sink), chat)) {
+    let connecting = connect(config, Box::new(sink), &args.chat, &args.send);
+    let mut controller = match runtime.block_on(connecting) {
         Ok(controller) => controller,
         Err(code) => return Ok(code),
     };
@@ -526,10 +630,14 @@ fn run_window(config: ControllerConfig, chat: &[String]) -> anyhow::Result<i32> 
     // the connection at once).
     slot.wait_for_size(Duration::from_secs(2));
     let mut events = controller.take_events();
+    let files = controller.files();
+    let accept_files = args.accept_files;
     runtime.spawn(async move {
+        let mut tracker = TransferTracker::default();
         while let Some(event) = events.recv().await {
             say_progress(&event);
             print_event(&event);
+            on_file_event(&event, &files, accept_files, &mut tracker);
             if proxy.send_event(UserEvent::Controller(event)).is_err() {
                 break;
             }
@@ -539,7 +647,8 @@ fn run_window(config: ControllerConfig, chat: &[String]) -> anyhow::Result<i32> 
         Some(name) if !name.trim().is_empty() => format!("{name} ({code})"),
         _ => format!("puppet {code}"),
     };
-    let mut app = WindowApp::new(puppet, slot, controller.input_sender(), keyboard);
+    let mut app = WindowApp::new(puppet, slot, controller.input_sender(), keyboard)
+        .with_files(controller.files());
     let run = event_loop.run_app(&mut app);
     // The timer must be made inside the runtime (tokio::time::timeout panics outside one).
     let _ = runtime

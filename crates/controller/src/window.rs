@@ -131,6 +131,7 @@ pub struct WindowApp {
     slot: Arc<FrameSlot>,
     input: WindowInput,
     sender: InputSender,
+    files: Option<crate::FileCommands>,
     window: Option<Arc<Window>>,
     pixels: Option<Pixels<'static>>,
     video_size: Option<(u32, u32)>,
@@ -159,6 +160,7 @@ impl WindowApp {
             slot,
             input: WindowInput::new(keyboard),
             sender,
+            files: None,
             window: None,
             pixels: None,
             video_size: None,
@@ -169,6 +171,12 @@ impl WindowApp {
             exit_code: None,
             error: None,
         }
+    }
+
+    /// Files dropped on the window are offered to the puppet through `files`.
+    pub fn with_files(mut self, files: crate::FileCommands) -> Self {
+        self.files = Some(files);
+        self
     }
 
     /// The exit code once the loop has ended: 0 when the user closed the window, the session's
@@ -382,6 +390,19 @@ impl ApplicationHandler<UserEvent> for WindowApp {
                 self.render(event_loop);
             }
             WindowEvent::ScaleFactorChanged { .. } => self.update_picture(),
+            WindowEvent::DroppedFile(path) => {
+                if let Some(files) = &self.files {
+                    match files.send(path.clone()) {
+                        Ok(()) => {
+                            eprintln!("controller: offering {} to the puppet", path.display())
+                        }
+                        Err(error) => {
+                            eprintln!("controller: cannot send {}: {error}", path.display())
+                        }
+                    }
+                }
+                return;
+            }
             WindowEvent::RedrawRequested => self.render(event_loop),
             WindowEvent::ModifiersChanged(modifiers) => {
                 let state = modifiers.state();

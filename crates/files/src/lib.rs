@@ -18,6 +18,7 @@
 //! - [`SessionFiles`]: one session's book, folder, refusal policy and `file` channel state, as
 //!   both programs' session cores keep it.
 //! - [`LocalFile`]: a file on this machine opened and hashed, ready to offer.
+//! - [`TransferTracker`]: the transfers a program waits for before it exits.
 //! - [`name::safe_name`]: whatever name is offered, the file lands inside the folder.
 //!
 //! ```
@@ -58,6 +59,7 @@ mod progress;
 mod recv;
 mod send;
 mod session;
+mod tracker;
 
 pub use book::{Direction, Ending, Limits, TransferEvent, Transfers};
 pub use error::{hex, FileError};
@@ -67,6 +69,7 @@ pub use progress::Progress;
 pub use recv::{ReceiveState, Receiver};
 pub use send::{hash_source, ChunkRange, SeekSource, SendState, Sender, Source};
 pub use session::{SessionFiles, CHUNKS_PER_DRAIN};
+pub use tracker::TransferTracker;
 
 pub use rtcdesk_proto::control::{ControlMessage, Sha256};
 pub use rtcdesk_proto::file::FileChunk;
@@ -135,5 +138,81 @@ pub fn describe(event: &TransferEvent) -> String {
             };
             format!("{way} file {id} {why}")
         }
+    }
+}
+
+/// A progress line for one live transfer (what the programs print with each stats interval):
+/// `sending report.pdf: 12.0 of 32.0 MiB (37%), 4.1 MiB/s, 5 s left`.
+pub fn describe_progress(offer: &Offer, direction: Direction, progress: &Progress) -> String {
+    let way = match direction {
+        Direction::Outgoing => "sending",
+        Direction::Incoming => "receiving",
+    };
+    let mut line = format!(
+        "{way} {}: {} of {} ({:.0}%)",
+        name::safe_name(&offer.name),
+        bytes(progress.bytes),
+        bytes(progress.total),
+        progress.fraction() * 100.0
+    );
+    if progress.rate > 0.0 {
+        line.push_str(&format!(", {}/s", bytes(progress.rate as u64)));
+    }
+    if let Some(left) = progress.remaining {
+        line.push_str(&format!(", {} s left", left.as_secs().max(1)));
+    }
+    line
+}
+
+/// A size for people: `512 B`, `3.4 KiB`, `12.0 MiB`, `1.5 GiB`.
+pub fn bytes(count: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if count < 1024 {
+        return format!("{count} B");
+    }
+    let mut value = count as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod describe_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(1023), "1023 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(32 << 20), "32.0 MiB");
+        assert_eq!(bytes(3 << 30), "3.0 GiB");
+    }
+
+    #[test]
+    fn a_progress_line_names_the_file_safely_and_says_what_is_left() {
+        let offer = Offer {
+            id: 1,
+            name: "../../etc/\u{1b}[2Jpasswd".into(),
+            size: 32 << 20,
+            sha256: Sha256([0; 32]),
+        };
+        let progress = Progress {
+            bytes: 8 << 20,
+            total: 32 << 20,
+            rate: (4 << 20) as f64,
+            remaining: Some(Duration::from_secs(6)),
+        };
+        let line = describe_progress(&offer, Direction::Outgoing, &progress);
+        assert!(!line.contains('\u{1b}') && !line.contains("etc"), "{line}");
+        assert!(line.starts_with("sending "), "{line}");
+        assert!(
+            line.ends_with(": 8.0 MiB of 32.0 MiB (25%), 4.0 MiB/s, 6 s left"),
+            "{line}"
+        );
     }
 }

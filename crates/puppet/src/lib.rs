@@ -46,6 +46,7 @@
 pub mod bitrate;
 pub mod core;
 pub mod exchange;
+mod files;
 mod injector;
 pub mod pacer;
 mod pipeline;
@@ -66,6 +67,7 @@ use rtcdesk_signal::tls::TlsOptions;
 use tokio::sync::{mpsc, watch};
 
 pub use exchange::{ChatError, ChatSender};
+pub use files::{FilesError, PuppetFiles};
 pub use injector::SyntheticInjector;
 pub use pipeline::{FrameTiming, Quality, THUMBNAIL_FPS, THUMBNAIL_KBPS, THUMBNAIL_SIZE};
 pub use rtcdesk_proto::chat::ChatLine;
@@ -196,8 +198,13 @@ pub struct PuppetConfig {
     /// [`rtcdesk_files::default_dir`] (the user's Downloads/rtcdesk).
     pub download_dir: Option<PathBuf>,
     /// Accept every file a controller offers (`--accept-files`, for scripts and tests). Without
-    /// it offers are declined: the terminal question is not there yet.
+    /// it, the terminal asks (with `terminal_chat` or a prompt policy); with no terminal,
+    /// offers wait for [`PuppetFiles::answer`] when `answer_files` is set, and are declined
+    /// otherwise.
     pub accept_files: bool,
+    /// Offers neither accepted by `accept_files` nor asked on the terminal wait for the
+    /// application's [`PuppetFiles::answer`] instead of being declined.
+    pub answer_files: bool,
 }
 
 impl PuppetConfig {
@@ -230,6 +237,7 @@ impl PuppetConfig {
             terminal_chat: false,
             download_dir: None,
             accept_files: false,
+            answer_files: false,
         }
     }
 
@@ -365,6 +373,36 @@ pub enum PuppetEvent {
         /// What happened.
         event: rtcdesk_files::TransferEvent,
     },
+    /// One of this side's files ([`PuppetFiles::send`]) was offered to the session's
+    /// controller under `offer.id`; its user is asked to accept.
+    FileOffered {
+        /// Its session.
+        session: SessionId,
+        /// The offer as sent.
+        offer: rtcdesk_files::Offer,
+    },
+    /// A file could not be offered: missing, a folder, unreadable, or nobody to send it to
+    /// (`session` is `None` when no controller is connected).
+    FileNotSent {
+        /// The session it was for.
+        session: Option<SessionId>,
+        /// The path given.
+        path: std::path::PathBuf,
+        /// Why, for the user.
+        reason: String,
+    },
+    /// Bytes, rate and time left of the session's live transfers, with each stats interval
+    /// (about once a second while a transfer runs).
+    FileProgress {
+        /// Its session.
+        session: SessionId,
+        /// Each live transfer.
+        transfers: Vec<(
+            rtcdesk_files::Offer,
+            rtcdesk_files::Direction,
+            rtcdesk_files::Progress,
+        )>,
+    },
 }
 
 /// Where a session stands.
@@ -445,6 +483,7 @@ pub struct Puppet {
     synthetic: Option<SyntheticDesktop>,
     shared: Arc<Shared>,
     chat: ChatSender,
+    files: PuppetFiles,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     server: Option<rtcdesk_signal::server::Server>,
@@ -506,6 +545,11 @@ impl Puppet {
     /// A sender for chat lines to every controller, for any thread.
     pub fn chat_sender(&self) -> ChatSender {
         self.chat.clone()
+    }
+
+    /// A handle for sending files to controllers and answering their offers, for any thread.
+    pub fn files(&self) -> PuppetFiles {
+        self.files.clone()
     }
 
     /// The controllers asking, connecting or connected now.

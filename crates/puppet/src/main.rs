@@ -135,10 +135,17 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     download_dir: Option<PathBuf>,
 
-    /// Accept every file a controller offers, without asking (for scripts). Without it, offers
-    /// are declined. View-only sessions never may send files.
+    /// Accept every file a controller offers, without asking (for scripts). Without it, the
+    /// terminal asks `accept NAME (SIZE) from "CONTROLLER"? [y/N]`; with no terminal to ask on,
+    /// offers are declined. View-only sessions never may send files.
     #[arg(long)]
     accept_files: bool,
+
+    /// A file to offer to each controller once it is connected; repeatable. Its user is asked
+    /// to accept it. While running, type `/send PATH` to offer a file to every connected
+    /// controller.
+    #[arg(long, value_name = "FILE")]
+    send: Vec<PathBuf>,
 }
 
 const AFTER_HELP: &str = "\
@@ -280,6 +287,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<()> {
+    let send = args.send.clone();
     let config = config(args)?;
     let accept_all = matches!(config.accept, AcceptPolicy::All);
     let joining = config.join.is_some();
@@ -298,7 +306,8 @@ async fn run(args: Args) -> Result<()> {
     if accept_all {
         println!("Every controller with the code is accepted (--accept-all).");
     }
-    println!("Waiting for controllers; Ctrl-C to stop. Lines you type are chat to them.");
+    println!("Waiting for controllers; Ctrl-C to stop. Lines you type are chat to them; /send PATH offers a file.");
+    let files = puppet.files();
     let mut shown_code = puppet.control_code();
     loop {
         tokio::select! {
@@ -309,6 +318,13 @@ async fn run(args: Args) -> Result<()> {
                 Some(event) => {
                     if let PuppetEvent::Registered { code, .. } = &event {
                         shown_code = *code;
+                    }
+                    if let PuppetEvent::SessionConnected { session } = &event {
+                        for path in &send {
+                            if let Err(error) = files.send_to(session.clone(), path.clone()) {
+                                eprintln!("cannot send {}: {error}", path.display());
+                            }
+                        }
                     }
                     print_event(&puppet, &event);
                 }
@@ -375,6 +391,23 @@ fn print_event(puppet: &Puppet, event: &PuppetEvent) {
         PuppetEvent::SessionConnected { .. } => {}
         PuppetEvent::Chat { line, .. } => println!("{line}"),
         PuppetEvent::File { event, .. } => eprintln!("{}", rtcdesk_files::describe(event)),
+        PuppetEvent::FileOffered { offer, .. } => eprintln!(
+            "offered {} ({}) as file {}",
+            rtcdesk_files::name::safe_name(&offer.name),
+            rtcdesk_files::bytes(offer.size),
+            offer.id
+        ),
+        PuppetEvent::FileNotSent { path, reason, .. } => {
+            eprintln!("cannot send {}: {reason}", path.display())
+        }
+        PuppetEvent::FileProgress { transfers, .. } => {
+            for (offer, direction, progress) in transfers {
+                eprintln!(
+                    "{}",
+                    rtcdesk_files::describe_progress(offer, *direction, progress)
+                );
+            }
+        }
         PuppetEvent::SessionEnded { session, reason } => {
             println!("Session {session} ended: {reason}.");
         }

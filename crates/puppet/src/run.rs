@@ -17,10 +17,11 @@ use tokio::task::JoinHandle;
 
 use crate::core::{Output, SessionBook};
 use crate::exchange::ChatSender;
+use crate::files::{FileRequest, PuppetFiles};
 use crate::injector::{NoInjector, SyntheticInjector};
 use crate::pipeline::{Pipeline, PipelineConfig, VideoHub};
 use crate::session::{self, SessionCommand, SessionContext, SessionReport};
-use crate::terminal::Terminal;
+use crate::terminal::{FileQuestion, Terminal};
 use crate::{
     AcceptPolicy, Error, IncomingRequest, Puppet, PuppetConfig, PuppetEvent, Shared, Signaling,
     Source,
@@ -183,16 +184,22 @@ pub(crate) async fn start(config: PuppetConfig) -> Result<Puppet, Error> {
         view_only: config.view_only,
         download_dir: config.download_dir.clone(),
         accept_files: config.accept_files,
+        // Set below, once it is known whether a terminal asks.
+        ask_files: config.answer_files,
         hub,
         reports: reports_tx,
         chat: chat.clone(),
     };
     let (decisions_tx, decisions_rx) = mpsc::channel(64);
+    let (files, file_requests) = PuppetFiles::new();
     let asker = Asker::new(
         config.accept.clone(),
         decisions_tx,
         config.terminal_chat.then(|| chat.clone()),
+        files.clone(),
     );
+    let mut context = context;
+    context.ask_files |= asker.file_questions.is_some();
     let (stop_tx, stop_rx) = oneshot::channel();
     let (reconnected_tx, reconnected_rx) = mpsc::channel(1);
     let shell = Shell {
@@ -208,14 +215,13 @@ pub(crate) async fn start(config: PuppetConfig) -> Result<Puppet, Error> {
         shared: shared.clone(),
         asker,
     };
-    let task = tokio::spawn(shell.run(
-        reports_rx,
-        decisions_rx,
-        reconnected_rx,
-        stop_rx,
-        pipeline,
-        injector,
-    ));
+    let inbox = Inbox {
+        reports: reports_rx,
+        decisions: decisions_rx,
+        file_requests,
+        reconnected: reconnected_rx,
+    };
+    let task = tokio::spawn(shell.run(inbox, stop_rx, pipeline, injector));
     Ok(Puppet {
         code: code_rx,
         signal_url,
@@ -224,6 +230,7 @@ pub(crate) async fn start(config: PuppetConfig) -> Result<Puppet, Error> {
         synthetic,
         shared,
         chat,
+        files,
         stop: Some(stop_tx),
         task: Some(task),
         server,
@@ -305,6 +312,8 @@ struct Asker {
     policy: AcceptPolicy,
     decisions: mpsc::Sender<(SessionId, bool)>,
     prompts: Option<mpsc::Sender<IncomingRequest>>,
+    /// File offers to ask the terminal about (`None`: no terminal).
+    file_questions: Option<mpsc::Sender<FileQuestion>>,
 }
 
 impl Asker {
@@ -314,6 +323,7 @@ impl Asker {
         policy: AcceptPolicy,
         decisions: mpsc::Sender<(SessionId, bool)>,
         terminal_chat: Option<ChatSender>,
+        files: PuppetFiles,
     ) -> Self {
         let (prompts, requests, timeout) = match &policy {
             AcceptPolicy::Prompt { timeout } => {
@@ -322,13 +332,19 @@ impl Asker {
             }
             _ => (None, None, Duration::ZERO),
         };
+        let mut file_questions = None;
         if requests.is_some() || terminal_chat.is_some() {
+            let (questions_tx, questions_rx) = mpsc::channel(64);
+            file_questions = Some(questions_tx);
             tokio::spawn(
                 Terminal {
                     requests,
                     decisions: decisions.clone(),
-                    timeout,
+                    // File questions wait as long as controller questions, at least 30 s.
+                    timeout: timeout.max(FILE_QUESTION_TIMEOUT),
                     chat: terminal_chat,
+                    file_questions: questions_rx,
+                    files,
                 }
                 .run(),
             );
@@ -337,6 +353,7 @@ impl Asker {
             policy,
             decisions,
             prompts,
+            file_questions,
         }
     }
 
@@ -365,6 +382,22 @@ impl Asker {
     }
 }
 
+impl Asker {
+    /// Asks the terminal whether to take a file; `false` when no terminal asks.
+    fn ask_file(&self, question: FileQuestion) -> bool {
+        let Some(questions) = &self.file_questions else {
+            return false;
+        };
+        if let Err(error) = questions.try_send(question) {
+            tracing::warn!("not asking about a file: {error}");
+        }
+        true
+    }
+}
+
+/// The shortest time a file question waits for the puppet's user.
+const FILE_QUESTION_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A controller's name as it is safe to print: control characters (terminal escapes) removed,
 /// at most 64 characters.
 pub(crate) fn printable(name: &str) -> String {
@@ -373,6 +406,14 @@ pub(crate) fn printable(name: &str) -> String {
 
 /// What a try to connect to the signaling server again gave.
 type Reconnected = Result<SignalClient, rtcdesk_signal::client::ClientError>;
+
+/// What the main loop listens to besides the signaling connection.
+struct Inbox {
+    reports: mpsc::Receiver<SessionReport>,
+    decisions: mpsc::Receiver<(SessionId, bool)>,
+    file_requests: mpsc::Receiver<FileRequest>,
+    reconnected: mpsc::Receiver<Reconnected>,
+}
 
 struct Shell {
     book: SessionBook,
@@ -401,13 +442,17 @@ impl Shell {
 
     async fn run(
         mut self,
-        mut reports: mpsc::Receiver<SessionReport>,
-        mut decisions: mpsc::Receiver<(SessionId, bool)>,
-        mut reconnected: mpsc::Receiver<Reconnected>,
+        inbox: Inbox,
         mut stop: oneshot::Receiver<()>,
         pipeline: Pipeline,
         injector: InjectorThread,
     ) {
+        let Inbox {
+            mut reports,
+            mut decisions,
+            mut file_requests,
+            mut reconnected,
+        } = inbox;
         loop {
             self.carry_out().await;
             let deadline = self.book.poll_timeout();
@@ -434,8 +479,16 @@ impl Shell {
                     SessionReport::Connected(session) => self.book.handle_peer_connected(&session),
                     SessionReport::Lost(session, reason) => self.book.handle_peer_lost(&session, reason),
                     SessionReport::Chat(session, text) => self.chat_received(session, text),
-                    SessionReport::File(session, event) => self.emit(PuppetEvent::File { session, event }),
+                    SessionReport::File(session, event) => self.file_event(session, event),
+                    SessionReport::FileOffered(session, offer) => self.emit(PuppetEvent::FileOffered { session, offer }),
+                    SessionReport::FileNotSent(session, path, reason) => {
+                        self.emit(PuppetEvent::FileNotSent { session: Some(session), path, reason });
+                    }
+                    SessionReport::FileProgress(session, transfers) => {
+                        self.emit(PuppetEvent::FileProgress { session, transfers });
+                    }
                 },
+                Some(request) = file_requests.recv() => self.file_request(request).await,
                 Some((session, accept)) = decisions.recv() => {
                     self.book.handle_decision(&session, accept, Instant::now());
                 }
@@ -469,6 +522,71 @@ impl Shell {
             drop(injector);
         })
         .await;
+    }
+
+    /// A transfer event from a session: an offer not taken at once goes to the terminal.
+    fn file_event(&mut self, session: SessionId, event: rtcdesk_files::TransferEvent) {
+        if let rtcdesk_files::TransferEvent::Offered { offer, safe_name } = &event {
+            if !self.context.accept_files {
+                let from = self
+                    .book
+                    .sessions()
+                    .into_iter()
+                    .find(|info| info.session == session)
+                    .map(|info| info.name)
+                    .unwrap_or_default();
+                self.asker.ask_file(FileQuestion {
+                    session: session.clone(),
+                    from,
+                    id: offer.id,
+                    safe_name: safe_name.clone(),
+                    size: offer.size,
+                });
+            }
+        }
+        self.emit(PuppetEvent::File { session, event });
+    }
+
+    /// Hands the user's file request to the session(s) it is for.
+    async fn file_request(&mut self, request: FileRequest) {
+        match request {
+            FileRequest::Send { to, path } => {
+                let targets: Vec<SessionId> = match &to {
+                    Some(session) => vec![session.clone()],
+                    None => self
+                        .book
+                        .sessions()
+                        .into_iter()
+                        .filter(|info| info.state == crate::SessionState::Connected)
+                        .map(|info| info.session)
+                        .collect(),
+                };
+                let mut sent = false;
+                for session in targets {
+                    if let Some((tx, _)) = self.sessions.get(&session) {
+                        sent |= tx
+                            .send(SessionCommand::SendFile(path.clone()))
+                            .await
+                            .is_ok();
+                    }
+                }
+                if !sent {
+                    self.emit(PuppetEvent::FileNotSent {
+                        session: to,
+                        path,
+                        reason: "no controller is connected".into(),
+                    });
+                }
+            }
+            FileRequest::Answer {
+                session,
+                id,
+                accept,
+            } => {
+                self.command(&session, SessionCommand::AnswerFile { id, accept })
+                    .await
+            }
+        }
     }
 
     /// A controller's chat line, shown with the name it asked to connect with.

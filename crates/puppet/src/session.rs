@@ -26,6 +26,19 @@ pub(crate) enum SessionReport {
     Chat(SessionId, String),
     /// A file transfer with this session's controller moved on.
     File(SessionId, rtcdesk_files::TransferEvent),
+    /// One of this side's files was offered under this id.
+    FileOffered(SessionId, rtcdesk_files::Offer),
+    /// One of this side's files could not be offered: the path and why.
+    FileNotSent(SessionId, std::path::PathBuf, String),
+    /// The live transfers' progress.
+    FileProgress(
+        SessionId,
+        Vec<(
+            rtcdesk_files::Offer,
+            rtcdesk_files::Direction,
+            rtcdesk_files::Progress,
+        )>,
+    ),
 }
 
 /// What the main loop tells a session task.
@@ -37,6 +50,10 @@ pub(crate) enum SessionCommand {
     StartVideo(crate::Quality),
     /// Move to the other stream (a proctor focused or unfocused this member).
     SetQuality(crate::Quality),
+    /// Offer the file at this path to the controller.
+    SendFile(std::path::PathBuf),
+    /// The user's answer to the controller's offer `id`.
+    AnswerFile { id: u32, accept: bool },
     /// Close the peer and end.
     Close,
 }
@@ -54,6 +71,9 @@ pub(crate) struct SessionContext {
     pub download_dir: Option<std::path::PathBuf>,
     /// Accept every offered file without asking.
     pub accept_files: bool,
+    /// Someone answers offers that are not accepted at once (the terminal or the
+    /// application); without, they are declined.
+    pub ask_files: bool,
     pub hub: Arc<VideoHub>,
     pub reports: mpsc::Sender<SessionReport>,
     /// Chat lines the puppet's user writes, for every session.
@@ -139,6 +159,8 @@ async fn drive(
         std::time::Instant::now(),
     );
     let mut chat = context.chat.subscribe();
+    // Files opened and hashed off this task come back here.
+    let (prepared_tx, mut prepared) = mpsc::channel(8);
     let result = loop {
         if let Some(end) = carry_out(session, context, &handle, &mut viewer, &mut input) {
             break Some(end);
@@ -152,6 +174,7 @@ async fn drive(
             },
             _ = tokio::time::sleep_until(heartbeat) => viewer.handle_timeout(std::time::Instant::now()),
             _ = handle.wait_for_room(Channel::File), if wants_room => viewer.file_channel_room(),
+            Some((path, opened)) = prepared.recv() => offer_file(session, context, &mut viewer, path, opened),
             command = commands.recv() => match command {
                 Some(SessionCommand::Remote(SignalMessage::Answer(answer))) => {
                     handle.accept_answer(answer.sdp).await?;
@@ -167,6 +190,24 @@ async fn drive(
                 }
                 Some(SessionCommand::StartVideo(quality)) => {
                     context.hub.add(session.clone(), handle.video_sender(), quality);
+                }
+                Some(SessionCommand::SendFile(path)) => {
+                    let prepared = prepared_tx.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let opened = rtcdesk_files::LocalFile::open(&path);
+                        let _ = prepared.blocking_send((path, opened));
+                    });
+                }
+                Some(SessionCommand::AnswerFile { id, accept }) => {
+                    let now = std::time::Instant::now();
+                    let answer = if accept {
+                        viewer.accept(id, now)
+                    } else {
+                        viewer.decline(id, "the puppet's user declined")
+                    };
+                    if let Err(error) = answer {
+                        tracing::info!(%session, id, %error, "answer to a file offer not taken");
+                    }
                 }
                 Some(SessionCommand::Close) | None => break None,
             },
@@ -191,6 +232,10 @@ async fn drive(
                 Some(PeerEvent::Stats(stats)) => {
                     tracing::debug!(%session, ?stats, "session stats");
                     viewer.handle_stats(stats);
+                    let live = viewer.progress(std::time::Instant::now());
+                    if !live.is_empty() {
+                        let _ = context.reports.try_send(SessionReport::FileProgress(session.clone(), live));
+                    }
                 }
                 Some(PeerEvent::ChannelOpen(Channel::Control)) => viewer.control_opened(std::time::Instant::now()),
                 Some(other) => tracing::trace!(%session, ?other, "peer event"),
@@ -247,14 +292,13 @@ fn carry_out(
             ViewerOutput::File(event) => {
                 if let rtcdesk_files::TransferEvent::Offered { offer, .. } = &event {
                     let answer = if context.accept_files {
-                        viewer.accept(offer.id, std::time::Instant::now())
+                        Some(viewer.accept(offer.id, std::time::Instant::now()))
+                    } else if context.ask_files {
+                        None
                     } else {
-                        viewer.decline(
-                            offer.id,
-                            "the puppet does not take files (no --accept-files)",
-                        )
+                        Some(viewer.decline(offer.id, "the puppet does not take files"))
                     };
-                    if let Err(error) = answer {
+                    if let Some(Err(error)) = answer {
                         tracing::warn!(%session, %error, "file offer not taken");
                     }
                 }
@@ -281,6 +325,37 @@ fn carry_out(
         }
     }
     None
+}
+
+/// A file opened and hashed off the task: offered to the controller, or reported as not sent.
+fn offer_file(
+    session: &SessionId,
+    context: &SessionContext,
+    viewer: &mut Viewer,
+    path: std::path::PathBuf,
+    opened: std::io::Result<rtcdesk_files::LocalFile>,
+) {
+    let report = match opened {
+        Ok(file) => {
+            let (name, size, sha256) = (file.name.clone(), file.size, file.sha256);
+            match viewer.send_file(&name, size, sha256, file.source, std::time::Instant::now()) {
+                Ok(id) => SessionReport::FileOffered(
+                    session.clone(),
+                    rtcdesk_files::Offer {
+                        id,
+                        name,
+                        size,
+                        sha256,
+                    },
+                ),
+                Err(error) => SessionReport::FileNotSent(session.clone(), path, error.to_string()),
+            }
+        }
+        Err(error) => SessionReport::FileNotSent(session.clone(), path, error.to_string()),
+    };
+    if let Err(error) = context.reports.try_send(report) {
+        tracing::warn!(%session, %error, "file report dropped");
+    }
 }
 
 /// The folder received files go into, created if missing; `None` (every offer refused) when it
