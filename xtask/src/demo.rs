@@ -6,6 +6,9 @@
 //! the window with `xdotool` (pointer, click, typing, wheel), takes screenshots of the screen
 //! the window is on with `import -window root`, and writes them with a stats summary under
 //! `out/demo/`. On a desktop with a display the window opens there, for you to watch (and use).
+//! Chat goes both ways (the controller's `--chat`, a line typed into the puppet's terminal) and
+//! a file each way (`--send` on both sides, `--accept-files` into `out/demo/received-by-*`); the
+//! demo checks that both arrived intact and that both programs exit with 0.
 //!
 //! The programs are spawned as processes and driven through their output and the X tools, which
 //! is how a user would run them; a private X server comes from rtcdesk-xvfb, as in the tests.
@@ -167,6 +170,10 @@ pub fn demo(args: &[String]) -> Result<(), String> {
         }
     }
 
+    for dir in ["received-by-puppet", "received-by-controller", "files"] {
+        let _ = std::fs::remove_dir_all(out.join(dir));
+    }
+
     let mut processes = Processes::default();
     let display = match std::env::var("DISPLAY") {
         Ok(display) if !display.is_empty() && !options.private_x => {
@@ -233,9 +240,31 @@ fn run(
     } else {
         display.to_string()
     };
+    // One file each way, written fresh so the demo shows what it sends.
+    let files = out.join("files");
+    std::fs::create_dir_all(&files).map_err(|e| format!("creating {}: {e}", files.display()))?;
+    let from_puppet = files.join("from-the-puppet.txt");
+    let from_controller = files.join("from-the-controller.txt");
+    let write = |path: &Path, text: String| {
+        std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))
+    };
+    write(
+        &from_puppet,
+        "Sent by the puppet with --send once the controller connected.\n".repeat(2000),
+    )?;
+    write(
+        &from_controller,
+        "Sent by the controller with --send; the puppet took it with --accept-files.\n"
+            .repeat(3000),
+    )?;
     let mut puppet = Command::new(bin.join("puppet"));
     puppet
         .args(["--source", &options.source, "--accept-all"])
+        .arg("--accept-files")
+        .arg("--download-dir")
+        .arg(out.join("received-by-puppet"))
+        .arg("--send")
+        .arg(&from_puppet)
         .args(["--listen", "127.0.0.1:0", "--name", puppet_name])
         .args([
             "--synthetic-size",
@@ -245,13 +274,15 @@ fn run(
         .arg(out.join("puppet-video.ivf"))
         .env("DISPLAY", &puppet_display)
         .env("RUST_LOG", log_filter())
-        .stdin(Stdio::null())
+        // Its terminal: the demo types a chat line into it, as the puppet's user would.
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(log_file(out, "puppet.log")?);
     let mut child = puppet
         .spawn()
         .map_err(|e| format!("could not start {}: {e}", bin.join("puppet").display()))?;
     let stdout = child.stdout.take().ok_or("no puppet stdout")?;
+    let mut puppet_terminal = child.stdin.take().ok_or("no puppet stdin")?;
     let puppet_pid = processes.add("puppet", child);
     let puppet_lines = lines_of(stdout, out.join("puppet-output.txt"));
     let mut code = None;
@@ -276,6 +307,12 @@ fn run(
         // Translate mode sends typed characters as text, which the synthetic desktop shows.
         .args(["--signal", &url, "--name", "demo controller"])
         .args(["--keyboard", "translate", &code])
+        .args(["--chat", "hello from the controller"])
+        .arg("--send")
+        .arg(&from_controller)
+        .arg("--accept-files")
+        .arg("--download-dir")
+        .arg(out.join("received-by-controller"))
         .env("DISPLAY", display)
         .env("RUST_LOG", log_filter())
         .stdin(Stdio::null())
@@ -359,6 +396,15 @@ fn run(
     x.screenshot(&out.join("04-scrolled.png"))?;
     titles.push(("scrolled", x.title().unwrap_or_default()));
 
+    // Chat back: the puppet's user types a line into its terminal.
+    {
+        use std::io::Write;
+        writeln!(puppet_terminal, "hello from the puppet's user")
+            .and_then(|_| puppet_terminal.flush())
+            .map_err(|e| format!("typing into the puppet's terminal: {e}"))?;
+    }
+    let exchanged = wait_for_exchange(out, &from_puppet, &from_controller);
+
     std::thread::sleep(options.linger);
     titles.push(("still, at the end", x.title().unwrap_or_default()));
     x.screenshot(&out.join("05-final.png"))?;
@@ -368,19 +414,115 @@ fn run(
             "the controller exited early ({status}); see out/demo/controller.log"
         ));
     }
-    // The puppet leaves cleanly on Ctrl-C (SIGINT): `leave` for the session, peers closed.
+    // Both leave cleanly on Ctrl-C (SIGINT): the controller closes its session as when its
+    // window is closed, then the puppet stops.
+    let _ = Command::new("kill")
+        .args(["-INT", &controller_pid.to_string()])
+        .status();
+    let controller_status = wait_exit(processes, "controller", Duration::from_secs(15));
     let _ = Command::new("kill")
         .args(["-INT", &puppet_pid.to_string()])
         .status();
-    let controller_status = wait_exit(processes, "controller", Duration::from_secs(15));
     let puppet_status = wait_exit(processes, "puppet", Duration::from_secs(10));
+    drop(puppet_terminal);
     drop(puppet_lines);
 
-    let summary = summary(out, &titles, controller_status, puppet_status);
+    let mut summary = summary(out, &titles, controller_status, puppet_status);
+    summary.push_str("chat and files:\n");
+    for line in &exchanged.lines {
+        summary.push_str(&format!("  {line}\n"));
+    }
     std::fs::write(out.join("stats.txt"), &summary)
         .map_err(|e| format!("writing stats.txt: {e}"))?;
     println!("==> stats summary:\n{summary}");
+    if !exchanged.missing.is_empty() {
+        return Err(format!(
+            "not everything arrived: {}; see out/demo/*.log",
+            exchanged.missing.join("; ")
+        ));
+    }
+    for (name, status) in [("controller", controller_status), ("puppet", puppet_status)] {
+        if !status.is_some_and(|s| s.success()) {
+            return Err(format!(
+                "the {name} did not exit with 0 ({status:?}); see out/demo/{name}.log"
+            ));
+        }
+    }
     Ok(())
+}
+
+/// One thing the exchange must show, checked again until it holds.
+type Check<'a> = Box<dyn Fn() -> bool + 'a>;
+
+/// What the chat and file exchange showed, and what did not arrive.
+struct Exchange {
+    lines: Vec<String>,
+    missing: Vec<String>,
+}
+
+/// Waits (up to 30 s) for both chat lines and both files, each checked byte for byte. The
+/// programs are separate processes: their output files and folders are what there is to watch.
+fn wait_for_exchange(out: &Path, from_puppet: &Path, from_controller: &Path) -> Exchange {
+    let checks: [(&str, Check); 4] = [
+        (
+            "the controller's chat line, in the puppet's terminal",
+            Box::new(|| {
+                std::fs::read_to_string(out.join("puppet-output.txt"))
+                    .is_ok_and(|t| t.contains("demo controller: hello from the controller"))
+            }),
+        ),
+        (
+            "the puppet user's chat line, on the controller's stderr",
+            Box::new(|| {
+                std::fs::read_to_string(out.join("controller.log")).is_ok_and(|t| {
+                    t.contains("chat from rtcdesk demo puppet: hello from the puppet's user")
+                })
+            }),
+        ),
+        (
+            "the puppet's file, in out/demo/received-by-controller",
+            Box::new(|| {
+                same_file(
+                    from_puppet,
+                    &out.join("received-by-controller/from-the-puppet.txt"),
+                )
+            }),
+        ),
+        (
+            "the controller's file, in out/demo/received-by-puppet",
+            Box::new(|| {
+                same_file(
+                    from_controller,
+                    &out.join("received-by-puppet/from-the-controller.txt"),
+                )
+            }),
+        ),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut done = [false; 4];
+    while Instant::now() < deadline && done.iter().any(|d| !d) {
+        for (i, (_, check)) in checks.iter().enumerate() {
+            done[i] = done[i] || check();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut exchange = Exchange {
+        lines: Vec::new(),
+        missing: Vec::new(),
+    };
+    for (i, (what, _)) in checks.iter().enumerate() {
+        if done[i] {
+            exchange.lines.push(format!("ok: {what}"));
+        } else {
+            exchange.lines.push(format!("MISSING: {what}"));
+            exchange.missing.push(what.to_string());
+        }
+    }
+    exchange
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    matches!((std::fs::read(a), std::fs::read(b)), (Ok(x), Ok(y)) if x == y)
 }
 
 fn target_dir(root: &Path) -> PathBuf {

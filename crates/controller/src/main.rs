@@ -20,8 +20,8 @@ use rtcdesk_signal::tls::TlsOptions;
 
 const EXIT_CODES: &str = "\
 Exit codes:
-  0  the session was closed by you (window closed, or --headless saved its
-     --frames pictures or reached --seconds)
+  0  the session was closed by you (window closed, Ctrl-C, or --headless saved its
+     --frames pictures and sent its --send files, or reached --seconds)
   1  any other error (the message says which), or with --headless --send, a file that did
      not arrive
   2  usage error (bad option or control code)
@@ -426,11 +426,17 @@ fn run_headless(args: &Args, config: ControllerConfig) -> anyhow::Result<i32> {
         let time_limit = time_limit(args.seconds);
         tokio::pin!(time_limit);
         let mut pictures_done = false;
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
         let code = loop {
             if pictures_done && tracker.is_done() {
                 break 0;
             }
             tokio::select! {
+                _ = &mut ctrl_c => {
+                    eprintln!("controller: closing (Ctrl-C)");
+                    break 0;
+                }
                 _ = writer.done(), if !pictures_done => {
                     pictures_done = true;
                     if !tracker.is_done() {
@@ -630,6 +636,7 @@ fn run_window(config: ControllerConfig, args: &Args) -> anyhow::Result<i32> {
     // the connection at once).
     slot.wait_for_size(Duration::from_secs(2));
     let mut events = controller.take_events();
+    let proxy_for_quit = proxy.clone();
     let files = controller.files();
     let accept_files = args.accept_files;
     runtime.spawn(async move {
@@ -647,6 +654,13 @@ fn run_window(config: ControllerConfig, args: &Args) -> anyhow::Result<i32> {
         Some(name) if !name.trim().is_empty() => format!("{name} ({code})"),
         _ => format!("puppet {code}"),
     };
+    // Ctrl-C in the terminal closes the session the way closing the window does.
+    let quit = proxy_for_quit;
+    runtime.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = quit.send_event(UserEvent::Quit);
+        }
+    });
     let mut app = WindowApp::new(puppet, slot, controller.input_sender(), keyboard)
         .with_files(controller.files());
     let run = event_loop.run_app(&mut app);

@@ -38,6 +38,8 @@ pub enum UserEvent {
     Frame,
     /// Something happened to the session.
     Controller(ControllerEvent),
+    /// The user asked to quit from elsewhere (Ctrl-C in the terminal): like closing the window.
+    Quit,
 }
 
 #[derive(Debug, Default)]
@@ -344,6 +346,13 @@ impl ApplicationHandler<UserEvent> for WindowApp {
     fn user_event(&mut self, event_loop: &ActiveEventLoop, event: UserEvent) {
         match event {
             UserEvent::Frame => self.show_newest(event_loop),
+            UserEvent::Quit => {
+                let now = unix_micros_now();
+                self.input.release_all(now);
+                self.send_pending_input();
+                self.exit_code = Some(crate::EXIT_OK);
+                event_loop.exit();
+            }
             UserEvent::Controller(ControllerEvent::Stats(stats)) => {
                 self.stats = Some(stats);
                 self.update_title();
