@@ -149,6 +149,7 @@ impl SessionCore {
                 at: SystemTime::now(),
             }),
             ControlMessage::ViewOnly { on } => ControllerEvent::ViewOnly(on),
+            ControlMessage::Clipboard { text } => ControllerEvent::Clipboard(text),
             ControlMessage::Stats {
                 fps,
                 rtt_ms,

@@ -42,3 +42,25 @@ impl ChatSender {
         Ok(())
     }
 }
+
+/// Sends this side's clipboard text to the puppet (a `clipboard` message, as
+/// [`rtcdesk_clipboard::ClipboardSync::local`] makes it); safe on a window's thread.
+#[derive(Debug, Clone)]
+pub struct ClipboardSender {
+    peer: PeerHandle,
+}
+
+impl ClipboardSender {
+    pub(crate) fn new(peer: PeerHandle) -> Self {
+        Self { peer }
+    }
+
+    /// Queues the message without waiting (`Full` while the network is stalled).
+    pub fn try_send(
+        &self,
+        message: &rtcdesk_proto::control::ControlMessage,
+    ) -> Result<(), rtcdesk_peer::Error> {
+        self.peer
+            .try_send_data(Channel::Control, Message::Text(message.encode()))
+    }
+}

@@ -46,6 +46,7 @@ pub mod room;
 mod session;
 pub mod stats;
 pub mod window;
+pub mod window_clipboard;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -53,7 +54,7 @@ use std::time::Duration;
 use rtcdesk_signal::client::{default_name, ClientSide};
 
 pub use decode::{DecodedPicture, FrameSink};
-pub use exchange::{ChatError, ChatSender};
+pub use exchange::{ChatError, ChatSender, ClipboardSender};
 pub use rtcdesk_input::KeyboardMode;
 pub use rtcdesk_proto::chat::ChatLine;
 pub use rtcdesk_proto::input::InputMessage;

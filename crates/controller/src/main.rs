@@ -11,6 +11,7 @@ use clap::{Parser, ValueEnum};
 use rtcdesk_controller::headless::{png_sink, HeadlessOptions};
 use rtcdesk_controller::ice_report::kind_name;
 use rtcdesk_controller::window::{FrameSlot, UserEvent, WindowApp, WindowSink};
+use rtcdesk_controller::window_clipboard::WindowClipboard;
 use rtcdesk_controller::{
     stats, ControlCode, Controller, ControllerConfig, ControllerEvent, FileCommands, FrameSink,
     KeyboardMode, EXIT_CONNECTION_LOST, EXIT_OTHER, EXIT_USAGE,
@@ -156,6 +157,12 @@ struct Args {
     /// declined (and printed).
     #[arg(long)]
     accept_files: bool,
+
+    /// Do not share the clipboard. By default, text copied on this machine goes to the puppet
+    /// when the window gains the focus, and text copied on the puppet lands on this machine's
+    /// clipboard.
+    #[arg(long)]
+    no_clipboard: bool,
 
     /// How long the puppet's user may take to accept, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
@@ -637,6 +644,7 @@ fn run_window(config: ControllerConfig, args: &Args) -> anyhow::Result<i32> {
     slot.wait_for_size(Duration::from_secs(2));
     let mut events = controller.take_events();
     let proxy_for_quit = proxy.clone();
+    let proxy_for_clipboard = proxy.clone();
     let files = controller.files();
     let accept_files = args.accept_files;
     runtime.spawn(async move {
@@ -663,6 +671,18 @@ fn run_window(config: ControllerConfig, args: &Args) -> anyhow::Result<i32> {
     });
     let mut app = WindowApp::new(puppet, slot, controller.input_sender(), keyboard)
         .with_files(controller.files());
+    if !args.no_clipboard {
+        match rtcdesk_clipboard::SystemClipboard::open() {
+            Ok(system) => {
+                app = app.with_clipboard(WindowClipboard::new(
+                    system,
+                    controller.clipboard_sender(),
+                    proxy_for_clipboard,
+                ));
+            }
+            Err(error) => eprintln!("controller: the clipboard is not shared ({error})"),
+        }
+    }
     let run = event_loop.run_app(&mut app);
     // The timer must be made inside the runtime (tokio::time::timeout panics outside one).
     let _ = runtime

@@ -61,6 +61,9 @@ pub enum ControllerEvent {
     },
     /// Bytes, rate and time left of every live transfer, with each stats interval.
     FileProgress(Vec<(Offer, Direction, Progress)>),
+    /// The puppet's clipboard now holds this text (a copy made there during the session): put
+    /// it on this machine's clipboard if the user shares it.
+    Clipboard(String),
     /// The session is over; nothing more will come.
     Ended(EndReason),
 }
@@ -369,6 +372,11 @@ impl Controller {
     /// A sender for input messages, for the window thread.
     pub fn input_sender(&self) -> InputSender {
         self.input.clone()
+    }
+
+    /// A sender for this side's clipboard text to the puppet, for any thread.
+    pub fn clipboard_sender(&self) -> crate::ClipboardSender {
+        crate::ClipboardSender::new(self.input.peer.clone())
     }
 
     /// A sender for chat lines to the puppet's user, for any thread.

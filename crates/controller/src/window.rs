@@ -40,6 +40,8 @@ pub enum UserEvent {
     Controller(ControllerEvent),
     /// The user asked to quit from elsewhere (Ctrl-C in the terminal): like closing the window.
     Quit,
+    /// The local clipboard's text, read when the window gained the focus.
+    LocalClipboard(String),
 }
 
 #[derive(Debug, Default)]
@@ -134,6 +136,7 @@ pub struct WindowApp {
     input: WindowInput,
     sender: InputSender,
     files: Option<crate::FileCommands>,
+    clipboard: Option<crate::window_clipboard::WindowClipboard>,
     window: Option<Arc<Window>>,
     pixels: Option<Pixels<'static>>,
     video_size: Option<(u32, u32)>,
@@ -163,6 +166,7 @@ impl WindowApp {
             input: WindowInput::new(keyboard),
             sender,
             files: None,
+            clipboard: None,
             window: None,
             pixels: None,
             video_size: None,
@@ -173,6 +177,12 @@ impl WindowApp {
             exit_code: None,
             error: None,
         }
+    }
+
+    /// The clipboard is shared with the puppet through `clipboard`.
+    pub fn with_clipboard(mut self, clipboard: crate::window_clipboard::WindowClipboard) -> Self {
+        self.clipboard = Some(clipboard);
+        self
     }
 
     /// Files dropped on the window are offered to the puppet through `files`.
@@ -346,6 +356,21 @@ impl ApplicationHandler<UserEvent> for WindowApp {
     fn user_event(&mut self, event_loop: &ActiveEventLoop, event: UserEvent) {
         match event {
             UserEvent::Frame => self.show_newest(event_loop),
+            UserEvent::LocalClipboard(text) => {
+                if let Some(clipboard) = self.clipboard.as_mut() {
+                    clipboard.local(&text);
+                }
+            }
+            UserEvent::Controller(ControllerEvent::Clipboard(text)) => {
+                if let Some(clipboard) = self.clipboard.as_mut() {
+                    clipboard.remote(text);
+                }
+            }
+            UserEvent::Controller(ControllerEvent::ViewOnly(on)) => {
+                if let Some(clipboard) = self.clipboard.as_mut() {
+                    clipboard.set_view_only(on);
+                }
+            }
             UserEvent::Quit => {
                 let now = unix_micros_now();
                 self.input.release_all(now);
@@ -399,6 +424,11 @@ impl ApplicationHandler<UserEvent> for WindowApp {
                 self.render(event_loop);
             }
             WindowEvent::ScaleFactorChanged { .. } => self.update_picture(),
+            WindowEvent::Focused(true) => {
+                if let Some(clipboard) = &self.clipboard {
+                    clipboard.focused();
+                }
+            }
             WindowEvent::DroppedFile(path) => {
                 if let Some(files) = &self.files {
                     match files.send(path.clone()) {

@@ -44,6 +44,7 @@
 #![warn(missing_docs)]
 
 pub mod bitrate;
+mod clipboard;
 pub mod core;
 pub mod exchange;
 mod files;
@@ -205,6 +206,10 @@ pub struct PuppetConfig {
     /// Offers neither accepted by `accept_files` nor asked on the terminal wait for the
     /// application's [`PuppetFiles::answer`] instead of being declined.
     pub answer_files: bool,
+    /// Share clipboard text with controllers that may control (`--no-clipboard` turns it
+    /// off): their copies land on this machine's clipboard, and what is copied here during a
+    /// session goes to them. View-only sessions never read or write it.
+    pub clipboard: bool,
 }
 
 impl PuppetConfig {
@@ -238,6 +243,7 @@ impl PuppetConfig {
             download_dir: None,
             accept_files: false,
             answer_files: false,
+            clipboard: true,
         }
     }
 
@@ -251,6 +257,8 @@ impl PuppetConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         };
         config.peer_bind = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        // Tests that share the clipboard say so (and bring an X server).
+        config.clipboard = false;
         config
     }
 }

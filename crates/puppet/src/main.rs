@@ -146,6 +146,12 @@ struct Args {
     /// controller.
     #[arg(long, value_name = "FILE")]
     send: Vec<PathBuf>,
+
+    /// Do not share the clipboard. By default text a controller copies lands on this
+    /// machine's clipboard, and text copied here during a session goes to the controllers
+    /// (never to view-only ones).
+    #[arg(long)]
+    no_clipboard: bool,
 }
 
 const AFTER_HELP: &str = "\
@@ -255,6 +261,7 @@ fn config(args: Args) -> Result<PuppetConfig> {
     config.terminal_chat = true;
     config.download_dir = args.download_dir;
     config.accept_files = args.accept_files;
+    config.clipboard = !args.no_clipboard;
     Ok(config)
 }
 

@@ -189,6 +189,11 @@ pub(crate) async fn start(config: PuppetConfig) -> Result<Puppet, Error> {
         hub,
         reports: reports_tx,
         chat: chat.clone(),
+        clipboard: if config.clipboard {
+            crate::clipboard::ClipboardShare::start()
+        } else {
+            None
+        },
     };
     let (decisions_tx, decisions_rx) = mpsc::channel(64);
     let (files, file_requests) = PuppetFiles::new();

@@ -78,6 +78,8 @@ pub(crate) struct SessionContext {
     pub reports: mpsc::Sender<SessionReport>,
     /// Chat lines the puppet's user writes, for every session.
     pub chat: crate::exchange::ChatSender,
+    /// The shared clipboard (`None`: off, or no clipboard on this machine).
+    pub clipboard: Option<crate::clipboard::ClipboardShare>,
 }
 
 /// The screen input maps onto: the captured one as it is now (its resolution can change).
@@ -159,6 +161,11 @@ async fn drive(
         std::time::Instant::now(),
     );
     let mut chat = context.chat.subscribe();
+    let mut clipboard = context
+        .clipboard
+        .as_ref()
+        .filter(|_| !context.view_only)
+        .map(|share| share.subscribe());
     // Files opened and hashed off this task come back here.
     let (prepared_tx, mut prepared) = mpsc::channel(8);
     let result = loop {
@@ -171,6 +178,11 @@ async fn drive(
             line = chat.recv() => match line {
                 Ok(message) => viewer.send_chat(message),
                 Err(error) => tracing::warn!(%session, %error, "chat lines missed"),
+            },
+            text = next_clipboard(&mut clipboard) => match text {
+                Ok(message) => viewer.send_clipboard(message),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => clipboard = None,
             },
             _ = tokio::time::sleep_until(heartbeat) => viewer.handle_timeout(std::time::Instant::now()),
             _ = handle.wait_for_room(Channel::File), if wants_room => viewer.file_channel_room(),
@@ -283,6 +295,11 @@ fn carry_out(
                         PuppetInput::new(input_config(context, mode), context.injector.clone());
                 }
             }
+            ViewerOutput::Clipboard(text) => {
+                if let Some(share) = &context.clipboard {
+                    share.received(text);
+                }
+            }
             ViewerOutput::Chat(text) => {
                 let report = SessionReport::Chat(session.clone(), text);
                 if let Err(error) = context.reports.try_send(report) {
@@ -325,6 +342,16 @@ fn carry_out(
         }
     }
     None
+}
+
+/// The next clipboard change, or never when the clipboard is not shared with this session.
+async fn next_clipboard(
+    clipboard: &mut Option<tokio::sync::broadcast::Receiver<String>>,
+) -> Result<String, tokio::sync::broadcast::error::RecvError> {
+    match clipboard {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// A file opened and hashed off the task: offered to the controller, or reported as not sent.

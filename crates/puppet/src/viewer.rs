@@ -49,6 +49,9 @@ pub enum ViewerOutput {
     Chat(String),
     /// Something about a file transfer, for the puppet's user.
     File(TransferEvent),
+    /// The controller's clipboard now holds this text: put it on the puppet's clipboard
+    /// (never from a view-only session).
+    Clipboard(String),
 }
 
 /// The session's core. See the module documentation for its rules.
@@ -151,6 +154,15 @@ impl Viewer {
                 self.outputs.push_back(ViewerOutput::Keyboard(mode))
             }
             ControlMessage::Chat { text } => self.outputs.push_back(ViewerOutput::Chat(text)),
+            ControlMessage::Clipboard { text } if self.view_only => {
+                tracing::debug!(
+                    bytes = text.len(),
+                    "clipboard from a view-only session refused"
+                );
+            }
+            ControlMessage::Clipboard { text } => {
+                self.outputs.push_back(ViewerOutput::Clipboard(text))
+            }
             other => tracing::debug!(?other, "control message not handled"),
         }
     }
@@ -196,6 +208,15 @@ impl Viewer {
     pub fn send_chat(&mut self, encoded: String) {
         self.outputs
             .push_back(ViewerOutput::Send(Channel::Control, Message::Text(encoded)));
+    }
+
+    /// The puppet's clipboard changed (already encoded as a `clipboard` message). A view-only
+    /// session gets none: it may watch the screen, not take what was copied.
+    pub fn send_clipboard(&mut self, encoded: String) {
+        if !self.view_only {
+            self.outputs
+                .push_back(ViewerOutput::Send(Channel::Control, Message::Text(encoded)));
+        }
     }
 
     /// Bytes, rate and time left of every live transfer.
@@ -550,5 +571,31 @@ mod tests {
         let second = viewer.poll_file(1).expect("next");
         let decoded = FileChunk::decode(second.as_bytes()).expect("chunk");
         assert_eq!(decoded.offset, 16384);
+    }
+    #[test]
+    fn clipboard_text_is_taken_only_from_a_session_that_may_control() {
+        let now = Instant::now();
+        let message = ControlMessage::Clipboard {
+            text: "copied".into(),
+        };
+        let mut viewer = Viewer::new(false, None, now);
+        control(&mut viewer, &message, now);
+        assert!(
+            matches!(drain(&mut viewer).as_slice(), [ViewerOutput::Clipboard(t)] if t == "copied")
+        );
+        viewer.send_clipboard(message.encode());
+        assert!(matches!(
+            drain(&mut viewer).as_slice(),
+            [ViewerOutput::Send(Channel::Control, _)]
+        ));
+
+        let mut watcher = Viewer::new(true, None, now);
+        drain(&mut watcher);
+        control(&mut watcher, &message, now);
+        watcher.send_clipboard(message.encode());
+        assert!(
+            drain(&mut watcher).is_empty(),
+            "a view-only session neither writes nor reads the clipboard"
+        );
     }
 }
