@@ -221,6 +221,8 @@ pub struct Figures {
     pub photon: Vec<Duration>,
     /// Decoded pictures per second.
     pub fps: f64,
+    /// Frames the puppet encoded in the window.
+    pub frames_encoded: usize,
     /// Mean received bitrate over the window's stats intervals, in Mbit/s.
     pub mbps: f64,
     /// CPU in cores (1.00 = one core busy): puppet, controller, the bench's own threads.
@@ -255,6 +257,11 @@ pub struct Rig {
     workload: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
     /// Further controllers watching the same puppet (see [`Rig::add_viewer`]).
     viewers: Vec<Controller>,
+    /// The controller's file events, with when they came.
+    file_events: Arc<Mutex<Vec<(Instant, ControllerEvent)>>>,
+    /// The last input sequence number sent: the puppet drops pointer moves older than the
+    /// newest it has seen, so every probe of the session needs a higher one.
+    input_seq: std::sync::atomic::AtomicU32,
 }
 
 impl Rig {
@@ -309,12 +316,26 @@ impl Rig {
         let mut events = controller.take_events();
         let bitrates = Arc::new(Mutex::new(Vec::<u64>::new()));
         let selected_pair = Arc::new(Mutex::new(None));
+        let file_events = Arc::new(Mutex::new(Vec::new()));
         {
+            let file_events = file_events.clone();
             let bitrates = bitrates.clone();
             let selected_pair = selected_pair.clone();
             let measuring = measuring.clone();
             controller_rt.spawn(async move {
                 while let Some(event) = events.recv().await {
+                    if matches!(
+                        event,
+                        ControllerEvent::File(_)
+                            | ControllerEvent::FileOffered(_)
+                            | ControllerEvent::FileNotSent { .. }
+                    ) {
+                        file_events
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push((Instant::now(), event));
+                        continue;
+                    }
                     if let ControllerEvent::Stats(stats) = event {
                         if stats.peer.selected_pair.is_some() {
                             *selected_pair.lock().unwrap_or_else(|e| e.into_inner()) =
@@ -347,6 +368,8 @@ impl Rig {
             connected_at,
             workload: None,
             viewers: Vec::new(),
+            file_events,
+            input_seq: std::sync::atomic::AtomicU32::new(0),
         })
     }
 
@@ -380,6 +403,20 @@ impl Rig {
         };
         self.workload = Some((stop, thread));
         Ok(())
+    }
+
+    /// Sends files to the puppet and answers its offers, as the controller.
+    pub fn files(&self) -> rtcdesk_controller::FileCommands {
+        self.controller.files()
+    }
+
+    /// The controller's file events so far (offered, accepted, completed, ended), with when
+    /// each came.
+    pub fn file_events(&self) -> Vec<(Instant, ControllerEvent)> {
+        self.file_events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// From the controller's connect call until it returned with the connection up.
@@ -460,6 +497,7 @@ impl Rig {
             glass,
             photon,
             fps: measured.pictures as f64 / wall,
+            frames_encoded: timings.len(),
             mbps: if bitrates.is_empty() {
                 0.0
             } else {
@@ -486,6 +524,56 @@ impl Rig {
         self.puppet_rt.shutdown_timeout(Duration::from_secs(2));
         self.controller_rt.shutdown_timeout(Duration::from_secs(2));
     }
+}
+
+/// Sends pointer-move probes (one in flight; the next 50 ms after the last was seen, or after
+/// 1 s without) to a desktop of `size` until `keep_going` says stop; returns how many were sent.
+/// Input-to-photon comes out of the window's [`Figures::photon`].
+pub fn send_probes(
+    rig: &Rig,
+    size: (u32, u32),
+    mut keep_going: impl FnMut() -> bool,
+) -> anyhow::Result<u64> {
+    use rtcdesk_proto::input::{InputEvent, InputMessage};
+    let positions = [(0.3, 0.45), (0.7, 0.55), (0.45, 0.7), (0.6, 0.35)];
+    let mut probes_sent = 0u64;
+    let mut next_probe = Instant::now();
+    while keep_going() {
+        let ready = {
+            let probe = rig.probe.lock().unwrap_or_else(|e| e.into_inner());
+            probe.sent_at.is_none()
+                || probe
+                    .seen_at
+                    .is_some_and(|seen| seen.elapsed() >= Duration::from_millis(50))
+                || probe
+                    .sent_at
+                    .is_some_and(|sent| sent.elapsed() >= Duration::from_secs(1))
+        };
+        if ready && Instant::now() >= next_probe {
+            let (fx, fy) = positions[probes_sent as usize % positions.len()];
+            let (x, y) = ((fx * 65535.0) as u16, (fy * 65535.0) as u16);
+            let target = (
+                (u32::from(x) * (size.0 - 1) + 32767) / 65535,
+                (u32::from(y) * (size.1 - 1) + 32767) / 65535,
+            );
+            *rig.probe.lock().unwrap_or_else(|e| e.into_inner()) = Probe {
+                target: Some(target),
+                sent_at: Some(Instant::now()),
+                seen_at: None,
+            };
+            let seq = rig.input_seq.fetch_add(1, Ordering::Relaxed) + 1;
+            let message = InputMessage {
+                seq,
+                timestamp_us: rtcdesk_media::frame::unix_micros_now(),
+                event: InputEvent::PointerMove { x, y },
+            };
+            probes_sent += 1;
+            rig.input.try_send(&message)?;
+            next_probe = Instant::now() + Duration::from_millis(20);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Ok(probes_sent)
 }
 
 fn run_workload(desktop: &SyntheticDesktop, kind: Workload, stop: &AtomicBool) {

@@ -29,10 +29,9 @@
 use std::time::{Duration, Instant};
 
 use rtcdesk_benches::session::{
-    ms_text as ms, percentile_ms as percentile, Figures, Rig, Workload,
+    ms_text as ms, percentile_ms as percentile, send_probes, Figures, Rig, Workload,
 };
 use rtcdesk_media::EncoderKind;
-use rtcdesk_proto::input::{InputEvent, InputMessage};
 use rtcdesk_puppet::{PuppetConfig, Source};
 
 const COMMAND: &str =
@@ -70,7 +69,10 @@ fn run_case_with_viewers(case: &Case, seconds: u64, viewers: usize) -> anyhow::R
     // Warm up (keyframe, bandwidth estimate), then measure.
     std::thread::sleep(Duration::from_secs(2));
     let window = rig.begin(None);
-    let probes_sent = send_probes(&rig, case, Duration::from_secs(seconds))?;
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let probes_sent = send_probes(&rig, (case.width, case.height), || {
+        Instant::now() < deadline
+    })?;
     let figures = rig.end(window);
     rig.close();
     Ok(Row {
@@ -81,51 +83,6 @@ fn run_case_with_viewers(case: &Case, seconds: u64, viewers: usize) -> anyhow::R
 
 /// Sends pointer moves for `duration`, one in flight: a new one 50 ms after the last was seen
 /// (or a second after it was sent, if never seen). Returns how many were sent.
-fn send_probes(rig: &Rig, case: &Case, duration: Duration) -> anyhow::Result<u64> {
-    let positions = [(0.3, 0.45), (0.7, 0.55), (0.45, 0.7), (0.6, 0.35)];
-    let mut probes_sent = 0u64;
-    let mut seq = 1u32;
-    let deadline = Instant::now() + duration;
-    let mut next_probe = Instant::now();
-    while Instant::now() < deadline {
-        let ready = {
-            let probe = rig.probe.lock().unwrap_or_else(|e| e.into_inner());
-            probe.sent_at.is_none()
-                || probe
-                    .seen_at
-                    .is_some_and(|seen| seen.elapsed() >= Duration::from_millis(50))
-                || probe
-                    .sent_at
-                    .is_some_and(|sent| sent.elapsed() >= Duration::from_secs(1))
-        };
-        if ready && Instant::now() >= next_probe {
-            let (fx, fy) = positions[probes_sent as usize % positions.len()];
-            let (x, y) = ((fx * 65535.0) as u16, (fy * 65535.0) as u16);
-            let target = (
-                (u32::from(x) * (case.width - 1) + 32767) / 65535,
-                (u32::from(y) * (case.height - 1) + 32767) / 65535,
-            );
-            *rig.probe.lock().unwrap_or_else(|e| e.into_inner()) =
-                rtcdesk_benches::session::Probe {
-                    target: Some(target),
-                    sent_at: Some(Instant::now()),
-                    seen_at: None,
-                };
-            let message = InputMessage {
-                seq,
-                timestamp_us: rtcdesk_media::frame::unix_micros_now(),
-                event: InputEvent::PointerMove { x, y },
-            };
-            seq += 1;
-            probes_sent += 1;
-            rig.input.try_send(&message)?;
-            next_probe = Instant::now() + Duration::from_millis(20);
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    Ok(probes_sent)
-}
-
 fn parse_list<T>(text: &str, parse: impl Fn(&str) -> Option<T>) -> Option<Vec<T>> {
     text.split(',').map(|s| parse(s.trim())).collect()
 }
