@@ -153,8 +153,9 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     download_dir: Option<PathBuf>,
 
-    /// Accept every file the puppet offers, without asking. Without it, the puppet's offers are
-    /// declined (and printed).
+    /// Accept every file the puppet offers, without asking. Without it, a controller window
+    /// started from a terminal asks there (`accept NAME (SIZE) from the puppet? [y/N]`; other
+    /// lines typed there are chat); otherwise the puppet's offers are declined.
     #[arg(long)]
     accept_files: bool,
 
@@ -361,20 +362,46 @@ fn print_event(event: &ControllerEvent) {
     }
 }
 
-/// Prints what happened to a file, answers the puppet's offers as the options say (accepted in
-/// the session with --accept-files, declined here without), and keeps `tracker` up to date.
+/// What to do with a file the puppet offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OfferPolicy {
+    /// `--accept-files`: the session takes it.
+    Accept,
+    /// Ask on the terminal (a window started from one).
+    Ask,
+    /// Nobody to ask: declined.
+    Decline,
+}
+
+/// A puppet's offer waiting for the user's answer on the terminal.
+#[derive(Debug)]
+struct OfferQuestion {
+    id: u32,
+    name: String,
+    size: u64,
+}
+
+/// Prints what happened to a file, answers the puppet's offers as `policy` says, and keeps
+/// `tracker` up to date. Gives the offer to ask about, with [`OfferPolicy::Ask`].
 fn on_file_event(
     event: &ControllerEvent,
     files: &FileCommands,
-    accept_files: bool,
+    policy: OfferPolicy,
     tracker: &mut TransferTracker,
-) {
+) -> Option<OfferQuestion> {
+    let mut question = None;
     match event {
         ControllerEvent::File(transfer) => {
             eprintln!("controller: {}", rtcdesk_files::describe(transfer));
-            if let TransferEvent::Offered { offer, .. } = transfer {
-                if accept_files {
+            if let TransferEvent::Offered { offer, safe_name } = transfer {
+                if policy == OfferPolicy::Accept {
                     tracker.accepted(offer.id);
+                } else if policy == OfferPolicy::Ask {
+                    question = Some(OfferQuestion {
+                        id: offer.id,
+                        name: safe_name.clone(),
+                        size: offer.size,
+                    });
                 } else {
                     eprintln!("controller: declined (start the controller with --accept-files to take files)");
                     if let Err(error) =
@@ -409,6 +436,7 @@ fn on_file_event(
         }
         _ => {}
     }
+    question
 }
 
 fn run_headless(args: &Args, config: ControllerConfig) -> anyhow::Result<i32> {
@@ -466,7 +494,8 @@ fn run_headless(args: &Args, config: ControllerConfig) -> anyhow::Result<i32> {
                     Some(event) => {
                         say_progress(&event);
                         print_event(&event);
-                        on_file_event(&event, &files, args.accept_files, &mut tracker);
+                        let policy = if args.accept_files { OfferPolicy::Accept } else { OfferPolicy::Decline };
+                        on_file_event(&event, &files, policy, &mut tracker);
                     }
                     None => break EXIT_CONNECTION_LOST,
                 },
@@ -616,6 +645,86 @@ fn run_room(args: &Args, room_name: &str) -> anyhow::Result<i32> {
     })
 }
 
+/// Lines typed on the terminal, read on a thread of their own (stdin blocks).
+fn terminal_lines() -> tokio::sync::mpsc::Receiver<String> {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { break };
+            if tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The next typed line; `None` once stdin closed; never without a terminal.
+async fn next_line(lines: &mut Option<tokio::sync::mpsc::Receiver<String>>) -> Option<String> {
+    match lines {
+        Some(lines) => lines.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The puppet's offers waiting for an answer on the terminal, asked one at a time in order.
+#[derive(Debug, Default)]
+struct OfferQuestions {
+    waiting: std::collections::VecDeque<OfferQuestion>,
+}
+
+/// What a typed line means.
+#[derive(Debug, PartialEq)]
+enum LineMeans {
+    /// It answers the open question; `next` is the next question's prompt.
+    Answer {
+        id: u32,
+        accept: bool,
+        next: Option<String>,
+    },
+    /// No question is open: it is a chat line.
+    Chat(String),
+    /// An empty line with nothing to answer.
+    Nothing,
+}
+
+impl OfferQuestions {
+    /// A new offer; gives the prompt to print when it is the one asked now.
+    fn offered(&mut self, question: OfferQuestion) -> Option<String> {
+        self.waiting.push_back(question);
+        (self.waiting.len() == 1).then(|| self.prompt()).flatten()
+    }
+
+    fn prompt(&self) -> Option<String> {
+        self.waiting.front().map(|question| {
+            format!(
+                "controller: accept {} ({}) from the puppet? [y/N]",
+                question.name,
+                rtcdesk_files::bytes(question.size)
+            )
+        })
+    }
+
+    /// A line typed on the terminal: `y` or `yes` accepts the open question, anything else
+    /// declines it; with no question open, a line is chat.
+    fn line(&mut self, line: &str) -> LineMeans {
+        match self.waiting.pop_front() {
+            Some(question) => LineMeans::Answer {
+                id: question.id,
+                accept: matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"),
+                next: self.prompt(),
+            },
+            None if line.trim().is_empty() => LineMeans::Nothing,
+            None => LineMeans::Chat(line.to_owned()),
+        }
+    }
+
+    /// The terminal closed: every open question is declined.
+    fn closed(&mut self) -> Vec<u32> {
+        self.waiting.drain(..).map(|question| question.id).collect()
+    }
+}
+
 /// Resolves after `seconds` (never without a limit).
 async fn time_limit(seconds: Option<f64>) {
     match seconds {
@@ -647,12 +756,68 @@ fn run_window(config: ControllerConfig, args: &Args) -> anyhow::Result<i32> {
     let proxy_for_clipboard = proxy.clone();
     let files = controller.files();
     let accept_files = args.accept_files;
+    // Started from a terminal, the controller asks there about the puppet's files, and other
+    // lines typed there are chat.
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    let policy = match (accept_files, terminal) {
+        (true, _) => OfferPolicy::Accept,
+        (false, true) => OfferPolicy::Ask,
+        (false, false) => OfferPolicy::Decline,
+    };
+    let mut lines = if terminal {
+        Some(terminal_lines())
+    } else {
+        None
+    };
+    let chat = controller.chat_sender();
     runtime.spawn(async move {
         let mut tracker = TransferTracker::default();
-        while let Some(event) = events.recv().await {
+        let mut questions = OfferQuestions::default();
+        loop {
+            let event = tokio::select! {
+                event = events.recv() => match event {
+                    Some(event) => event,
+                    None => break,
+                },
+                line = next_line(&mut lines) => {
+                    let Some(line) = line else {
+                        lines = None;
+                        for id in questions.closed() {
+                            let _ = files.decline(id, "nobody to ask on the controller");
+                        }
+                        continue;
+                    };
+                    match questions.line(&line) {
+                        LineMeans::Answer { id, accept, next } => {
+                            let answer = if accept {
+                                files.accept(id)
+                            } else {
+                                files.decline(id, "the controller's user declined")
+                            };
+                            if let Err(error) = answer {
+                                eprintln!("controller: file {id}: {error}");
+                            }
+                            if let Some(prompt) = next {
+                                eprintln!("{prompt}");
+                            }
+                        }
+                        LineMeans::Chat(text) => {
+                            if let Err(error) = chat.try_send(&text) {
+                                eprintln!("controller: chat line {error}");
+                            }
+                        }
+                        LineMeans::Nothing => {}
+                    }
+                    continue;
+                }
+            };
             say_progress(&event);
             print_event(&event);
-            on_file_event(&event, &files, accept_files, &mut tracker);
+            if let Some(question) = on_file_event(&event, &files, policy, &mut tracker) {
+                if let Some(prompt) = questions.offered(question) {
+                    eprintln!("{prompt}");
+                }
+            }
             if proxy.send_event(UserEvent::Controller(event)).is_err() {
                 break;
             }
@@ -692,4 +857,58 @@ fn run_window(config: ControllerConfig, args: &Args) -> anyhow::Result<i32> {
         eprintln!("controller: {error}");
     }
     Ok(app.exit_code())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn question(id: u32, name: &str) -> OfferQuestion {
+        OfferQuestion {
+            id,
+            name: name.into(),
+            size: 2048,
+        }
+    }
+
+    #[test]
+    fn offers_are_asked_one_at_a_time_and_answered_by_the_next_line() {
+        let mut questions = OfferQuestions::default();
+        assert_eq!(
+            questions.offered(question(1, "a.txt")).as_deref(),
+            Some("controller: accept a.txt (2.0 KiB) from the puppet? [y/N]")
+        );
+        assert_eq!(
+            questions.offered(question(2, "b.txt")),
+            None,
+            "asked after a.txt"
+        );
+        assert_eq!(
+            questions.line(" YES "),
+            LineMeans::Answer {
+                id: 1,
+                accept: true,
+                next: Some("controller: accept b.txt (2.0 KiB) from the puppet? [y/N]".into())
+            }
+        );
+        assert_eq!(
+            questions.line("sure"),
+            LineMeans::Answer {
+                id: 2,
+                accept: false,
+                next: None
+            }
+        );
+        assert_eq!(questions.line("hello"), LineMeans::Chat("hello".into()));
+        assert_eq!(questions.line("  "), LineMeans::Nothing);
+    }
+
+    #[test]
+    fn a_closed_terminal_declines_what_it_was_asked() {
+        let mut questions = OfferQuestions::default();
+        questions.offered(question(4, "x"));
+        questions.offered(question(5, "y"));
+        assert_eq!(questions.closed(), vec![4, 5]);
+        assert_eq!(questions.line("y"), LineMeans::Chat("y".into()));
+    }
 }

@@ -32,6 +32,12 @@ impl ClipboardShare {
     pub(crate) fn start() -> Option<Self> {
         let system = match SystemClipboard::open() {
             Ok(system) => system,
+            // Without a display (a synthetic desktop on a server) there is no clipboard to
+            // share, which is no news.
+            Err(error) if std::env::var_os("DISPLAY").is_none() => {
+                tracing::info!(%error, "no display: the clipboard is not shared");
+                return None;
+            }
             Err(error) => {
                 tracing::warn!(%error, "the clipboard is not shared");
                 return None;
