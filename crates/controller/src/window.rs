@@ -137,6 +137,8 @@ pub struct WindowApp {
     sender: InputSender,
     files: Option<crate::FileCommands>,
     clipboard: Option<crate::window_clipboard::WindowClipboard>,
+    /// Live transfers for the title ("↑ report.pdf 37%"), from the last progress event.
+    transfers: Option<String>,
     window: Option<Arc<Window>>,
     pixels: Option<Pixels<'static>>,
     video_size: Option<(u32, u32)>,
@@ -167,6 +169,7 @@ impl WindowApp {
             sender,
             files: None,
             clipboard: None,
+            transfers: None,
             window: None,
             pixels: None,
             video_size: None,
@@ -215,7 +218,7 @@ impl WindowApp {
         } else if self.keyboard_released {
             Some(format!("keyboard released — {RELEASE_COMBO} takes it back"))
         } else {
-            None
+            self.transfers.clone()
         };
         window.set_title(&stats::window_title(
             &self.puppet,
@@ -356,6 +359,18 @@ impl ApplicationHandler<UserEvent> for WindowApp {
     fn user_event(&mut self, event_loop: &ActiveEventLoop, event: UserEvent) {
         match event {
             UserEvent::Frame => self.show_newest(event_loop),
+            UserEvent::Controller(ControllerEvent::FileProgress(live)) => {
+                self.transfers = transfers_note(&live);
+                self.update_title();
+            }
+            UserEvent::Controller(ControllerEvent::File(
+                rtcdesk_files::TransferEvent::Completed { .. }
+                | rtcdesk_files::TransferEvent::Ended { .. },
+            )) => {
+                // The next progress event lists what is still running.
+                self.transfers = None;
+                self.update_title();
+            }
             UserEvent::LocalClipboard(text) => {
                 if let Some(clipboard) = self.clipboard.as_mut() {
                     clipboard.local(&text);
@@ -467,9 +482,64 @@ impl ApplicationHandler<UserEvent> for WindowApp {
     }
 }
 
+/// A short note for the title about the live transfers: `↑ report.pdf 37%`, `↓ a.txt 5%`,
+/// `+1` for each further one; `None` when none runs.
+fn transfers_note(
+    live: &[(
+        rtcdesk_files::Offer,
+        rtcdesk_files::Direction,
+        rtcdesk_files::Progress,
+    )],
+) -> Option<String> {
+    let (offer, direction, progress) = live.first()?;
+    let arrow = match direction {
+        rtcdesk_files::Direction::Outgoing => "↑",
+        rtcdesk_files::Direction::Incoming => "↓",
+    };
+    let mut note = format!(
+        "{arrow} {} {:.0}%",
+        rtcdesk_files::name::safe_name(&offer.name),
+        progress.fraction() * 100.0
+    );
+    if live.len() > 1 {
+        note.push_str(&format!(" +{}", live.len() - 1));
+    }
+    Some(note)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_title_names_the_first_live_transfer_and_counts_the_others() {
+        use rtcdesk_files::{Direction, Offer, Progress, Sha256};
+        let offer = |name: &str| Offer {
+            id: 1,
+            name: name.into(),
+            size: 100,
+            sha256: Sha256([0; 32]),
+        };
+        let progress = Progress {
+            bytes: 37,
+            total: 100,
+            rate: 0.0,
+            remaining: None,
+        };
+        assert_eq!(transfers_note(&[]), None);
+        assert_eq!(
+            transfers_note(&[(offer("report.pdf"), Direction::Outgoing, progress)]).as_deref(),
+            Some("↑ report.pdf 37%")
+        );
+        assert_eq!(
+            transfers_note(&[
+                (offer("a.txt"), Direction::Incoming, progress),
+                (offer("b.txt"), Direction::Outgoing, progress),
+            ])
+            .as_deref(),
+            Some("↓ a.txt 37% +1")
+        );
+    }
 
     #[test]
     fn waiting_for_the_size_wakes_with_the_first_picture() {
