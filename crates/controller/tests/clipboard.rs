@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -16,15 +16,6 @@ use common::*;
 use rtcdesk_clipboard::SystemClipboard;
 use rtcdesk_puppet::PuppetEvent;
 use rtcdesk_xvfb::Xvfb;
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn read(clipboard: &SystemClipboard) -> Option<String> {
     let (tx, rx) = mpsc::channel();
@@ -46,19 +37,6 @@ fn wait_for_text(clipboard: &SystemClipboard, want: &str) -> Option<String> {
         std::thread::sleep(Duration::from_millis(100));
     }
     last
-}
-
-fn find_window(xvfb: &Xvfb) -> Option<String> {
-    let output = xvfb
-        .command("xdotool")
-        .args(["search", "--onlyvisible", "--name", "rtcdesk"])
-        .output()
-        .ok()?;
-    String::from_utf8(output.stdout)
-        .ok()?
-        .lines()
-        .next()
-        .map(str::to_owned)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -48,26 +48,6 @@ fn kept_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Waits for the first puppet event matching `want`, within `deadline`.
-async fn puppet_event(
-    puppet: &mut rtcdesk_puppet::Puppet,
-    what: &str,
-    deadline: Duration,
-    mut want: impl FnMut(&PuppetEvent) -> bool,
-) -> PuppetEvent {
-    tokio::time::timeout(deadline, async {
-        loop {
-            match puppet.next_event().await {
-                Some(event) if want(&event) => return event,
-                Some(_) => {}
-                None => panic!("the puppet stopped while waiting for {what}"),
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no {what} within {deadline:?}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_headless_binary_sends_a_file_and_takes_one_back() {
     let work = tempfile::tempdir().expect("temp dir");
@@ -102,7 +82,7 @@ async fn the_headless_binary_sends_a_file_and_takes_one_back() {
         .expect("the controller binary runs");
 
     // The puppet offers its file as soon as the session is up ...
-    let session = match puppet_event(&mut puppet, "the session", DEADLINE, |e| {
+    let session = match wait_puppet_event(&mut puppet, "the session", |e| {
         matches!(e, PuppetEvent::SessionConnected { .. })
     })
     .await
@@ -119,7 +99,7 @@ async fn the_headless_binary_sends_a_file_and_takes_one_back() {
     let mut offer_from_controller = None;
     let mut ours_taken = false;
     while offer_from_controller.is_none() || !ours_taken {
-        match puppet_event(&mut puppet, "both offers", DEADLINE, |e| {
+        match wait_puppet_event(&mut puppet, "both offers", |e| {
             matches!(
                 e,
                 PuppetEvent::File {
@@ -153,7 +133,7 @@ async fn the_headless_binary_sends_a_file_and_takes_one_back() {
         .files()
         .answer(session, id, true)
         .expect("answer queued");
-    let received = match puppet_event(&mut puppet, "the controller's file", DEADLINE, |e| {
+    let received = match wait_puppet_event(&mut puppet, "the controller's file", |e| {
         matches!(
             e,
             PuppetEvent::File {
@@ -259,7 +239,7 @@ async fn a_big_transfer_cut_by_a_lost_session_resumes_where_it_stopped() {
     // First session: cut once the puppet has written past a checkpoint.
     let (controller, _pictures) = connect_controller(&puppet).await;
     controller.files().send(&big).expect("queued");
-    let cut_at = match puppet_event(
+    let cut_at = match wait_puppet_event_within(
         &mut puppet,
         "progress past 16 MiB",
         TRANSFER_DEADLINE,
@@ -278,7 +258,7 @@ async fn a_big_transfer_cut_by_a_lost_session_resumes_where_it_stopped() {
         "the transfer must still be running to be cut"
     );
     controller.close().await;
-    puppet_event(&mut puppet, "the cut", DEADLINE, |e| {
+    wait_puppet_event(&mut puppet, "the cut", |e| {
         matches!(
             e,
             PuppetEvent::File {

@@ -3,36 +3,13 @@
 
 mod common;
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
 use rtcdesk_media::{psnr_y, read_stamp_bgra, Frame};
 use rtcdesk_puppet::PuppetEvent;
 use rtcdesk_xvfb::Xvfb;
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The window with "rtcdesk" in its title, once it is mapped.
-fn find_window(xvfb: &Xvfb) -> Option<String> {
-    let output = xvfb
-        .command("xdotool")
-        .args(["search", "--onlyvisible", "--name", "rtcdesk"])
-        .output()
-        .ok()?;
-    String::from_utf8(output.stdout)
-        .ok()?
-        .lines()
-        .next()
-        .map(str::to_owned)
-}
 
 /// A screenshot of one window as a BGRA frame.
 fn screenshot(xvfb: &Xvfb, window: &str, path: &std::path::Path) -> Option<Frame> {

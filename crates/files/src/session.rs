@@ -63,6 +63,32 @@ impl SessionFiles {
         result
     }
 
+    /// Bytes on the `control` channel arrived: file messages are handled here (a refused one
+    /// is answered); any other message is given back for the session's core. Text that is not
+    /// UTF-8 or not a control message is dropped and logged, never answered, so both programs
+    /// treat a hostile peer the same way.
+    pub fn handle_control_bytes(&mut self, bytes: &[u8], now: Instant) -> Option<ControlMessage> {
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            tracing::debug!("dropping a control message that is not UTF-8");
+            return None;
+        };
+        let message = match ControlMessage::parse(text) {
+            Ok(message) => message,
+            Err(error) => {
+                tracing::debug!(?error, "dropping a malformed control message");
+                return None;
+            }
+        };
+        match self.handle_control(&message, now) {
+            Ok(true) => None,
+            Ok(false) => Some(message),
+            Err(error) => {
+                tracing::debug!(%error, "file message refused");
+                None
+            }
+        }
+    }
+
     /// A message on the `file` channel arrived.
     pub fn handle_chunk(&mut self, bytes: &[u8], now: Instant) -> Result<(), FileError> {
         let result = self.transfers.handle_file_message(bytes, now);

@@ -126,29 +126,11 @@ impl Viewer {
     }
 
     fn handle_control(&mut self, bytes: &[u8], now: Instant) {
-        let Ok(text) = std::str::from_utf8(bytes) else {
-            tracing::debug!("dropping a control message that is not UTF-8");
+        let message = self.files.handle_control_bytes(bytes, now);
+        self.collect_file_events();
+        let Some(message) = message else {
             return;
         };
-        let message = match ControlMessage::parse(text) {
-            Ok(message) => message,
-            Err(error) => {
-                tracing::debug!(?error, "dropping a malformed control message");
-                return;
-            }
-        };
-        match self.files.handle_control(&message, now) {
-            Ok(true) => {
-                self.collect_file_events();
-                return;
-            }
-            Ok(false) => {}
-            Err(error) => {
-                tracing::debug!(%error, "file message refused");
-                self.collect_file_events();
-                return;
-            }
-        }
         match message {
             ControlMessage::Keyboard { mode } => {
                 self.outputs.push_back(ViewerOutput::Keyboard(mode))

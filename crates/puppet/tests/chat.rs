@@ -2,48 +2,16 @@
 //! and the controller's lines are printed with time and name.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
-use rtcdesk_controller::{
-    Controller, ControllerConfig, ControllerEvent, DecodedPicture, FrameSink,
-};
+use rtcdesk_controller::{Controller, ControllerConfig, ControllerEvent};
 use rtcdesk_proto::signal::ControlCode;
 use rtcdesk_signal::server::{Server, ServerConfig};
 use tokio::sync::mpsc;
 
-const DEADLINE: Duration = Duration::from_secs(10);
+mod common;
 
-/// The puppet process, killed when the test ends however it ends.
-struct PuppetProcess(Child);
-
-impl Drop for PuppetProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct NoPictures;
-
-impl FrameSink for NoPictures {
-    fn frame(&mut self, _picture: &DecodedPicture<'_>) {}
-}
-
-/// Waits for the first stdout line of the puppet matching `want`.
-async fn line(lines: &mut mpsc::UnboundedReceiver<String>, want: impl Fn(&str) -> bool) -> String {
-    tokio::time::timeout(DEADLINE, async {
-        loop {
-            match lines.recv().await {
-                Some(line) if want(&line) => return line,
-                Some(_) => {}
-                None => panic!("the puppet's output ended"),
-            }
-        }
-    })
-    .await
-    .expect("the line in time")
-}
+use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lines_typed_on_the_puppets_terminal_are_chat() {

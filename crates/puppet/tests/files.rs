@@ -4,34 +4,21 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{ChildStdin, Command, Stdio};
 use std::time::Duration;
 
-use rtcdesk_controller::{
-    Controller, ControllerConfig, ControllerEvent, DecodedPicture, FrameSink,
-};
+use rtcdesk_controller::{Controller, ControllerConfig, ControllerEvent};
 use rtcdesk_files::{Direction, TransferEvent};
 use rtcdesk_proto::signal::ControlCode;
 use rtcdesk_signal::server::{Server, ServerConfig};
 use tokio::sync::mpsc;
 
-const DEADLINE: Duration = Duration::from_secs(15);
+mod common;
 
-/// The puppet process, killed when the test ends however it ends.
-struct PuppetProcess(Child);
+use common::*;
 
-impl Drop for PuppetProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct NoPictures;
-
-impl FrameSink for NoPictures {
-    fn frame(&mut self, _picture: &DecodedPicture<'_>) {}
-}
+/// Longer than the other tests' deadline: a file crosses, is hashed and kept.
+const FILE_DEADLINE: Duration = Duration::from_secs(15);
 
 fn write_file(dir: &Path, name: &str, size: usize, seed: u8) -> PathBuf {
     let bytes: Vec<u8> = (0..size)
@@ -44,22 +31,12 @@ fn write_file(dir: &Path, name: &str, size: usize, seed: u8) -> PathBuf {
 
 /// Waits for a line of the puppet's stdout that contains `text`.
 async fn line_with(lines: &mut mpsc::UnboundedReceiver<String>, text: &str) -> String {
-    tokio::time::timeout(DEADLINE, async {
-        loop {
-            match lines.recv().await {
-                Some(line) if line.contains(text) => return line,
-                Some(_) => {}
-                None => panic!("the puppet's output ended before {text:?}"),
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no line with {text:?} within {DEADLINE:?}"))
+    line_within(lines, FILE_DEADLINE, |line| line.contains(text)).await
 }
 
 /// Waits for the controller to keep a file from the puppet; gives its path.
 async fn received(controller: &mut Controller) -> PathBuf {
-    tokio::time::timeout(DEADLINE, async {
+    tokio::time::timeout(FILE_DEADLINE, async {
         loop {
             match controller.next_event().await {
                 Some(ControllerEvent::File(TransferEvent::Completed {
@@ -152,7 +129,7 @@ async fn the_puppet_binary_sends_asks_before_taking_and_sends_on_request() {
         "{question}"
     );
     type_line(&mut stdin, "y");
-    tokio::time::timeout(DEADLINE, async {
+    tokio::time::timeout(FILE_DEADLINE, async {
         loop {
             match controller.next_event().await {
                 Some(ControllerEvent::File(TransferEvent::Completed {
@@ -178,7 +155,7 @@ async fn the_puppet_binary_sends_asks_before_taking_and_sends_on_request() {
     controller.files().send(&later).expect("queued");
     line_with(&mut lines, "accept later.bin").await;
     type_line(&mut stdin, "n");
-    tokio::time::timeout(DEADLINE, async {
+    tokio::time::timeout(FILE_DEADLINE, async {
         loop {
             match controller.next_event().await {
                 Some(ControllerEvent::File(TransferEvent::Ended {

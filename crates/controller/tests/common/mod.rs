@@ -96,9 +96,19 @@ pub fn controller_config(puppet: &Puppet) -> ControllerConfig {
 pub async fn wait_puppet_event(
     puppet: &mut Puppet,
     what: &str,
+    want: impl FnMut(&PuppetEvent) -> bool,
+) -> PuppetEvent {
+    wait_puppet_event_within(puppet, what, DEADLINE, want).await
+}
+
+/// Like [`wait_puppet_event`], failing after `deadline` (for big transfers).
+pub async fn wait_puppet_event_within(
+    puppet: &mut Puppet,
+    what: &str,
+    deadline: Duration,
     mut want: impl FnMut(&PuppetEvent) -> bool,
 ) -> PuppetEvent {
-    tokio::time::timeout(DEADLINE, async {
+    tokio::time::timeout(deadline, async {
         loop {
             match puppet.next_event().await {
                 Some(event) if want(&event) => return event,
@@ -108,7 +118,31 @@ pub async fn wait_puppet_event(
         }
     })
     .await
-    .unwrap_or_else(|_| panic!("no {what} within {DEADLINE:?}"))
+    .unwrap_or_else(|_| panic!("no {what} within {deadline:?}"))
+}
+
+/// A child process killed when the test ends, however it ends.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The window with "rtcdesk" in its title on `xvfb`, once it is mapped.
+pub fn find_window(xvfb: &rtcdesk_xvfb::Xvfb) -> Option<String> {
+    let output = xvfb
+        .command("xdotool")
+        .args(["search", "--onlyvisible", "--name", "rtcdesk"])
+        .output()
+        .ok()?;
+    String::from_utf8(output.stdout)
+        .ok()?
+        .lines()
+        .next()
+        .map(str::to_owned)
 }
 
 /// Waits for the first picture matching `want`.
