@@ -96,19 +96,7 @@ pub fn nat(args: &[String]) -> Result<(), String> {
                 .into(),
         );
     }
-    crate::step(
-        "build puppet, controller, rtcdesk-signal",
-        crate::cargo().args([
-            "build",
-            "-p",
-            "rtcdesk-puppet",
-            "-p",
-            "rtcdesk-controller",
-            "-p",
-            "rtcdesk-signal",
-            "--bins",
-        ]),
-    )?;
+    crate::build_programs()?;
     let bins = target_dir().join("debug");
     lab::remove_leftovers()?;
     let out_root = std::env::temp_dir().join(format!("rtcdesk-nat-{}", std::process::id()));
