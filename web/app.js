@@ -60,7 +60,7 @@ async function connect(event) {
   const code = normaliseCode($('code').value);
   if (!code) {
     const digits = $('code').value.replace(/\D/g, '').length;
-    connectMessage(`A control code has 9 digits; this has ${digits}.`);
+    connectMessage(`A control code has 12 digits (the first 9 also work); this has ${digits}.`);
     return;
   }
   const name = $('name').value.trim() || 'Browser';

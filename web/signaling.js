@@ -94,10 +94,15 @@ export class Signaling extends EventTarget {
   }
 }
 
-/** The 9 digits of a code as typed or pasted ("123 456 789", "123-456-789", …), or null. */
+/**
+ * The 9 routing digits of a code as typed or pasted ("123 456 789 012", "123-456-789", …), or
+ * null. A puppet shows 12 digits; the last 3 are for end-to-end verification, which a page
+ * served by the signaling server cannot do (crates/pake/PAKE.md § 6), so they are dropped here
+ * and never sent anywhere.
+ */
 export function normaliseCode(text) {
   const digits = String(text).replace(/[\s\-._]/g, '');
-  return /^\d{9}$/.test(digits) ? digits : null;
+  return /^\d{9}(\d{3})?$/.test(digits) ? digits.slice(0, 9) : null;
 }
 
 /** A code grouped for reading: "123 456 789". */

@@ -29,6 +29,7 @@ pub fn run(target: &str, data: &[u8]) -> bool {
         "stun_message" => stun_message(data),
         "turn_message" => turn_message(data),
         "file_message" => file_message(data),
+        "pake_message" => pake_message(data),
         _ => return false,
     }
     true
@@ -297,5 +298,47 @@ fn file_session(data: &[u8]) {
                 assert!(sender.in_flight() <= granted);
             }
         }
+    }
+}
+
+/// A verification message (`connect.pake`, `incoming.pake`, `pake.data`), or a code typed by a
+/// person: whatever parses re-encodes to itself, and each step of verified pairing refuses what
+/// does not belong to it without panicking.
+pub fn pake_message(data: &[u8]) {
+    use rtcdesk_pake::{
+        ControllerStart, Fingerprint, PairingCode, PakeMessage, PuppetResponse, Secret,
+    };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(code) = text.parse::<PairingCode>() {
+        let shown = code.to_string();
+        assert_eq!(
+            shown.parse::<PairingCode>(),
+            Ok(code),
+            "a shown code parses back"
+        );
+    }
+    let Ok(message) = PakeMessage::decode(text) else {
+        return;
+    };
+    assert_eq!(PakeMessage::decode(&message.encode()), Ok(message.clone()));
+    let secret = Secret::from_number(123).expect("three digits");
+    let code = PairingCode::new(
+        rtcdesk_proto::signal::ControlCode::from_number(123_456_789).expect("nine digits"),
+        secret,
+    );
+    // As the controller's start, at a puppet.
+    if let Ok((response, _reply)) = PuppetResponse::new(&code, secret, "s", &message) {
+        let _ = response.check(&message);
+    }
+    // As the puppet's reply, at a controller.
+    let (start, _) = ControllerStart::new(&code, secret);
+    if let Ok((key, _confirm)) = start.finish("s", &message) {
+        let fp = Fingerprint {
+            hash: "sha-256".into(),
+            digest: vec![0; 32],
+        };
+        let _ = key.check_fingerprints(&message, &fp, &fp);
     }
 }

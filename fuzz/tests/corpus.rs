@@ -31,6 +31,11 @@ fn run_corpus(target: &str, at_least: usize) {
 }
 
 #[test]
+fn pake_message_corpus() {
+    run_corpus("pake_message", 8);
+}
+
+#[test]
 fn signal_message_corpus() {
     run_corpus("signal_message", 15);
 }

@@ -11,7 +11,7 @@
 // lines for measurements. Anything else on stdout or stderr is log. Exit status: 0 when every
 // check passed.
 //
-// Environment: PAGE_URL (the page, e.g. http://127.0.0.1:8443/), CODE (9 digits), CELL (prefix
+// Environment: PAGE_URL (the page, e.g. http://127.0.0.1:8443/), CODE (the 12 digits the puppet shows; the page keeps the first 9), CELL (prefix
 // of the check names), OUT (folder for the screenshot and the SDP), EXPECT_PATH (`relay` when
 // the session must go through the TURN server), CHROMIUM (default /usr/bin/chromium),
 // SCREENSHOT (file name, default `<CELL>.png`), SDP_OUT (folder for the SDP, default OUT),

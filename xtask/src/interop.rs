@@ -99,10 +99,7 @@ pub fn interop(args: &[String]) -> Result<(), String> {
     let root = super::workspace_root();
     let dirs = Dirs::new(&root)?;
     crate::packages::ensure_installed()?;
-    super::step(
-        "build the puppet and the signaling server",
-        super::cargo().args(["build", "-p", "rtcdesk-puppet", "-p", "rtcdesk-signal"]),
-    )?;
+    super::build_programs()?;
     if wanted("chromium") || wanted("chromium-turn") || wanted("chromium-view-only") {
         ensure_node_modules(&root)?;
     }
@@ -671,7 +668,8 @@ fn run_aiortc(
         Command::new(python)
             .arg(root.join("xtask/interop/aiortc_controller.py"))
             .env("SIGNAL_URL", &puppet.signal)
-            .env("CODE", &puppet.code)
+            // A v1 controller: the nine routing digits (it does not run verified pairing).
+            .env("CODE", puppet.code.get(..9).unwrap_or(&puppet.code))
             .env("CELL", "aiortc")
             .env("STUN_URL", format!("stun:{}", servers.stun)),
         &dirs.logs,

@@ -175,6 +175,7 @@ fn core_only(duration: Duration) -> anyhow::Result<()> {
             let connect = Connect {
                 code: registered.code,
                 name: "b".into(),
+                pake: None,
             };
             // The first output goes to the puppet (incoming), the second to the controller.
             let texts = step(&mut router, controller, connect.into());
@@ -523,6 +524,7 @@ impl Pair {
                 &Connect {
                     code,
                     name: "bench".into(),
+                    pake: None,
                 }
                 .into(),
             )

@@ -35,6 +35,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod binding;
 pub mod core;
 pub mod decode;
 pub mod exchange;
@@ -77,6 +78,9 @@ pub const EXIT_REJECTED: i32 = 4;
 pub const EXIT_SIGNAL_UNREACHABLE: i32 = 5;
 /// Exit code: the connection to the puppet failed or was lost.
 pub const EXIT_CONNECTION_LOST: i32 = 6;
+/// Exit code: end-to-end verification failed: wrong last digits, or the connection may be
+/// intercepted.
+pub const EXIT_NOT_VERIFIED: i32 = 7;
 
 /// Everything [`Controller::connect`] needs. [`ControllerConfig::new`] gives working defaults.
 #[derive(Debug, Clone)]
@@ -85,8 +89,12 @@ pub struct ControllerConfig {
     pub signal_url: String,
     /// Whom to trust for `wss://` (public CAs by default; a pinned or extra CA for self-signed).
     pub tls: rtcdesk_signal::tls::TlsOptions,
-    /// The puppet's control code.
+    /// The puppet's control code: the nine digits the signaling server routes by.
     pub code: ControlCode,
+    /// The last three digits of the code the puppet shows, which the server never sees. With
+    /// them the session is verified end to end (`crates/pake/PAKE.md`) and refused when it
+    /// cannot be; without them (`None`) it pairs as a browser does, unverified.
+    pub secret: Option<rtcdesk_pake::Secret>,
     /// Our name, shown to the puppet's user when asked to accept.
     pub name: String,
     /// How key events are replayed on the puppet (sent on the control channel when it opens).
@@ -122,6 +130,7 @@ impl ControllerConfig {
             signal_url: signal_url.into(),
             tls: rtcdesk_signal::tls::TlsOptions::default(),
             code,
+            secret: None,
             name: default_name(ClientSide::Controller),
             keyboard: KeyboardMode::Map,
             stun_servers: Vec::new(),
@@ -135,6 +144,14 @@ impl ControllerConfig {
             download_dir: None,
             accept_files: false,
         }
+    }
+
+    /// Defaults for the whole code as the puppet shows it (twelve digits: verified; nine:
+    /// not).
+    pub fn for_pairing(signal_url: impl Into<String>, code: rtcdesk_pake::PairingCode) -> Self {
+        let mut config = Self::new(signal_url, code.route);
+        config.secret = code.secret;
+        config
     }
 }
 
@@ -170,6 +187,18 @@ pub enum ConnectError {
     /// The peer connection did not come up, or the puppet left before it did.
     #[error("the connection to the puppet failed: {0}")]
     ConnectionFailed(String),
+    /// End-to-end verification failed: the puppet does not hold the same twelve digits, or
+    /// someone (the signaling server) is in the middle.
+    #[error("{0}")]
+    NotVerified(#[from] rtcdesk_pake::PakeError),
+    /// The puppet (or the signaling server) skipped verification although this side asked
+    /// for it: an older puppet, or a server that stripped it.
+    #[error(
+        "the puppet did not verify the session end to end (an older puppet, or a signaling \
+         server that interferes): not connecting. Without the last three digits the session \
+         connects unverified."
+    )]
+    VerificationSkipped,
     /// The WebRTC engine failed.
     #[error("WebRTC: {0}")]
     Peer(#[from] rtcdesk_peer::Error),
@@ -186,6 +215,7 @@ impl ConnectError {
             ConnectError::UnknownCode(_) => EXIT_UNKNOWN_CODE,
             ConnectError::Rejected { .. } | ConnectError::NoAnswer(_) => EXIT_REJECTED,
             ConnectError::ConnectionFailed(_) | ConnectError::SignalClosed => EXIT_CONNECTION_LOST,
+            ConnectError::NotVerified(_) | ConnectError::VerificationSkipped => EXIT_NOT_VERIFIED,
             ConnectError::Refused { .. } | ConnectError::Peer(_) | ConnectError::Decoder(_) => {
                 EXIT_OTHER
             }

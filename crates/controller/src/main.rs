@@ -13,8 +13,8 @@ use rtcdesk_controller::ice_report::kind_name;
 use rtcdesk_controller::window::{FrameSlot, UserEvent, WindowApp, WindowSink};
 use rtcdesk_controller::window_clipboard::WindowClipboard;
 use rtcdesk_controller::{
-    stats, ControlCode, Controller, ControllerConfig, ControllerEvent, FileCommands, FrameSink,
-    KeyboardMode, EXIT_CONNECTION_LOST, EXIT_OTHER, EXIT_USAGE,
+    stats, Controller, ControllerConfig, ControllerEvent, FileCommands, FrameSink, KeyboardMode,
+    EXIT_CONNECTION_LOST, EXIT_OTHER, EXIT_USAGE,
 };
 use rtcdesk_files::{TransferEvent, TransferTracker};
 use rtcdesk_signal::tls::TlsOptions;
@@ -32,6 +32,13 @@ Exit codes:
   6  the connection to the puppet failed or was lost (puppet stopped, network gone); when no
      path works, one line says which candidate kinds each side tried and which TURN server
      failed (wrong credentials, unreachable, full)
+  7  end-to-end verification failed: the puppet does not hold the 12 digits typed (check the
+     last three), or the connection may be intercepted (the signaling server, or someone on
+     the way, is in the middle); nothing was sent to it
+
+With all 12 digits of the code, the session is verified end to end: the signaling server never
+sees the last three, and a server that tries to sit in the middle is detected (exit code 7).
+With the first 9 only, it connects unverified, as a browser does.
 
 Once connected it prints the path in use (`connected over local=KIND remote=KIND`, KIND being
 host, srflx, prflx or relay) and `first picture after N ms` (counted from the start).
@@ -44,8 +51,9 @@ everything held on the puppet is released); press it again to take the keyboard 
 #[derive(Debug, Parser)]
 #[command(name = "controller", version, after_help = EXIT_CODES)]
 struct Args {
-    /// The puppet's control code, as it shows it: 9 digits, spaces optional ("123 456 789").
-    #[arg(required_unless_present = "room", num_args = 1..=3)]
+    /// The puppet's control code, as it shows it: 12 digits, spaces optional ("123 456 789
+    /// 012"). The first 9 alone also connect, but without end-to-end verification.
+    #[arg(required_unless_present = "room", num_args = 1..=4)]
     code: Vec<String>,
 
     /// Proctor mode: open a room called NAME (default: "NAME's room" from --name) on the
@@ -222,7 +230,7 @@ fn main() -> ExitCode {
 }
 
 fn config(args: &Args) -> anyhow::Result<ControllerConfig> {
-    let code: ControlCode = args
+    let code: rtcdesk_pake::PairingCode = args
         .code
         .join("")
         .parse()
@@ -231,7 +239,7 @@ fn config(args: &Args) -> anyhow::Result<ControllerConfig> {
         .signal
         .clone()
         .unwrap_or_else(|| "ws://127.0.0.1:8443/".to_owned());
-    let mut config = ControllerConfig::new(url, code);
+    let mut config = ControllerConfig::for_pairing(url, code);
     if let Some(name) = &args.name {
         config.name = name.clone();
     }
@@ -303,6 +311,12 @@ async fn connect(
         "controller: asking {} for puppet {} — waiting for its user to accept…",
         config.signal_url, config.code
     );
+    if config.secret.is_none() {
+        eprintln!(
+            "controller: only 9 digits given: this session is NOT verified end to end (give all \
+             12 the puppet shows to be sure it is the puppet you mean and nobody is in between)"
+        );
+    }
     match Controller::connect(config, sink).await {
         Ok(controller) => {
             eprintln!("controller: connected");
@@ -336,6 +350,9 @@ fn say_progress(event: &ControllerEvent) {
         ControllerEvent::FirstPicture(after) => {
             eprintln!("controller: first picture after {} ms", after.as_millis())
         }
+        ControllerEvent::Verified => eprintln!(
+            "controller: verified end to end: the puppet holds the whole code and nobody is in between"
+        ),
         _ => {}
     }
 }

@@ -11,13 +11,20 @@
 //! - after `accepted`, the puppet has `offer_timeout` to send its offer;
 //! - candidates for our session that arrive before the offer are kept, in order, for after it;
 //! - messages for other sessions, and messages that mean nothing here, are ignored;
+//! - with the secret digits, `connect` carries SPAKE2's first message; the puppet's reply must
+//!   prove it holds the same code before anything else counts, and `accepted` without that
+//!   proof ends pairing ([`ConnectError::VerificationSkipped`]): a session that cannot be
+//!   verified is never silently taken as one that was;
 //! - pairing ends once: after [`PairingOutput::Paired`] or [`PairingOutput::Failed`] nothing more
 //!   comes out, whatever goes in.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use rtcdesk_proto::signal::{Connect, ControlCode, ErrorCode, IceServer, SessionId, SignalMessage};
+use rtcdesk_pake::{ControllerStart, PairingCode, PakeMessage, Secret, SessionKey};
+use rtcdesk_proto::signal::{
+    Connect, ControlCode, ErrorCode, IceServer, Leave, Pake, SessionId, SignalMessage,
+};
 
 use crate::ConnectError;
 
@@ -38,6 +45,9 @@ pub struct Paired {
     pub offer_sdp: String,
     /// Candidates that came before the offer, in the order they came.
     pub early_candidates: Vec<String>,
+    /// The key both sides confirmed, for a verified session: the DTLS fingerprints are still
+    /// to be checked with it once connected.
+    pub key: Option<SessionKey>,
 }
 
 /// What the shell must do next.
@@ -75,21 +85,39 @@ pub struct Pairing {
     puppet_name: Option<String>,
     early_candidates: Vec<String>,
     outputs: VecDeque<PairingOutput>,
+    /// The session `ringing` named.
+    session: Option<SessionId>,
+    /// Verified pairing: SPAKE2 started, waiting for the puppet's reply.
+    pake: Option<ControllerStart>,
+    /// Whether this side asked for verification (the secret digits were given).
+    verifying: bool,
+    /// The confirmed key, once the puppet's reply checked out.
+    key: Option<SessionKey>,
 }
 
 impl Pairing {
     /// Starts pairing at `now`: the first output is the `connect` message naming us.
+    /// With `secret`, the session is verified end to end or not made at all.
     pub fn new(
         code: ControlCode,
+        secret: Option<Secret>,
         name: String,
         accept_timeout: Duration,
         offer_timeout: Duration,
         now: Instant,
     ) -> Pairing {
         let mut outputs = VecDeque::new();
+        let (pake, start) = match secret {
+            Some(secret) => {
+                let (pake, start) = ControllerStart::new(&PairingCode::new(code, secret), secret);
+                (Some(pake), Some(start.encode()))
+            }
+            None => (None, None),
+        };
         outputs.push_back(PairingOutput::Send(SignalMessage::Connect(Connect {
             code,
             name,
+            pake: start,
         })));
         Pairing {
             code,
@@ -101,6 +129,10 @@ impl Pairing {
             puppet_name: None,
             early_candidates: Vec::new(),
             outputs,
+            session: None,
+            verifying: pake.is_some(),
+            pake,
+            key: None,
         }
     }
 
@@ -122,7 +154,18 @@ impl Pairing {
             SignalMessage::Ringing(ringing) => {
                 tracing::info!("ringing: waiting for the puppet's user to accept");
                 self.puppet_name = ringing.name;
+                self.session = Some(ringing.session);
                 self.stage = Stage::Asking { deadline };
+            }
+            SignalMessage::Pake(pake)
+                if self.pake.is_some() && self.session.as_ref() == Some(&pake.session) =>
+            {
+                self.puppet_replied(pake, deadline);
+            }
+            SignalMessage::Accepted(accepted) if self.verifying && self.key.is_none() => {
+                tracing::warn!("accepted without a verified reply");
+                self.leave(accepted.session);
+                self.fail(ConnectError::VerificationSkipped);
             }
             SignalMessage::Accepted(accepted) => {
                 self.stage = Stage::Accepted {
@@ -163,6 +206,7 @@ impl Pairing {
                     ice_servers,
                     offer_sdp: offer.sdp,
                     early_candidates: std::mem::take(&mut self.early_candidates),
+                    key: self.key.take(),
                 }));
             }
             SignalMessage::Left(left) if left.session == session => {
@@ -185,6 +229,40 @@ impl Pairing {
                 };
             }
         }
+    }
+
+    /// The puppet's `reply`: it must prove it holds the same code; ours goes back.
+    fn puppet_replied(&mut self, pake: Pake, deadline: Instant) {
+        let Some(start) = self.pake.take() else {
+            return;
+        };
+        let result = PakeMessage::decode(&pake.data)
+            .map_err(rtcdesk_pake::PakeError::from)
+            .and_then(|reply| start.finish(pake.session.as_str(), &reply));
+        match result {
+            Ok((key, confirm)) => {
+                tracing::info!("the puppet holds the same code: waiting for its user");
+                self.key = Some(key);
+                self.outputs.push_back(PairingOutput::Send(
+                    Pake {
+                        session: pake.session,
+                        data: confirm.encode(),
+                    }
+                    .into(),
+                ));
+                self.stage = Stage::Asking { deadline };
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the puppet failed verification");
+                self.leave(pake.session);
+                self.fail(ConnectError::NotVerified(error));
+            }
+        }
+    }
+
+    fn leave(&mut self, session: SessionId) {
+        self.outputs
+            .push_back(PairingOutput::Send(Leave { session }.into()));
     }
 
     /// The signaling connection closed (or broke) before pairing ended.
@@ -247,7 +325,7 @@ mod tests {
     /// Given a pairing just started at `t0`, with its `connect` already taken.
     fn started() -> (Pairing, Instant) {
         let t0 = Instant::now();
-        let mut pairing = Pairing::new(code(), "helpdesk".into(), ACCEPT, OFFER, t0);
+        let mut pairing = Pairing::new(code(), None, "helpdesk".into(), ACCEPT, OFFER, t0);
         match pairing.poll_output() {
             Some(PairingOutput::Send(SignalMessage::Connect(connect))) => {
                 assert_eq!(connect.code, code());

@@ -15,6 +15,7 @@ use rtcdesk_signal::client::SignalClient;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::binding::Binding;
 use crate::core::{CoreConfig, CoreOutput, DecodeTotals, SessionCore};
 use crate::decode::{DecodeCounters, DecoderThread, FrameSink};
 use crate::ice_report::IceReport;
@@ -29,6 +30,10 @@ use crate::{ConnectError, ControllerConfig};
 pub enum ControllerEvent {
     /// The peer connection came up (again, after a silence).
     Connected,
+    /// The session is verified end to end: the puppet holds the whole code and the encrypted
+    /// connection ends at it (sent once, before the first `Connected`, when the code had its
+    /// last three digits).
+    Verified,
     /// The peer has been silent for a few seconds; it may come back.
     Interrupted,
     /// Media and data flow over this candidate pair: direct or through a TURN relay (first once
@@ -77,6 +82,8 @@ pub enum EndReason {
     PuppetLeft,
     /// The puppet went silent (killed, network gone) and did not come back.
     ConnectionLost,
+    /// End-to-end verification failed after connecting: the connection may be intercepted.
+    NotVerified(String),
 }
 
 impl EndReason {
@@ -85,6 +92,7 @@ impl EndReason {
         match self {
             EndReason::Closed => crate::EXIT_OK,
             EndReason::PuppetLeft | EndReason::ConnectionLost => crate::EXIT_CONNECTION_LOST,
+            EndReason::NotVerified(_) => crate::EXIT_NOT_VERIFIED,
         }
     }
 }
@@ -95,6 +103,7 @@ impl fmt::Display for EndReason {
             EndReason::Closed => "session closed",
             EndReason::PuppetLeft => "the puppet ended the session",
             EndReason::ConnectionLost => "connection to the puppet lost: it stopped answering",
+            EndReason::NotVerified(reason) => reason,
         })
     }
 }
@@ -261,6 +270,7 @@ impl Controller {
             ice_servers,
             offer_sdp,
             early_candidates,
+            key,
         } = pair(&mut signal, &config, started).await?;
         tracing::info!(session = session.as_str(), "accepted; answering the offer");
 
@@ -337,6 +347,8 @@ impl Controller {
             ice_report,
             started,
             first_picture: Some(first_picture),
+            binding: key.map(|key| Binding::new(key, session.clone())),
+            control_open_held: false,
         };
         let task = tokio::spawn(task.run(close_rx));
         let controller = Controller {
@@ -351,7 +363,7 @@ impl Controller {
         // The session task owns the deadline: it knows what ICE tried, so it says why it failed.
         match connected_rx.await {
             Ok(Ok(())) => Ok(controller),
-            Ok(Err(reason)) => Err(ConnectError::ConnectionFailed(reason)),
+            Ok(Err(error)) => Err(error),
             Err(_) => Err(ConnectError::ConnectionFailed(
                 "the session task stopped".into(),
             )),
@@ -433,6 +445,7 @@ async fn pair(
 ) -> Result<Paired, ConnectError> {
     let mut pairing = Pairing::new(
         config.code,
+        config.secret,
         config.name.clone(),
         config.accept_timeout,
         config.connect_timeout,
@@ -479,7 +492,7 @@ struct SessionTask {
     prepared: mpsc::Receiver<(PathBuf, std::io::Result<LocalFile>)>,
     counters: Arc<DecodeCounters>,
     decoder: DecoderThread,
-    connected: Option<oneshot::Sender<Result<(), String>>>,
+    connected: Option<oneshot::Sender<Result<(), ConnectError>>>,
     /// Until connected: when to give up, and what ICE tried (for the reason).
     connect_deadline: tokio::time::Instant,
     connect_timeout: Duration,
@@ -487,6 +500,11 @@ struct SessionTask {
     /// When [`Controller::connect`] was called, for [`ControllerEvent::FirstPicture`].
     started: Instant,
     first_picture: Option<oneshot::Receiver<Instant>>,
+    /// A verified session's last check (its DTLS fingerprints); `None` when unverified. Until
+    /// it passes, nothing goes to the puppet and nothing from it is acted on.
+    binding: Option<Binding>,
+    /// The control channel opened before verification finished: announce it once verified.
+    control_open_held: bool,
 }
 
 /// What ends the session loop.
@@ -518,7 +536,7 @@ impl SessionTask {
                 _ = tokio::time::sleep_until(self.connect_deadline), if connecting => {
                     let line = self.ice_report.failure_line(self.connect_timeout);
                     if let Some(connected) = self.connected.take() {
-                        let _ = connected.send(Err(line));
+                        let _ = connected.send(Err(ConnectError::ConnectionFailed(line)));
                     }
                     Next::End(EndReason::ConnectionLost)
                 }
@@ -531,6 +549,12 @@ impl SessionTask {
                     }
                     Next::Continue
                 }
+                _ = sleep_until_opt(self.binding.as_ref().and_then(Binding::poll_timeout)) => {
+                    if let Some(binding) = self.binding.as_mut() {
+                        binding.handle_timeout(Instant::now());
+                    }
+                    self.after_binding()
+                }
                 event = self.peer_events.recv() => match event {
                     Some(event) => self.on_peer_event(event).await,
                     None => Next::End(EndReason::ConnectionLost),
@@ -542,7 +566,17 @@ impl SessionTask {
             }
         };
         if let Some(connected) = self.connected.take() {
-            let _ = connected.send(Err(reason.to_string()));
+            let error = match &reason {
+                EndReason::NotVerified(_) => ConnectError::NotVerified(
+                    self.binding
+                        .as_ref()
+                        .and_then(|b| b.outcome().cloned())
+                        .and_then(Result::err)
+                        .unwrap_or(rtcdesk_pake::PakeError::Intercepted),
+                ),
+                other => ConnectError::ConnectionFailed(other.to_string()),
+            };
+            let _ = connected.send(Err(error));
         }
         // Part files being received are kept for a resume; the user hears how each ended.
         self.core.close();
@@ -587,11 +621,34 @@ impl SessionTask {
                 }))
                 .await;
             }
+            PeerEvent::Secured { local, remote } => {
+                if let Some(binding) = self.binding.as_mut() {
+                    binding.secured(fingerprint(local), fingerprint(remote));
+                }
+            }
+            PeerEvent::Connected if !self.verified() => {
+                let message = self
+                    .binding
+                    .as_mut()
+                    .and_then(|binding| binding.connected(Instant::now()));
+                if let Some(message) = message {
+                    self.signal_send(message).await;
+                }
+                return self.after_binding();
+            }
             PeerEvent::Connected => {
                 if let Some(connected) = self.connected.take() {
                     let _ = connected.send(Ok(()));
                 }
                 self.emit(ControllerEvent::Connected);
+            }
+            // Before verification nothing the other end sends is acted on: it may not be the
+            // puppet.
+            PeerEvent::ChannelOpen(Channel::Control) if !self.verified() => {
+                self.control_open_held = true;
+            }
+            PeerEvent::Data(..) if !self.verified() => {
+                tracing::debug!("dropping data from before verification");
             }
             PeerEvent::Disconnected => self.emit(ControllerEvent::Interrupted),
             PeerEvent::PathSelected(pair) => self.emit(ControllerEvent::PathSelected(pair)),
@@ -626,6 +683,12 @@ impl SessionTask {
             Some(SignalMessage::Left(left)) if left.session == self.session => {
                 Next::End(EndReason::PuppetLeft)
             }
+            Some(SignalMessage::Pake(pake)) if pake.session == self.session => {
+                if let Some(binding) = self.binding.as_mut() {
+                    binding.received(pake.data);
+                }
+                self.after_binding()
+            }
             Some(other) => {
                 tracing::debug!(message = other.type_name(), "ignoring a signaling message");
                 Next::Continue
@@ -636,6 +699,40 @@ impl SessionTask {
                 tracing::info!("the signaling connection closed; the session continues");
                 self.signal = None;
                 Next::Continue
+            }
+        }
+    }
+
+    /// Whether the session may carry data: unverified ones always, verified ones once their
+    /// fingerprints checked out.
+    fn verified(&self) -> bool {
+        self.binding
+            .as_ref()
+            .is_none_or(|binding| matches!(binding.outcome(), Some(Ok(()))))
+    }
+
+    /// Acts on the fingerprint check once it is settled: the session starts, or ends.
+    fn after_binding(&mut self) -> Next {
+        let Some(binding) = self.binding.as_ref() else {
+            return Next::Continue;
+        };
+        match binding.outcome() {
+            None => Next::Continue,
+            Some(Ok(())) => {
+                if let Some(connected) = self.connected.take() {
+                    tracing::info!("session verified end to end");
+                    self.emit(ControllerEvent::Verified);
+                    let _ = connected.send(Ok(()));
+                    self.emit(ControllerEvent::Connected);
+                    if std::mem::take(&mut self.control_open_held) {
+                        self.core.control_opened();
+                    }
+                }
+                Next::Continue
+            }
+            Some(Err(error)) => {
+                tracing::warn!(%error, "verification of the DTLS fingerprints failed");
+                Next::End(EndReason::NotVerified(error.to_string()))
             }
         }
     }
@@ -773,6 +870,22 @@ fn download_folder(config: &ControllerConfig) -> Option<DownloadFolder> {
             tracing::warn!(dir = %dir.display(), %error, "no download folder: file offers are refused");
             None
         }
+    }
+}
+
+/// The peer's fingerprint type as verification takes it.
+fn fingerprint(f: rtcdesk_peer::DtlsFingerprint) -> rtcdesk_pake::Fingerprint {
+    rtcdesk_pake::Fingerprint {
+        hash: f.hash,
+        digest: f.digest,
+    }
+}
+
+/// Sleeps until `at`; forever when there is nothing to wait for.
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -59,7 +59,8 @@ pub use config::{ConfigError, PeerConfig, Role, TurnServer, TurnTls};
 pub use driver::{Endpoint, Peer, PeerHandle};
 pub use ice_servers::{resolve_ice_servers, ResolvedIceServers, MAX_ICE_URLS};
 pub use session::{
-    candidate_kind, Input, Output, PeerEvent, PeerStats, SelectedPair, Session, Track, Transmit,
+    candidate_kind, DtlsFingerprint, Input, Output, PeerEvent, PeerStats, SelectedPair, Session,
+    Track, Transmit,
 };
 pub use str0m::CandidateKind;
 pub use video::{

@@ -89,6 +89,15 @@ pub struct Transmit {
     pub contents: Vec<u8>,
 }
 
+/// A DTLS certificate fingerprint: the hash function as SDP names it and the digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DtlsFingerprint {
+    /// The hash function, e.g. `sha-256`.
+    pub hash: String,
+    /// The digest of the DER certificate.
+    pub digest: Vec<u8>,
+}
+
 /// What the session tells the application.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -103,6 +112,15 @@ pub enum PeerEvent {
     },
     /// All local candidates were announced: signal end-of-candidates (an empty candidate).
     GatheringComplete,
+    /// DTLS is up, with these certificates: sent once, just before the first `Connected`, so
+    /// end-to-end verification (rtcdesk-pake) can bind the fingerprints DTLS actually
+    /// negotiated rather than the ones the SDP claimed.
+    Secured {
+        /// Our certificate's fingerprint.
+        local: DtlsFingerprint,
+        /// The fingerprint of the certificate the peer presented in the handshake.
+        remote: DtlsFingerprint,
+    },
     /// ICE and DTLS are up: media and data can flow. Also sent when a silent peer is heard again.
     Connected,
     /// The peer has been silent for `silence_timeout` (or ICE lost it). It may come back.
@@ -1044,12 +1062,36 @@ impl Session {
         self.finish();
     }
 
+    /// Tells the application which certificates DTLS negotiated ([`PeerEvent::Secured`]).
+    fn report_fingerprints(&mut self) {
+        let api = self.rtc.direct_api();
+        let local = api.local_dtls_fingerprint().clone();
+        let Some(remote) = api.remote_dtls_fingerprint().cloned() else {
+            // str0m checks the peer's certificate against the SDP before it connects, so this
+            // cannot happen; a verifying application then sees no `Secured` and gives up.
+            tracing::warn!("DTLS connected without a peer certificate");
+            return;
+        };
+        let convert = |f: str0m::crypto::Fingerprint| DtlsFingerprint {
+            hash: f.hash_func,
+            digest: f.bytes,
+        };
+        self.outputs.push_back(Output::Event(PeerEvent::Secured {
+            local: convert(local),
+            remote: convert(remote),
+        }));
+    }
+
     /// Handles one str0m event; true when the data queues should be pumped.
     fn handle_rtc_event(&mut self, event: Event, now: Instant) -> bool {
         match event {
             Event::Connected => {
+                let first = !self.dtls_up;
                 self.dtls_up = true;
                 self.last_heard = now;
+                if first {
+                    self.report_fingerprints();
+                }
                 if self.lifecycle != Lifecycle::Closed {
                     self.lifecycle = Lifecycle::Connected;
                     self.outputs.push_back(Output::Event(PeerEvent::Connected));

@@ -95,6 +95,7 @@ signal_messages! {
     "room_joined" => RoomJoined,
     "member" => Member,
     "member_state" => MemberState,
+    "pake" => Pake,
 }
 
 /// Puppet → server: make me reachable; the server answers [`Registered`].
@@ -174,6 +175,22 @@ pub struct Connect {
     pub code: ControlCode,
     /// Who is asking, shown to the puppet's user when asked to accept.
     pub name: String,
+    /// The first message of end-to-end verified pairing (`PAKE.md`), which the server passes on
+    /// in [`Incoming::pake`] without reading it. Absent: the session is not verified (a browser,
+    /// or a controller given only the nine routing digits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pake: Option<String>,
+}
+
+impl Connect {
+    /// A v1 `connect`: no verification message.
+    pub fn new(code: ControlCode, name: impl Into<String>) -> Self {
+        Self {
+            code,
+            name: name.into(),
+            pake: None,
+        }
+    }
 }
 
 /// Server → puppet: a controller asks for a session; answer [`Accept`] or [`Reject`].
@@ -183,6 +200,20 @@ pub struct Incoming {
     pub session: SessionId,
     /// The name the controller gave.
     pub from: String,
+    /// The controller's [`Connect::pake`], exactly as it sent it; absent when it sent none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pake: Option<String>,
+}
+
+impl Incoming {
+    /// A v1 `incoming`: no verification message.
+    pub fn new(session: SessionId, from: impl Into<String>) -> Self {
+        Self {
+            session,
+            from: from.into(),
+            pake: None,
+        }
+    }
 }
 
 /// Server → controller: the puppet was found and its user is being asked.
@@ -271,6 +302,17 @@ pub struct Candidate {
     /// The media id the candidate belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mid: Option<String>,
+}
+
+/// Either end: one step of end-to-end verified pairing (`PAKE.md`), relayed to the session's
+/// other end while it rings or after it was accepted. The server never reads `data`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pake {
+    /// The session it belongs to.
+    pub session: SessionId,
+    /// The verification message, opaque to the server (base64 text of at most 256 characters
+    /// from native peers; the server relays up to the message size limit).
+    pub data: String,
 }
 
 /// Either side: end this session.
@@ -615,6 +657,7 @@ impl SignalMessage {
             | SignalMessage::Offer(Offer { session, .. })
             | SignalMessage::Answer(Answer { session, .. })
             | SignalMessage::Candidate(Candidate { session, .. })
+            | SignalMessage::Pake(Pake { session, .. })
             | SignalMessage::Leave(Leave { session })
             | SignalMessage::Left(Left { session })
             | SignalMessage::RoomJoined(RoomJoined { session, .. })
@@ -828,6 +871,7 @@ mod tests {
                 SignalMessage::Connect(Connect {
                     code,
                     name: "Ada".into(),
+                    pake: None,
                 }),
                 r#"{"type":"connect","code":"123456789","name":"Ada"}"#,
             ),
@@ -835,6 +879,7 @@ mod tests {
                 SignalMessage::Incoming(Incoming {
                     session: sid("s1"),
                     from: "Ada".into(),
+                    pake: None,
                 }),
                 r#"{"type":"incoming","session":"s1","from":"Ada"}"#,
             ),
@@ -892,6 +937,14 @@ mod tests {
             (
                 SignalMessage::Leave(Leave { session: sid("s1") }),
                 r#"{"type":"leave","session":"s1"}"#,
+            ),
+            (
+                Pake {
+                    session: sid("s1"),
+                    data: "AQMJ".into(),
+                }
+                .into(),
+                r#"{"type":"pake","session":"s1","data":"AQMJ"}"#,
             ),
             (
                 SignalMessage::Left(Left { session: sid("s1") }),
@@ -977,6 +1030,24 @@ mod tests {
         ];
         // Every type once, `register` twice (with and without `watchers`).
         assert_eq!(cases.len(), MESSAGE_TYPES.len() + 1);
+        // `pake` rides on `connect` and `incoming` too, passed on as it came.
+        let connect = SignalMessage::parse(
+            r#"{"type":"connect","code":"123456789","name":"Ada","pake":"AQFB"}"#,
+        )
+        .unwrap();
+        assert!(matches!(&connect, SignalMessage::Connect(c) if c.pake.as_deref() == Some("AQFB")));
+        assert_eq!(
+            connect.encode(),
+            r#"{"type":"connect","code":"123456789","name":"Ada","pake":"AQFB"}"#
+        );
+        let incoming = SignalMessage::parse(
+            r#"{"type":"incoming","session":"s1","from":"Ada","pake":"AQFB"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            incoming.encode(),
+            r#"{"type":"incoming","session":"s1","from":"Ada","pake":"AQFB"}"#
+        );
         for (message, json) in cases {
             assert_eq!(message.encode(), json);
             assert_eq!(SignalMessage::parse(json).unwrap(), message);

@@ -80,8 +80,8 @@ fn signal_message() -> impl Strategy<Value = SignalMessage> {
             }
             .into()
         ),
-        (control_code(), text()).prop_map(|(code, name)| Connect { code, name }.into()),
-        (session(), text()).prop_map(|(session, from)| Incoming { session, from }.into()),
+        (control_code(), text()).prop_map(|(code, name)| Connect::new(code, name).into()),
+        (session(), text()).prop_map(|(session, from)| Incoming::new(session, from).into()),
         (session(), proptest::option::of(text())).prop_map(|(session, name)| Ringing {
             session,
             name

@@ -14,6 +14,14 @@
 //! - an accepted session that is not connected by the connect deadline is given up (`leave`);
 //! - answers and candidates are passed on only for sessions that were accepted;
 //! - a session ends once, whoever ends it, and the peer is closed exactly then;
+//! - a controller that starts verified pairing (`incoming.pake`) proves it holds the whole code
+//!   before the user is asked; a failed or abandoned run counts against the code, and after
+//!   [`MAX_FAILED_RUNS`] the code is retired (registered again: new digits, new secret);
+//!   runs in flight count too, so no more than that many guesses are ever possible per code;
+//! - a verified session sends no video and takes no input until the controller's MAC over both
+//!   DTLS fingerprints checks out; a mismatch ends it as [`EndReason::Intercepted`];
+//! - an unverified session (a browser) is asked about as such, or refused with
+//!   [`SessionBook::require_verified`];
 //! - the code is registered again shortly before it expires (sessions go on; the server keeps
 //!   them), so the puppet always shows a code that works;
 //! - when the signaling connection is lost, connected sessions go on (their peers no longer
@@ -24,9 +32,12 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use rtcdesk_pake::{
+    Fingerprint, PairingCode, PakeError, PakeMessage, PuppetResponse, Secret, SessionKey,
+};
 use rtcdesk_proto::signal::{
-    Accept, ControlCode, ErrorCode, Leave, MemberStatus, Register, Reject, RoomJoin, SessionId,
-    SignalMessage,
+    Accept, ControlCode, ErrorCode, Leave, MemberStatus, Pake, Register, Reject, RoomJoin,
+    SessionId, SignalMessage,
 };
 
 use crate::{EndReason, IncomingRequest, PuppetEvent, SessionInfo, SessionState};
@@ -57,24 +68,60 @@ pub enum Output {
     ConnectSignaling,
 }
 
+/// Failed verification runs a code survives; the next failure retires it.
+pub const MAX_FAILED_RUNS: u32 = 3;
+use rtcdesk_pake::VERIFY_TIMEOUT;
+/// Why a controller without verification is refused under [`SessionBook::require_verified`].
+pub const UNVERIFIED_REFUSED: &str = "this puppet accepts only end-to-end verified controllers";
+
 /// The first wait before connecting to the signaling server again.
 const RECONNECT_FIRST: Duration = Duration::from_secs(1);
 /// The longest wait between two tries.
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Entry {
     name: String,
     stage: Stage,
     /// The stream it gets: full for a controller; for a proctor, thumbnails until it focuses
     /// this member.
     quality: crate::Quality,
+    verification: Verification,
+    /// The fingerprints DTLS negotiated (ours, the controller's), once it did.
+    dtls: Option<(Fingerprint, Fingerprint)>,
+    /// The controller's `fingerprints`, when it came before our DTLS was up.
+    early_fingerprints: Option<PakeMessage>,
+}
+
+/// How far end-to-end verification of a session has come.
+#[derive(Debug)]
+enum Verification {
+    /// The controller did not ask for it (a browser, or nine digits): nothing to check.
+    Unverified,
+    /// `reply` sent; the controller's `confirm` is awaited.
+    Confirming(PuppetResponse),
+    /// Both hold the code; the DTLS fingerprints are still to be checked.
+    Keyed(SessionKey),
+    /// Everything checked.
+    Bound,
 }
 
 #[derive(Debug, Clone, Copy)]
 enum Stage {
-    Asking { deadline: Instant },
-    Connecting { deadline: Instant },
+    /// Verified pairing: waiting for the controller's key confirmation before asking.
+    Verifying {
+        deadline: Instant,
+    },
+    Asking {
+        deadline: Instant,
+    },
+    Connecting {
+        deadline: Instant,
+    },
+    /// Verified and connected: waiting for the controller's fingerprints MAC.
+    Binding {
+        deadline: Instant,
+    },
     Connected,
 }
 
@@ -101,6 +148,12 @@ pub struct SessionBook {
     join: Option<ControlCode>,
     /// Why the room could not be joined (wrong or expired code, room full), once it failed.
     join_failure: Option<String>,
+    /// The part of the code the server never sees, drawn afresh with every new code.
+    secret: Option<Secret>,
+    /// Failed verification runs against the current code.
+    failed_runs: u32,
+    /// Refuse controllers that do not verify (`--require-verified`).
+    require_verified: bool,
 }
 
 impl SessionBook {
@@ -122,7 +175,27 @@ impl SessionBook {
             reconnect_backoff: RECONNECT_FIRST,
             join: None,
             join_failure: None,
+            secret: None,
+            failed_runs: 0,
+            require_verified: false,
         }
+    }
+
+    /// Refuses every controller that does not run verified pairing (browsers, nine digits).
+    pub fn require_verified(&mut self, require: bool) {
+        self.require_verified = require;
+    }
+
+    /// The whole code to show, secret digits included, once registered.
+    pub fn pairing_code(&self) -> Option<PairingCode> {
+        Some(PairingCode {
+            route: self.code?,
+            secret: if self.join.is_some() {
+                None
+            } else {
+                self.secret
+            },
+        })
     }
 
     /// Makes this a room member: [`SessionBook::register`] (and every reconnect) joins the room
@@ -176,7 +249,7 @@ impl SessionBook {
     pub fn is_live(&self, session: &SessionId) -> bool {
         matches!(
             self.sessions.get(session).map(|e| e.stage),
-            Some(Stage::Connecting { .. } | Stage::Connected)
+            Some(Stage::Connecting { .. } | Stage::Binding { .. } | Stage::Connected)
         )
     }
 
@@ -188,8 +261,8 @@ impl SessionBook {
                 session: session.clone(),
                 name: entry.name.clone(),
                 state: match entry.stage {
-                    Stage::Asking { .. } => SessionState::Asking,
-                    Stage::Connecting { .. } => SessionState::Connecting,
+                    Stage::Verifying { .. } | Stage::Asking { .. } => SessionState::Asking,
+                    Stage::Connecting { .. } | Stage::Binding { .. } => SessionState::Connecting,
                     Stage::Connected => SessionState::Connected,
                 },
             })
@@ -206,6 +279,9 @@ impl SessionBook {
         match message {
             SignalMessage::Registered(registered) => {
                 self.code = Some(registered.code);
+                self.secret =
+                    Some(Secret::random().expect("the OS random number generator failed"));
+                self.failed_runs = 0;
                 self.ice_servers = registered.ice_servers;
                 let lifetime = Duration::from_secs(registered.expires_in);
                 // Register again a little before the code runs out (a tenth of its life, at
@@ -214,6 +290,10 @@ impl SessionBook {
                 self.register_at = (!lifetime.is_zero()).then(|| now + (lifetime - margin));
                 self.event(PuppetEvent::Registered {
                     code: registered.code,
+                    pairing: self.pairing_code().unwrap_or(PairingCode {
+                        route: registered.code,
+                        secret: None,
+                    }),
                     expires_in: lifetime,
                 });
             }
@@ -221,25 +301,9 @@ impl SessionBook {
                 if self.shut_down || self.sessions.contains_key(&incoming.session) {
                     return;
                 }
-                self.sessions.insert(
-                    incoming.session.clone(),
-                    Entry {
-                        quality: crate::Quality::Full,
-                        name: incoming.from.clone(),
-                        stage: Stage::Asking {
-                            deadline: now + self.consent_timeout,
-                        },
-                    },
-                );
-                self.event(PuppetEvent::Incoming {
-                    session: incoming.session.clone(),
-                    from: incoming.from.clone(),
-                });
-                self.out.push_back(Output::Ask(IncomingRequest {
-                    session: incoming.session,
-                    from: incoming.from,
-                }));
+                self.incoming(incoming, now);
             }
+            SignalMessage::Pake(pake) => self.handle_pake(pake, now),
             SignalMessage::Answer(answer) => {
                 if self.is_live(&answer.session) {
                     let session = answer.session.clone();
@@ -275,6 +339,9 @@ impl SessionBook {
                         stage: Stage::Connecting {
                             deadline: now + self.connect_timeout,
                         },
+                        verification: Verification::Unverified,
+                        dtls: None,
+                        early_fingerprints: None,
                     },
                 );
                 self.event(PuppetEvent::JoinedRoom {
@@ -364,17 +431,289 @@ impl SessionBook {
         self.out.push_back(Output::StartPeer(session.clone()));
     }
 
-    /// The session's WebRTC connection is up.
-    pub fn handle_peer_connected(&mut self, session: &SessionId) {
+    /// DTLS is up for `session` with these certificates (ours, then the controller's), as the
+    /// peer reported them just before it connected.
+    pub fn handle_peer_secured(
+        &mut self,
+        session: &SessionId,
+        local: Fingerprint,
+        remote: Fingerprint,
+    ) {
+        if let Some(entry) = self.sessions.get_mut(session) {
+            entry.dtls = Some((local, remote));
+        }
+    }
+
+    /// The session's WebRTC connection is up. An unverified session starts at once; a verified
+    /// one sends its fingerprints MAC and starts once the controller's has checked out.
+    pub fn handle_peer_connected(&mut self, session: &SessionId, now: Instant) {
         let Some(entry) = self.sessions.get_mut(session) else {
             return;
         };
-        if let Stage::Connecting { .. } = entry.stage {
-            entry.stage = Stage::Connected;
-            self.event(PuppetEvent::SessionConnected {
+        if !matches!(entry.stage, Stage::Connecting { .. }) {
+            return;
+        }
+        let Verification::Keyed(key) = &entry.verification else {
+            self.start(session);
+            return;
+        };
+        let Some((local, remote)) = &entry.dtls else {
+            tracing::warn!(%session, "verified session connected without DTLS fingerprints");
+            self.end(session, EndReason::Intercepted, true);
+            return;
+        };
+        let ours = key.fingerprints(local, remote);
+        entry.stage = Stage::Binding {
+            deadline: now + VERIFY_TIMEOUT,
+        };
+        let early = entry.early_fingerprints.take();
+        self.out.push_back(Output::Send(
+            Pake {
                 session: session.clone(),
+                data: ours.encode(),
+            }
+            .into(),
+        ));
+        if let Some(theirs) = early {
+            self.check_fingerprints(session, &theirs);
+        }
+    }
+
+    /// Connected and, where it applies, verified: video and input start.
+    fn start(&mut self, session: &SessionId) {
+        let Some(entry) = self.sessions.get_mut(session) else {
+            return;
+        };
+        entry.stage = Stage::Connected;
+        if matches!(entry.verification, Verification::Keyed(_)) {
+            entry.verification = Verification::Bound;
+        }
+        self.event(PuppetEvent::SessionConnected {
+            session: session.clone(),
+        });
+        self.out.push_back(Output::StartVideo(session.clone()));
+    }
+
+    /// The controller's `fingerprints`, once this side's DTLS is up.
+    fn check_fingerprints(&mut self, session: &SessionId, theirs: &PakeMessage) {
+        let Some(entry) = self.sessions.get(session) else {
+            return;
+        };
+        let (Verification::Keyed(key), Some((local, remote))) = (&entry.verification, &entry.dtls)
+        else {
+            return;
+        };
+        match key.check_fingerprints(theirs, local, remote) {
+            Ok(()) => {
+                tracing::info!(%session, "session verified end to end");
+                self.start(session);
+            }
+            Err(error) => {
+                tracing::warn!(%session, %error, "verification of the DTLS fingerprints failed");
+                self.end(session, EndReason::Intercepted, true);
+            }
+        }
+    }
+
+    /// A controller dialled the code: verify it first when it asks to, else ask about it as
+    /// unverified (or refuse it).
+    fn incoming(&mut self, incoming: rtcdesk_proto::signal::Incoming, now: Instant) {
+        let session = incoming.session;
+        let mut entry = Entry {
+            quality: crate::Quality::Full,
+            name: incoming.from,
+            stage: Stage::Asking {
+                deadline: now + self.consent_timeout,
+            },
+            verification: Verification::Unverified,
+            dtls: None,
+            early_fingerprints: None,
+        };
+        let Some(start) = incoming.pake else {
+            if self.require_verified {
+                self.out.push_back(Output::Send(
+                    Reject {
+                        session: session.clone(),
+                        reason: Some(UNVERIFIED_REFUSED.into()),
+                    }
+                    .into(),
+                ));
+                self.event(PuppetEvent::Declined {
+                    session,
+                    from: entry.name,
+                });
+                return;
+            }
+            self.sessions.insert(session.clone(), entry);
+            self.ask(&session, false);
+            return;
+        };
+        let in_flight = self
+            .sessions
+            .values()
+            .filter(|e| matches!(e.stage, Stage::Verifying { .. }))
+            .count() as u32;
+        if self.failed_runs + in_flight >= MAX_FAILED_RUNS {
+            // Every further guess at this code waits for the runs in flight to end.
+            self.out.push_back(Output::Send(
+                Reject {
+                    session,
+                    reason: Some("too many attempts with this code: try again".into()),
+                }
+                .into(),
+            ));
+            return;
+        }
+        let (Some(route), Some(secret)) = (self.code, self.secret) else {
+            // Between retiring a code and getting the next one.
+            self.out.push_back(Output::Send(
+                Reject {
+                    session,
+                    reason: Some("this code was just retired: ask for the new one".into()),
+                }
+                .into(),
+            ));
+            return;
+        };
+        let run = PakeMessage::decode(&start)
+            .map_err(PakeError::from)
+            .and_then(|start| {
+                PuppetResponse::new(
+                    &PairingCode::new(route, secret),
+                    secret,
+                    session.as_str(),
+                    &start,
+                )
             });
-            self.out.push_back(Output::StartVideo(session.clone()));
+        match run {
+            Ok((response, reply)) => {
+                entry.stage = Stage::Verifying {
+                    deadline: now + VERIFY_TIMEOUT,
+                };
+                entry.verification = Verification::Confirming(response);
+                self.sessions.insert(session.clone(), entry);
+                self.out.push_back(Output::Send(
+                    Pake {
+                        session,
+                        data: reply.encode(),
+                    }
+                    .into(),
+                ));
+            }
+            Err(error) => {
+                tracing::info!(%session, %error, "a controller's verification message was refused");
+                self.sessions.insert(session.clone(), entry);
+                self.fail_run(&session, "the verification message was malformed");
+            }
+        }
+    }
+
+    /// A `pake` message: the controller's key confirmation, or its fingerprints MAC.
+    fn handle_pake(&mut self, pake: Pake, now: Instant) {
+        let Some(entry) = self.sessions.get_mut(&pake.session) else {
+            return;
+        };
+        let session = pake.session;
+        let message = match PakeMessage::decode(&pake.data) {
+            Ok(message) => message,
+            Err(error) => {
+                tracing::info!(%session, %error, "malformed verification message");
+                match entry.stage {
+                    Stage::Verifying { .. } => {
+                        self.fail_run(&session, "the verification message was malformed")
+                    }
+                    Stage::Binding { .. } | Stage::Connecting { .. }
+                        if matches!(entry.verification, Verification::Keyed(_)) =>
+                    {
+                        self.end(&session, EndReason::Intercepted, true)
+                    }
+                    _ => {}
+                }
+                return;
+            }
+        };
+        match (entry.stage, &entry.verification) {
+            (Stage::Verifying { .. }, Verification::Confirming(_)) => {
+                let Verification::Confirming(response) =
+                    std::mem::replace(&mut entry.verification, Verification::Unverified)
+                else {
+                    return;
+                };
+                match response.check(&message) {
+                    Ok(key) => {
+                        entry.verification = Verification::Keyed(key);
+                        entry.stage = Stage::Asking {
+                            deadline: now + self.consent_timeout,
+                        };
+                        self.ask(&session, true);
+                    }
+                    Err(error) => {
+                        tracing::warn!(%session, %error, "a controller failed verification");
+                        self.fail_run(&session, "the control code is wrong");
+                    }
+                }
+            }
+            (Stage::Connecting { .. }, Verification::Keyed(_)) => {
+                entry.early_fingerprints = Some(message);
+            }
+            (Stage::Binding { .. }, Verification::Keyed(_)) => {
+                self.check_fingerprints(&session, &message);
+            }
+            _ => {
+                tracing::debug!(%session, kind = message.kind_name(), "verification message not expected now")
+            }
+        }
+    }
+
+    /// Asks the accept policy about a controller (now verified, or unverified).
+    fn ask(&mut self, session: &SessionId, verified: bool) {
+        let Some(entry) = self.sessions.get(session) else {
+            return;
+        };
+        let from = entry.name.clone();
+        self.event(PuppetEvent::Incoming {
+            session: session.clone(),
+            from: from.clone(),
+            verified,
+        });
+        self.out.push_back(Output::Ask(IncomingRequest {
+            session: session.clone(),
+            from,
+            verified,
+        }));
+    }
+
+    /// A verification run failed: refuse the controller, count the failure, and retire the
+    /// code after [`MAX_FAILED_RUNS`].
+    fn fail_run(&mut self, session: &SessionId, reason: &str) {
+        let Some(entry) = self.sessions.remove(session) else {
+            return;
+        };
+        self.out.push_back(Output::Send(
+            Reject {
+                session: session.clone(),
+                reason: Some(reason.to_string()),
+            }
+            .into(),
+        ));
+        self.count_failure(session, entry.name);
+    }
+
+    fn count_failure(&mut self, session: &SessionId, from: String) {
+        self.failed_runs += 1;
+        self.event(PuppetEvent::VerificationFailed {
+            session: session.clone(),
+            from,
+            failed_runs: self.failed_runs,
+        });
+        if self.failed_runs >= MAX_FAILED_RUNS && !self.shut_down && self.join.is_none() {
+            tracing::warn!(failed = self.failed_runs, "retiring the control code");
+            self.event(PuppetEvent::CodeRetired {
+                failed_runs: self.failed_runs,
+            });
+            self.failed_runs = 0;
+            self.secret = None;
+            self.register();
         }
     }
 
@@ -385,20 +724,29 @@ impl SessionBook {
 
     /// Time passed: consent and connect deadlines, re-registration.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let expired: Vec<(SessionId, bool)> = self
+        let expired: Vec<(SessionId, Stage)> = self
             .sessions
             .iter()
             .filter_map(|(id, entry)| match entry.stage {
-                Stage::Asking { deadline } if deadline <= now => Some((id.clone(), true)),
-                Stage::Connecting { deadline } if deadline <= now => Some((id.clone(), false)),
+                Stage::Verifying { deadline }
+                | Stage::Asking { deadline }
+                | Stage::Connecting { deadline }
+                | Stage::Binding { deadline }
+                    if deadline <= now =>
+                {
+                    Some((id.clone(), entry.stage))
+                }
                 _ => None,
             })
             .collect();
-        for (session, asking) in expired {
-            if asking {
-                self.decline(&session, "nobody answered on the puppet");
-            } else {
-                self.end(&session, EndReason::ConnectFailed, true);
+        for (session, stage) in expired {
+            match stage {
+                Stage::Verifying { .. } => {
+                    self.fail_run(&session, "the control code was not confirmed in time")
+                }
+                Stage::Asking { .. } => self.decline(&session, "nobody answered on the puppet"),
+                Stage::Binding { .. } => self.end(&session, EndReason::NotVerified, true),
+                _ => self.end(&session, EndReason::ConnectFailed, true),
             }
         }
         if self.register_at.is_some_and(|at| at <= now) && !self.shut_down {
@@ -461,7 +809,7 @@ impl SessionBook {
         for session in sessions {
             if matches!(
                 self.sessions.get(&session).map(|e| e.stage),
-                Some(Stage::Asking { .. })
+                Some(Stage::Asking { .. } | Stage::Verifying { .. })
             ) {
                 self.decline(&session, "the puppet is shutting down");
             } else {
@@ -475,7 +823,10 @@ impl SessionBook {
         self.sessions
             .values()
             .filter_map(|entry| match entry.stage {
-                Stage::Asking { deadline } | Stage::Connecting { deadline } => Some(deadline),
+                Stage::Verifying { deadline }
+                | Stage::Asking { deadline }
+                | Stage::Connecting { deadline }
+                | Stage::Binding { deadline } => Some(deadline),
                 Stage::Connected => None,
             })
             .chain(self.register_at)
@@ -510,6 +861,11 @@ impl SessionBook {
         let Some(entry) = self.sessions.remove(session) else {
             return;
         };
+        if let Stage::Verifying { .. } = entry.stage {
+            // It left after learning whether its guess was right: that run counts.
+            self.count_failure(session, entry.name);
+            return;
+        }
         if let Stage::Asking { .. } = entry.stage {
             // The controller gave up while we were still asking: nothing was started.
             self.event(PuppetEvent::Declined {
@@ -572,10 +928,278 @@ mod tests {
             Incoming {
                 session: id.into(),
                 from: format!("controller {id}"),
+                pake: None,
             }
             .into(),
             now,
         );
+    }
+
+    /// A controller that dials with `secret` (the right one unless told otherwise): returns
+    /// its SPAKE2 state and what the book sent back (its reply, or a reject).
+    fn verified_incoming(
+        book: &mut SessionBook,
+        id: &str,
+        secret: Option<Secret>,
+        now: Instant,
+    ) -> (rtcdesk_pake::ControllerStart, Vec<Output>) {
+        let code = book.pairing_code().unwrap();
+        let secret = secret.or(code.secret).unwrap();
+        let (start, message) =
+            rtcdesk_pake::ControllerStart::new(&PairingCode::new(code.route, secret), secret);
+        book.handle_signal(
+            Incoming {
+                session: id.into(),
+                from: format!("controller {id}"),
+                pake: Some(message.encode()),
+            }
+            .into(),
+            now,
+        );
+        (start, drain(book))
+    }
+
+    fn pake_data(outputs: &[Output]) -> PakeMessage {
+        let data = sent(outputs)
+            .into_iter()
+            .find_map(|m| match m {
+                SignalMessage::Pake(p) => Some(p.data.clone()),
+                _ => None,
+            })
+            .expect("a pake message was sent");
+        PakeMessage::decode(&data).unwrap()
+    }
+
+    fn pake(id: &str, message: &PakeMessage) -> SignalMessage {
+        Pake {
+            session: id.into(),
+            data: message.encode(),
+        }
+        .into()
+    }
+
+    fn fp(byte: u8) -> Fingerprint {
+        Fingerprint {
+            hash: "sha-256".into(),
+            digest: vec![byte; 32],
+        }
+    }
+
+    fn rejected_with(outputs: &[Output]) -> Option<String> {
+        sent(outputs).into_iter().find_map(|m| match m {
+            SignalMessage::Reject(r) => r.reason.clone(),
+            _ => None,
+        })
+    }
+
+    /// Runs a verified controller up to the book's question; returns the controller's key.
+    fn verified_until_asked(book: &mut SessionBook, id: &str, now: Instant) -> SessionKey {
+        let (start, out) = verified_incoming(book, id, None, now);
+        assert!(
+            !out.iter().any(|o| matches!(o, Output::Ask(_))),
+            "nobody is asked before the controller confirms: {out:?}"
+        );
+        let (key, confirm) = start.finish(id, &pake_data(&out)).unwrap();
+        book.handle_signal(pake(id, &confirm), now);
+        let out = drain(book);
+        assert!(out.contains(&Output::Ask(IncomingRequest {
+            session: id.into(),
+            from: format!("controller {id}"),
+            verified: true,
+        })));
+        key
+    }
+
+    #[test]
+    fn a_verified_controller_is_asked_then_bound_to_the_dtls_fingerprints_before_video() {
+        let (mut book, now) = book();
+        drain(&mut book);
+        let code = book.pairing_code().unwrap();
+        assert!(
+            code.secret.is_some(),
+            "the code shown has its secret digits"
+        );
+        assert_eq!(code.to_string().len(), "123 456 789 012".len());
+        let key = verified_until_asked(&mut book, "s1", now);
+        book.handle_decision(&"s1".into(), true, now);
+        drain(&mut book);
+        // DTLS: the puppet's certificate 1, the controller's 2.
+        book.handle_peer_secured(&"s1".into(), fp(1), fp(2));
+        book.handle_peer_connected(&"s1".into(), now);
+        let out = drain(&mut book);
+        assert!(
+            !out.contains(&Output::StartVideo("s1".into())),
+            "no video before the fingerprints check out"
+        );
+        let ours = pake_data(&out);
+        key.check_fingerprints(&ours, &fp(2), &fp(1))
+            .expect("the controller accepts the puppet's MAC");
+        assert_eq!(book.sessions()[0].state, SessionState::Connecting);
+        book.handle_signal(pake("s1", &key.fingerprints(&fp(2), &fp(1))), now);
+        let out = drain(&mut book);
+        assert!(out.contains(&Output::StartVideo("s1".into())));
+        assert_eq!(book.sessions()[0].state, SessionState::Connected);
+    }
+
+    #[test]
+    fn fingerprints_that_arrive_before_dtls_is_up_are_kept() {
+        let (mut book, now) = book();
+        drain(&mut book);
+        let key = verified_until_asked(&mut book, "s1", now);
+        book.handle_decision(&"s1".into(), true, now);
+        book.handle_signal(pake("s1", &key.fingerprints(&fp(2), &fp(1))), now);
+        book.handle_peer_secured(&"s1".into(), fp(1), fp(2));
+        book.handle_peer_connected(&"s1".into(), now);
+        assert!(drain(&mut book).contains(&Output::StartVideo("s1".into())));
+    }
+
+    #[test]
+    fn a_server_in_the_middle_is_detected_and_the_session_ends() {
+        let (mut book, now) = book();
+        drain(&mut book);
+        let key = verified_until_asked(&mut book, "s1", now);
+        book.handle_decision(&"s1".into(), true, now);
+        // The puppet's DTLS peer is the server's endpoint 8; the controller's is endpoint 9.
+        book.handle_peer_secured(&"s1".into(), fp(1), fp(8));
+        book.handle_peer_connected(&"s1".into(), now);
+        drain(&mut book);
+        book.handle_signal(pake("s1", &key.fingerprints(&fp(2), &fp(9))), now);
+        let out = drain(&mut book);
+        assert!(!out.contains(&Output::StartVideo("s1".into())));
+        assert!(out.contains(&Output::ClosePeer("s1".into())));
+        assert!(out.contains(&Output::Event(PuppetEvent::SessionEnded {
+            session: "s1".into(),
+            reason: EndReason::Intercepted,
+        })));
+        assert!(book.sessions().is_empty());
+    }
+
+    #[test]
+    fn a_verified_session_whose_controller_never_binds_ends() {
+        let (mut book, now) = book();
+        drain(&mut book);
+        verified_until_asked(&mut book, "s1", now);
+        book.handle_decision(&"s1".into(), true, now);
+        book.handle_peer_secured(&"s1".into(), fp(1), fp(2));
+        book.handle_peer_connected(&"s1".into(), now);
+        drain(&mut book);
+        assert_eq!(book.poll_timeout(), Some(now + VERIFY_TIMEOUT));
+        book.handle_timeout(now + VERIFY_TIMEOUT);
+        let out = drain(&mut book);
+        assert!(out.contains(&Output::Event(PuppetEvent::SessionEnded {
+            session: "s1".into(),
+            reason: EndReason::NotVerified,
+        })));
+    }
+
+    #[test]
+    fn a_wrong_secret_never_reaches_the_user_and_three_failures_retire_the_code() {
+        let (mut book, now) = book();
+        drain(&mut book);
+        let right = book.pairing_code().unwrap().secret.unwrap();
+        let wrong = Secret::from_number((right.digits().parse::<u16>().unwrap() + 1) % 1000);
+        for (run, id) in ["a", "b", "c"].into_iter().enumerate() {
+            let (start, out) = verified_incoming(&mut book, id, wrong, now);
+            // The guessing controller learns its guess was wrong; it sends some confirmation.
+            assert!(start.finish(id, &pake_data(&out)).is_err());
+            book.handle_signal(pake(id, &PakeMessage::Confirm { confirm: [0; 32] }), now);
+            let out = drain(&mut book);
+            assert!(!out.iter().any(|o| matches!(o, Output::Ask(_))), "{out:?}");
+            assert_eq!(
+                rejected_with(&out).as_deref(),
+                Some("the control code is wrong")
+            );
+            assert!(
+                out.contains(&Output::Event(PuppetEvent::VerificationFailed {
+                    session: id.into(),
+                    from: format!("controller {id}"),
+                    failed_runs: run as u32 + 1,
+                }))
+            );
+            let registers = sent(&out)
+                .iter()
+                .any(|m| matches!(m, SignalMessage::Register(_)));
+            if run == 2 {
+                assert!(out.contains(&Output::Event(PuppetEvent::CodeRetired { failed_runs: 3 })));
+                assert!(registers, "the puppet registers again for a new code");
+            } else {
+                assert!(!registers);
+            }
+        }
+    }
+
+    #[test]
+    fn guesses_in_flight_count_so_no_more_than_three_are_ever_open() {
+        let (mut book, now) = book();
+        drain(&mut book);
+        for id in ["a", "b", "c"] {
+            let (_, out) = verified_incoming(&mut book, id, None, now);
+            assert!(rejected_with(&out).is_none());
+        }
+        let (_, out) = verified_incoming(&mut book, "d", None, now);
+        assert_eq!(
+            rejected_with(&out).as_deref(),
+            Some("too many attempts with this code: try again")
+        );
+        // A run abandoned half-way (it leaves, or stays silent) is a failure too.
+        book.handle_signal(
+            Left {
+                session: "a".into(),
+            }
+            .into(),
+            now,
+        );
+        book.handle_timeout(now + VERIFY_TIMEOUT);
+        let out = drain(&mut book);
+        assert!(out.contains(&Output::Event(PuppetEvent::CodeRetired { failed_runs: 3 })));
+    }
+
+    #[test]
+    fn garbage_in_place_of_a_verification_message_is_a_failed_run() {
+        let (mut book, now) = book();
+        drain(&mut book);
+        book.handle_signal(
+            Incoming {
+                session: "x".into(),
+                from: "x".into(),
+                pake: Some("AAAA not base64 !!".into()),
+            }
+            .into(),
+            now,
+        );
+        let out = drain(&mut book);
+        assert!(rejected_with(&out).is_some());
+        assert!(out
+            .iter()
+            .any(|o| matches!(o, Output::Event(PuppetEvent::VerificationFailed { .. }))));
+        verified_incoming(&mut book, "y", None, now);
+        book.handle_signal(
+            Pake {
+                session: "y".into(),
+                data: "x".repeat(100_000),
+            }
+            .into(),
+            now,
+        );
+        assert!(book.sessions().is_empty());
+    }
+
+    #[test]
+    fn an_unverified_controller_is_asked_as_such_or_refused_when_verification_is_required() {
+        let (mut book, now) = book();
+        drain(&mut book);
+        incoming(&mut book, "browser", now);
+        let out = drain(&mut book);
+        assert!(out.contains(&Output::Ask(IncomingRequest {
+            session: "browser".into(),
+            from: "controller browser".into(),
+            verified: false,
+        })));
+        book.require_verified(true);
+        incoming(&mut book, "browser2", now);
+        let out = drain(&mut book);
+        assert!(!out.iter().any(|o| matches!(o, Output::Ask(_))));
+        assert_eq!(rejected_with(&out).as_deref(), Some(UNVERIFIED_REFUSED));
     }
 
     fn sent(outputs: &[Output]) -> Vec<&SignalMessage> {
@@ -617,7 +1241,8 @@ mod tests {
         let out = drain(&mut book);
         assert!(out.contains(&Output::Ask(IncomingRequest {
             session: "s1".into(),
-            from: "controller s1".into()
+            from: "controller s1".into(),
+            verified: false,
         })));
         assert!(!book.is_live(&"s1".into()));
         book.handle_decision(&"s1".into(), true, now);
@@ -630,7 +1255,7 @@ mod tests {
         );
         assert!(out.contains(&Output::StartPeer("s1".into())));
         assert!(book.is_live(&"s1".into()));
-        book.handle_peer_connected(&"s1".into());
+        book.handle_peer_connected(&"s1".into(), now);
         let out = drain(&mut book);
         assert!(out.contains(&Output::StartVideo("s1".into())));
         assert_eq!(book.sessions()[0].state, SessionState::Connected);
@@ -714,7 +1339,7 @@ mod tests {
         drain(&mut book);
         incoming(&mut book, "s1", now);
         book.handle_decision(&"s1".into(), true, now);
-        book.handle_peer_connected(&"s1".into());
+        book.handle_peer_connected(&"s1".into(), now);
         drain(&mut book);
         book.handle_peer_lost(&"s1".into(), EndReason::ConnectionLost);
         let out = drain(&mut book);
@@ -791,7 +1416,7 @@ mod tests {
         }
         book.handle_decision(&"a".into(), true, now);
         book.handle_decision(&"b".into(), true, now);
-        book.handle_peer_connected(&"a".into());
+        book.handle_peer_connected(&"a".into(), now);
         drain(&mut book);
         assert_eq!(book.sessions().len(), 3);
         book.handle_shutdown();
@@ -843,7 +1468,7 @@ mod tests {
         }
         book.handle_decision(&"connected".into(), true, now);
         book.handle_decision(&"connecting".into(), true, now);
-        book.handle_peer_connected(&"connected".into());
+        book.handle_peer_connected(&"connected".into(), now);
         drain(&mut book);
 
         book.handle_signaling_lost("closed".into(), now);
@@ -1016,7 +1641,7 @@ mod tests {
     #[test]
     fn losing_signaling_ends_the_room_session_and_reconnecting_joins_again() {
         let (mut book, now, _) = member();
-        book.handle_peer_connected(&"s1".into());
+        book.handle_peer_connected(&"s1".into(), now);
         drain(&mut book);
         book.handle_signaling_lost("gone".into(), now);
         let out = drain(&mut book);
@@ -1056,7 +1681,7 @@ mod tests {
         use rtcdesk_proto::signal::MemberStatus;
         let (mut room_book, now, _) = member();
         assert_eq!(room_book.quality(&"s1".into()), crate::Quality::Thumbnail);
-        room_book.handle_peer_connected(&"s1".into());
+        room_book.handle_peer_connected(&"s1".into(), now);
         drain(&mut room_book);
         room_book.handle_signal(member_update("s1", MemberStatus::Controlled), now);
         room_book.handle_signal(member_update("s1", MemberStatus::Controlled), now);

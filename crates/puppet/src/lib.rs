@@ -67,6 +67,7 @@ use rtcdesk_signal::client::{default_name, ClientSide};
 use rtcdesk_signal::tls::TlsOptions;
 use tokio::sync::{mpsc, watch};
 
+pub use core::{MAX_FAILED_RUNS, UNVERIFIED_REFUSED};
 pub use exchange::{ChatError, ChatSender};
 pub use files::{FilesError, PuppetFiles};
 pub use injector::SyntheticInjector;
@@ -102,6 +103,10 @@ pub struct IncomingRequest {
     pub session: SessionId,
     /// The name the controller gave (untrusted text from the network).
     pub from: String,
+    /// Whether the controller proved it holds the whole code (verified pairing). False for a
+    /// browser or a controller given the nine routing digits only: then the signaling server
+    /// could be the one asking, and the question should say so.
+    pub verified: bool,
 }
 
 /// A decision function for [`AcceptPolicy::Callback`].
@@ -210,6 +215,10 @@ pub struct PuppetConfig {
     /// off): their copies land on this machine's clipboard, and what is copied here during a
     /// session goes to them. View-only sessions never read or write it.
     pub clipboard: bool,
+    /// Refuse controllers that do not verify the session end to end (`--require-verified`):
+    /// browsers, and controllers given only the nine routing digits. Off by default, so a
+    /// browser can still help; its request is then asked about as not verified.
+    pub require_verified: bool,
 }
 
 impl PuppetConfig {
@@ -244,6 +253,7 @@ impl PuppetConfig {
             accept_files: false,
             answer_files: false,
             clipboard: true,
+            require_verified: false,
         }
     }
 
@@ -272,6 +282,11 @@ pub enum EndReason {
     ConnectionLost,
     /// The WebRTC connection did not come up within [`PuppetConfig::connect_timeout`].
     ConnectFailed,
+    /// Verification found that the encrypted connection does not end at the controller that
+    /// holds the code: someone (the signaling server) is in the middle.
+    Intercepted,
+    /// The verified controller did not confirm the encrypted connection in time.
+    NotVerified,
     /// The controller flooded the input queue; its session was ended to protect the desktop.
     InputOverload,
     /// The puppet is shutting down.
@@ -284,6 +299,11 @@ impl std::fmt::Display for EndReason {
             EndReason::Left => "the controller left",
             EndReason::ConnectionLost => "the connection was lost",
             EndReason::ConnectFailed => "the connection could not be set up",
+            EndReason::Intercepted => {
+                "the connection may be intercepted: the encrypted connection does not end at \
+                 the controller that holds the code"
+            }
+            EndReason::NotVerified => "the controller did not confirm the encrypted connection",
             EndReason::InputOverload => "the controller sent too much input",
             EndReason::Shutdown => "the puppet is shutting down",
         })
@@ -296,8 +316,12 @@ impl std::fmt::Display for EndReason {
 pub enum PuppetEvent {
     /// The signaling server gave us a (new) control code.
     Registered {
-        /// The code controllers type.
+        /// The nine digits the signaling server routes by (what a browser controller types).
         code: ControlCode,
+        /// The whole code to show: the nine digits and the three only this puppet knows
+        /// (`123 456 789 012`). A native controller given all twelve verifies the session end
+        /// to end.
+        pairing: rtcdesk_pake::PairingCode,
         /// How long it stays valid; the puppet registers again before it runs out.
         expires_in: Duration,
     },
@@ -307,6 +331,24 @@ pub enum PuppetEvent {
         session: SessionId,
         /// Its name.
         from: String,
+        /// Whether it proved it holds the whole code ([`IncomingRequest::verified`]).
+        verified: bool,
+    },
+    /// A controller failed verified pairing (wrong secret digits, a malformed or missing
+    /// confirmation, or it gave up half-way) and was refused before the user was asked.
+    VerificationFailed {
+        /// Its session.
+        session: SessionId,
+        /// Its name.
+        from: String,
+        /// Failed runs against the current code so far.
+        failed_runs: u32,
+    },
+    /// Too many failed runs: the code was retired and a new one is being fetched (a
+    /// [`PuppetEvent::Registered`] follows). Whoever needs the puppet needs the new code.
+    CodeRetired {
+        /// The failed runs that retired it.
+        failed_runs: u32,
     },
     /// The controller was refused (by the policy, or no answer in time).
     Declined {
@@ -484,7 +526,7 @@ struct Shared {
 /// A running puppet. Drop it only after [`Puppet::shutdown`]; dropping it without that stops
 /// the loop abruptly (controllers notice by their own timeouts).
 pub struct Puppet {
-    code: watch::Receiver<ControlCode>,
+    code: watch::Receiver<rtcdesk_pake::PairingCode>,
     signal_url: String,
     lan_urls: Vec<String>,
     events: mpsc::Receiver<PuppetEvent>,
@@ -517,6 +559,13 @@ impl Puppet {
     /// The control code a controller types now (it changes when the puppet re-registers, see
     /// [`PuppetEvent::Registered`]); for a room member ([`PuppetConfig::join`]), the room code.
     pub fn control_code(&self) -> ControlCode {
+        self.code.borrow().route
+    }
+
+    /// The whole code to show and to give a native controller: the control code and the three
+    /// digits the signaling server never sees (`123 456 789 012`), with which the session is
+    /// verified end to end. A room member's code has no secret digits.
+    pub fn pairing_code(&self) -> rtcdesk_pake::PairingCode {
         *self.code.borrow()
     }
 

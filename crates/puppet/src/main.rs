@@ -109,6 +109,12 @@ struct Args {
     #[arg(long)]
     accept_all: bool,
 
+    /// Let in only controllers that verify the session end to end: those given all 12 digits
+    /// of the code. Browsers and controllers given the first 9 digits only are refused (the
+    /// signaling server sees those 9, so without the last 3 it could be the one asking).
+    #[arg(long)]
+    require_verified: bool,
+
     /// Seconds to wait for an answer at the accept prompt before rejecting.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     prompt_timeout: u64,
@@ -207,6 +213,7 @@ fn config(args: Args) -> Result<PuppetConfig> {
         config.name = name;
     }
     config.view_only = args.view_only;
+    config.require_verified = args.require_verified;
     if let Some(code) = &args.join {
         config.join = Some(
             code.parse()
@@ -300,34 +307,38 @@ async fn run(args: Args) -> Result<()> {
     let send = args.send.clone();
     let config = config(args)?;
     let accept_all = matches!(config.accept, AcceptPolicy::All);
+    let require_verified = config.require_verified;
     let joining = config.join.is_some();
     let mut puppet = Puppet::start(config).await.context("could not start")?;
     if joining {
         return run_room_member(puppet).await;
     }
-    println!("Control code: {}", puppet.control_code());
+    println!("Control code: {}", puppet.pairing_code());
     println!("Signaling:    {}", puppet.signal_url());
     for url in puppet.lan_urls() {
         println!(
             "From the LAN: controller --signal {url} {}",
-            puppet.control_code().digits()
+            code_digits(&puppet.pairing_code())
         );
+    }
+    if require_verified {
+        println!("Only controllers given all 12 digits get in (--require-verified): no browsers.");
     }
     if accept_all {
         println!("Every controller with the code is accepted (--accept-all).");
     }
     println!("Waiting for controllers; Ctrl-C to stop. Lines you type are chat to them; /send PATH offers a file.");
     let files = puppet.files();
-    let mut shown_code = puppet.control_code();
+    let mut shown_code = puppet.pairing_code();
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             event = puppet.next_event() => match event {
                 // The first code was printed above; only a new one is news.
-                Some(PuppetEvent::Registered { code, .. }) if code == shown_code => {}
+                Some(PuppetEvent::Registered { pairing, .. }) if pairing == shown_code => {}
                 Some(event) => {
-                    if let PuppetEvent::Registered { code, .. } = &event {
-                        shown_code = *code;
+                    if let PuppetEvent::Registered { pairing, .. } = &event {
+                        shown_code = *pairing;
                     }
                     if let PuppetEvent::SessionConnected { session } = &event {
                         for path in &send {
@@ -392,10 +403,30 @@ async fn run_room_member(mut puppet: Puppet) -> Result<()> {
     result
 }
 
+/// The code as digits only, for a command line to copy.
+fn code_digits(code: &rtcdesk_pake::PairingCode) -> String {
+    code.to_string().replace(' ', "")
+}
+
 fn print_event(puppet: &Puppet, event: &PuppetEvent) {
     match event {
-        PuppetEvent::Registered { code, .. } => println!("New control code: {code}"),
-        PuppetEvent::Incoming { from, .. } => println!("\"{}\" is asking to connect.", clean(from)),
+        PuppetEvent::Registered { pairing, .. } => println!("New control code: {pairing}"),
+        PuppetEvent::Incoming { from, verified: true, .. } => {
+            println!("\"{}\" holds your code and is asking to connect.", clean(from))
+        }
+        PuppetEvent::Incoming { from, verified: false, .. } => println!(
+            "\"{}\" is asking to connect from a browser or with the first 9 digits only: \
+             this session is NOT verified end to end (the signaling server could be the one asking).",
+            clean(from)
+        ),
+        PuppetEvent::VerificationFailed { from, failed_runs, .. } => println!(
+            "\"{}\" does not hold the whole code (wrong last digits, or someone guessing): refused ({failed_runs} of {} tries for this code).",
+            clean(from),
+            rtcdesk_puppet::MAX_FAILED_RUNS
+        ),
+        PuppetEvent::CodeRetired { failed_runs } => println!(
+            "{failed_runs} failed tries: this code is retired. Give controllers the new one below."
+        ),
         PuppetEvent::Declined { from, .. } => println!("\"{}\" was not let in.", clean(from)),
         PuppetEvent::SessionStarted { name, .. } => println!("\"{}\" accepted; connecting…", clean(name)),
         PuppetEvent::SessionConnected { .. } => {}

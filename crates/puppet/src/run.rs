@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use rtcdesk_input::{EnigoInjector, InjectorThread, ScreenArea, DEFAULT_QUEUE_CAPACITY};
 use rtcdesk_media::{CaptureThread, SyntheticDesktop, X11Capture};
+use rtcdesk_pake::PairingCode;
 use rtcdesk_peer::{Endpoint, PeerConfig, Role};
-use rtcdesk_proto::signal::{ControlCode, SessionId, SignalMessage};
+use rtcdesk_proto::signal::{SessionId, SignalMessage};
 use rtcdesk_signal::client::SignalClient;
 use rtcdesk_signal::server::{Server, ServerConfig};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -114,6 +115,7 @@ pub(crate) async fn start(config: PuppetConfig) -> Result<Puppet, Error> {
         AcceptPolicy::Callback(_) => CALLBACK_CONSENT_TIMEOUT,
     };
     let mut book = SessionBook::new(config.name.clone(), consent_timeout, config.connect_timeout);
+    book.require_verified(config.require_verified);
     if let Some(code) = config.join {
         book.join_room(code);
     }
@@ -124,8 +126,8 @@ pub(crate) async fn start(config: PuppetConfig) -> Result<Puppet, Error> {
     // there for the shell's first round, so it reaches the application first.
     let code = tokio::time::timeout(REGISTER_TIMEOUT, async {
         loop {
-            if let Some(code) = book.code() {
-                return Ok::<ControlCode, Error>(code);
+            if let Some(code) = book.pairing_code() {
+                return Ok::<PairingCode, Error>(code);
             }
             if let Some(reason) = book.join_failure() {
                 return Err(Error::NotRegistered(format!(
@@ -430,15 +432,15 @@ struct Shell {
     context: SessionContext,
     sessions: HashMap<SessionId, (mpsc::Sender<SessionCommand>, JoinHandle<()>)>,
     events: mpsc::Sender<PuppetEvent>,
-    code: watch::Sender<ControlCode>,
+    code: watch::Sender<PairingCode>,
     shared: Arc<Shared>,
     asker: Asker,
 }
 
 impl Shell {
     fn emit(&self, event: PuppetEvent) {
-        if let PuppetEvent::Registered { code, .. } = &event {
-            let _ = self.code.send(*code);
+        if let PuppetEvent::Registered { pairing, .. } = &event {
+            let _ = self.code.send(*pairing);
         }
         if self.events.try_send(event).is_err() {
             tracing::debug!("puppet event dropped: nobody reads events");
@@ -481,7 +483,12 @@ impl Shell {
                             self.send(message).await;
                         }
                     }
-                    SessionReport::Connected(session) => self.book.handle_peer_connected(&session),
+                    SessionReport::Connected(session) => {
+                        self.book.handle_peer_connected(&session, Instant::now())
+                    }
+                    SessionReport::Secured(session, local, remote) => {
+                        self.book.handle_peer_secured(&session, local, remote)
+                    }
                     SessionReport::Lost(session, reason) => self.book.handle_peer_lost(&session, reason),
                     SessionReport::Chat(session, text) => self.chat_received(session, text),
                     SessionReport::File(session, event) => self.file_event(session, event),

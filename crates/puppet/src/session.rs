@@ -18,6 +18,12 @@ use crate::EndReason;
 pub(crate) enum SessionReport {
     /// Send this on the signaling connection (offer, candidates).
     Signal(SignalMessage),
+    /// DTLS is up with these certificates (ours, the controller's).
+    Secured(
+        SessionId,
+        rtcdesk_pake::Fingerprint,
+        rtcdesk_pake::Fingerprint,
+    ),
     /// The WebRTC connection is up.
     Connected(SessionId),
     /// The session is over from the peer's side.
@@ -168,6 +174,11 @@ async fn drive(
         .map(|share| share.subscribe());
     // Files opened and hashed off this task come back here.
     let (prepared_tx, mut prepared) = mpsc::channel(8);
+    // Nothing reaches the controller and nothing it sends is acted on until the book starts
+    // the session (`StartVideo`): for a verified session, that is once its fingerprints MAC
+    // checked out, so a server in the middle gets neither the screen, the clipboard nor a
+    // keystroke in. What arrives before is kept (bounded) for then.
+    let mut gate = Gate::default();
     let result = loop {
         if let Some(end) = carry_out(session, context, &handle, &mut viewer, &mut input) {
             break Some(end);
@@ -175,18 +186,18 @@ async fn drive(
         let heartbeat = tokio::time::Instant::from_std(viewer.poll_timeout());
         let wants_room = viewer.wants_file_room();
         tokio::select! {
-            line = chat.recv() => match line {
+            line = chat.recv(), if gate.live => match line {
                 Ok(message) => viewer.send_chat(message),
                 Err(error) => tracing::warn!(%session, %error, "chat lines missed"),
             },
-            text = next_clipboard(&mut clipboard) => match text {
+            text = next_clipboard(&mut clipboard), if gate.live => match text {
                 Ok(message) => viewer.send_clipboard(message),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => clipboard = None,
             },
-            _ = tokio::time::sleep_until(heartbeat) => viewer.handle_timeout(std::time::Instant::now()),
+            _ = tokio::time::sleep_until(heartbeat), if gate.live => viewer.handle_timeout(std::time::Instant::now()),
             _ = handle.wait_for_room(Channel::File), if wants_room => viewer.file_channel_room(),
-            Some((path, opened)) = prepared.recv() => offer_file(session, context, &mut viewer, path, opened),
+            Some((path, opened)) = prepared.recv(), if gate.live => offer_file(session, context, &mut viewer, path, opened),
             command = commands.recv() => match command {
                 Some(SessionCommand::Remote(SignalMessage::Answer(answer))) => {
                     handle.accept_answer(answer.sdp).await?;
@@ -202,6 +213,13 @@ async fn drive(
                 }
                 Some(SessionCommand::StartVideo(quality)) => {
                     context.hub.add(session.clone(), handle.video_sender(), quality);
+                    let now = std::time::Instant::now();
+                    for held in gate.open() {
+                        match held {
+                            Held::ControlOpen => viewer.control_opened(now),
+                            Held::Data(channel, bytes) => viewer.handle_data(channel, &bytes, now),
+                        }
+                    }
                 }
                 Some(SessionCommand::SendFile(path)) => {
                     let prepared = prepared_tx.clone();
@@ -231,6 +249,11 @@ async fn drive(
                     let end = Candidate { session: session.clone(), candidate: String::new(), mid: None };
                     let _ = report(end.into()).await;
                 }
+                Some(PeerEvent::Secured { local, remote }) => {
+                    let convert = |f: rtcdesk_peer::DtlsFingerprint| rtcdesk_pake::Fingerprint { hash: f.hash, digest: f.digest };
+                    let report = SessionReport::Secured(session.clone(), convert(local), convert(remote));
+                    let _ = context.reports.send(report).await;
+                }
                 Some(PeerEvent::Connected) => {
                     let _ = context.reports.send(SessionReport::Connected(session.clone())).await;
                 }
@@ -239,8 +262,13 @@ async fn drive(
                 }
                 Some(PeerEvent::Closed) | None => break Some(EndReason::ConnectionLost),
                 Some(PeerEvent::Data(channel, message)) => {
-                    viewer.handle_data(channel, message.as_bytes(), std::time::Instant::now());
+                    if gate.live {
+                        viewer.handle_data(channel, message.as_bytes(), std::time::Instant::now());
+                    } else {
+                        gate.hold(session, Held::Data(channel, message.as_bytes().to_vec()));
+                    }
                 }
+                Some(PeerEvent::Stats(_)) if !gate.live => {}
                 Some(PeerEvent::Stats(stats)) => {
                     tracing::debug!(%session, ?stats, "session stats");
                     viewer.handle_stats(stats);
@@ -249,7 +277,13 @@ async fn drive(
                         let _ = context.reports.try_send(SessionReport::FileProgress(session.clone(), live));
                     }
                 }
-                Some(PeerEvent::ChannelOpen(Channel::Control)) => viewer.control_opened(std::time::Instant::now()),
+                Some(PeerEvent::ChannelOpen(Channel::Control)) => {
+                    if gate.live {
+                        viewer.control_opened(std::time::Instant::now());
+                    } else {
+                        gate.hold(session, Held::ControlOpen);
+                    }
+                }
                 Some(other) => tracing::trace!(%session, ?other, "peer event"),
             },
         }
@@ -259,6 +293,39 @@ async fn drive(
     input.end();
     handle.close().await;
     Ok(result)
+}
+
+/// Most messages kept from before the session starts; a controller that sends more before it
+/// is verified loses the rest (a verified controller sends nothing before).
+const MAX_HELD: usize = 256;
+
+/// What arrived before the session started, replayed in order once it does.
+enum Held {
+    ControlOpen,
+    Data(Channel, Vec<u8>),
+}
+
+/// Holds the session shut until the book starts it.
+#[derive(Default)]
+struct Gate {
+    live: bool,
+    held: Vec<Held>,
+}
+
+impl Gate {
+    fn hold(&mut self, session: &SessionId, held: Held) {
+        if self.held.len() < MAX_HELD {
+            self.held.push(held);
+        } else {
+            tracing::debug!(%session, "dropping data that came before the session started");
+        }
+    }
+
+    /// Opens the gate; returns what was held.
+    fn open(&mut self) -> Vec<Held> {
+        self.live = true;
+        std::mem::take(&mut self.held)
+    }
 }
 
 /// Does what the core asks until it has nothing left for now. Returns a reason to end the

@@ -169,8 +169,14 @@ impl Terminal {
     }
 
     fn ask_controller(&self, request: &IncomingRequest) {
+        let note = if request.verified {
+            "It holds your whole code (verified end to end)."
+        } else {
+            "NOT verified end to end: a browser, or someone with the first 9 digits only. \
+             Accept only if you expect them."
+        };
         println!(
-            "\n\"{}\" wants to control this computer. Accept? [y/N] ({} s to answer)",
+            "\n\"{}\" wants to control this computer. {note} Accept? [y/N] ({} s to answer)",
             printable(&request.from),
             self.timeout.as_secs()
         );

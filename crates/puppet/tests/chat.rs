@@ -1,11 +1,11 @@
 //! The real `puppet` binary's terminal: lines typed on its stdin are chat to the controller,
 //! and the controller's lines are printed with time and name.
 
+use rtcdesk_pake::PairingCode;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
 use rtcdesk_controller::{Controller, ControllerConfig, ControllerEvent};
-use rtcdesk_proto::signal::ControlCode;
 use rtcdesk_signal::server::{Server, ServerConfig};
 use tokio::sync::mpsc;
 
@@ -46,12 +46,12 @@ async fn lines_typed_on_the_puppets_terminal_are_chat() {
         }
     });
     let code_line = line(&mut lines, |l| l.starts_with("Control code:")).await;
-    let code: ControlCode = code_line["Control code:".len()..]
+    let code: PairingCode = code_line["Control code:".len()..]
         .trim()
         .parse()
         .expect("a control code");
 
-    let mut config = ControllerConfig::new(&signal_url, code);
+    let mut config = ControllerConfig::for_pairing(&signal_url, code);
     config.name = "help desk".into();
     config.decoder_threads = 1;
     let mut controller = Controller::connect(config, Box::new(NoPictures))

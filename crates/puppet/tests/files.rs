@@ -2,6 +2,7 @@
 //! connected, its terminal asks `accept NAME (SIZE) from "CONTROLLER"? [y/N]` and takes the
 //! answer typed on stdin, and `/send PATH` typed there offers another file.
 
+use rtcdesk_pake::PairingCode;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, Stdio};
@@ -9,7 +10,6 @@ use std::time::Duration;
 
 use rtcdesk_controller::{Controller, ControllerConfig, ControllerEvent};
 use rtcdesk_files::{Direction, TransferEvent};
-use rtcdesk_proto::signal::ControlCode;
 use rtcdesk_signal::server::{Server, ServerConfig};
 use tokio::sync::mpsc;
 
@@ -98,13 +98,13 @@ async fn the_puppet_binary_sends_asks_before_taking_and_sends_on_request() {
         }
     });
     let code_line = line_with(&mut lines, "Control code:").await;
-    let code: ControlCode = code_line
+    let code: PairingCode = code_line
         .trim_start_matches("Control code:")
         .trim()
         .parse()
         .expect("a control code");
 
-    let mut config = ControllerConfig::new(url.as_str(), code);
+    let mut config = ControllerConfig::for_pairing(url.as_str(), code);
     config.name = "helpdesk".into();
     config.decoder_threads = 1;
     config.download_dir = Some(controller_dir.clone());

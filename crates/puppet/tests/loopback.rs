@@ -47,6 +47,7 @@ async fn dial(puppet: &Puppet) -> Result<TestController, String> {
             &Connect {
                 code: puppet.control_code(),
                 name: "test controller".into(),
+                pake: None,
             }
             .into(),
         )

@@ -1,6 +1,7 @@
 //! The real `puppet` binary against a controller, through a separate signaling server: what a
 //! controller sees when the puppet's process dies, or its machine vanishes from the network.
 
+use rtcdesk_pake::PairingCode;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -8,7 +9,6 @@ use std::time::Duration;
 use rtcdesk_controller::{
     Controller, ControllerConfig, ControllerEvent, DecodedPicture, EndReason, FrameSink,
 };
-use rtcdesk_proto::signal::ControlCode;
 use rtcdesk_signal::server::{Server, ServerConfig};
 use tokio::sync::mpsc;
 
@@ -47,7 +47,7 @@ impl FrameSink for FirstPicture {
 }
 
 /// Starts the puppet binary on `signal_url` and reads its control code from its output.
-async fn start_puppet(signal_url: &str) -> (PuppetProcess, ControlCode) {
+async fn start_puppet(signal_url: &str) -> (PuppetProcess, PairingCode) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_puppet"))
         .args(["--signal", signal_url, "--source", "synthetic"])
         .args(["--synthetic-size", "320x180", "--accept-all", "--fps", "10"])
@@ -62,7 +62,7 @@ async fn start_puppet(signal_url: &str) -> (PuppetProcess, ControlCode) {
         for line in BufReader::new(stdout).lines() {
             let line = line.ok()?;
             if let Some(code) = line.strip_prefix("Control code:") {
-                return code.trim().parse::<ControlCode>().ok();
+                return code.trim().parse::<PairingCode>().ok();
             }
         }
         None
@@ -76,9 +76,9 @@ async fn start_puppet(signal_url: &str) -> (PuppetProcess, ControlCode) {
 }
 
 /// Connects a controller to the puppet and waits for its first picture.
-async fn connect(signal_url: &str, code: ControlCode) -> Controller {
+async fn connect(signal_url: &str, code: PairingCode) -> Controller {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut config = ControllerConfig::new(signal_url, code);
+    let mut config = ControllerConfig::for_pairing(signal_url, code);
     config.name = "process test".into();
     config.decoder_threads = 1;
     let controller = Controller::connect(config, Box::new(FirstPicture(Some(tx))))

@@ -89,7 +89,7 @@ use std::time::{Duration, Instant};
 
 use rtcdesk_proto::signal::{
     Accept, Accepted, Answer, Candidate, Connect, ControlCode, Error as ErrorMessage, ErrorCode,
-    IceServer, Incoming, Leave, Left, Member, MemberState, MemberStatus, Offer, Register,
+    IceServer, Incoming, Leave, Left, Member, MemberState, MemberStatus, Offer, Pake, Register,
     Registered, Reject, Rejected, Ringing, RoomClose, RoomClosed, RoomCreate, RoomCreated, RoomEnd,
     RoomEnded, RoomId, RoomJoin, RoomJoined, SessionId, SignalError, SignalMessage,
     MAX_ROOM_NAME_CHARS, MAX_SIGNAL_MESSAGE,
@@ -732,6 +732,9 @@ impl Router {
                 }
                 .into()
             }),
+            SignalMessage::Pake(Pake { session, data }) => {
+                self.relay_verification(conn, session, data)
+            }
             SignalMessage::Leave(Leave { session }) => self.leave(conn, session),
             SignalMessage::RoomCreate(create) => self.room_create(conn, create, now),
             SignalMessage::RoomClose(RoomClose { room }) => self.room_close(conn, room),
@@ -955,6 +958,7 @@ impl Router {
             Incoming {
                 session: session.clone(),
                 from: connect.name,
+                pake: connect.pake,
             }
             .into(),
         );
@@ -1086,6 +1090,16 @@ impl Router {
         }
         let other = s.other_end(conn);
         self.send(other, message(session));
+    }
+
+    /// `pake`: relayed like `candidate`, but also while the session rings, because verification
+    /// runs before the puppet's user is asked. The server never reads `data`.
+    fn relay_verification(&mut self, conn: ConnId, session: SessionId, data: String) {
+        let Some(s) = self.own_session(conn, &session) else {
+            return;
+        };
+        let other = s.other_end(conn);
+        self.send(other, Pake { session, data }.into());
     }
 
     fn leave(&mut self, conn: ConnId, session: SessionId) {
@@ -1618,6 +1632,7 @@ mod tests {
                 Connect {
                     code,
                     name: "Ada".into(),
+                    pake: None,
                 }
                 .into(),
             );
@@ -2037,6 +2052,79 @@ mod tests {
     }
 
     #[test]
+    fn verification_messages_pass_through_unread_while_ringing_and_after() {
+        let mut h = Harness::new();
+        let (puppet, controller, stranger) = (h.open(), h.open(), h.open());
+        let code = h.register(puppet);
+        // Whatever `connect.pake` holds reaches the puppet as it was sent.
+        let out = h.send(
+            controller,
+            Connect {
+                code,
+                name: "Ada".into(),
+                pake: Some("not even base64 ✓".into()),
+            }
+            .into(),
+        );
+        let SignalMessage::Incoming(incoming) = message_to(&out, puppet) else {
+            panic!("expected incoming: {out:?}");
+        };
+        assert_eq!(incoming.pake.as_deref(), Some("not even base64 ✓"));
+        let session = incoming.session;
+        let pake = |data: &str| -> SignalMessage {
+            Pake {
+                session: session.clone(),
+                data: data.into(),
+            }
+            .into()
+        };
+        // Both ways while the session rings: verification comes before the user is asked.
+        let out = h.send(puppet, pake("reply"));
+        assert_eq!(single_message(&out, controller), pake("reply"));
+        let out = h.send(controller, pake("confirm"));
+        assert_eq!(single_message(&out, puppet), pake("confirm"));
+        // A connection that is not an end learns nothing, not even that the session exists.
+        let out = h.send(stranger, pake("forged"));
+        assert_eq!(error_code(&out, stranger), ErrorCode::UnknownSession);
+        h.send(
+            puppet,
+            Accept {
+                session: session.clone(),
+            }
+            .into(),
+        );
+        let out = h.send(controller, pake("fingerprints"));
+        assert_eq!(single_message(&out, puppet), pake("fingerprints"));
+        // Once the session is over, it is unknown.
+        h.send(
+            controller,
+            Leave {
+                session: session.clone(),
+            }
+            .into(),
+        );
+        let out = h.send(puppet, pake("late"));
+        assert_eq!(error_code(&out, puppet), ErrorCode::UnknownSession);
+    }
+
+    #[test]
+    fn a_v1_connect_gives_an_incoming_without_pake() {
+        let mut h = Harness::new();
+        let (puppet, controller) = (h.open(), h.open());
+        let code = h.register(puppet);
+        let out = h.send(
+            controller,
+            SignalMessage::parse(&format!(
+                r#"{{"type":"connect","code":"{}","name":"Ada"}}"#,
+                code.digits()
+            ))
+            .unwrap(),
+        );
+        let incoming = message_to(&out, puppet);
+        assert!(!incoming.encode().contains("pake"), "{}", incoming.encode());
+    }
+
+    #[test]
     fn a_closed_connection_sends_left_to_every_peer_of_its_sessions() {
         let mut h = Harness::new();
         let puppet = h.open();
@@ -2064,6 +2152,7 @@ mod tests {
             Connect {
                 code,
                 name: "x".into(),
+                pake: None,
             }
             .into(),
         );
@@ -2264,6 +2353,7 @@ mod tests {
             Connect {
                 code,
                 name: "me".into(),
+                pake: None,
             }
             .into(),
         );
@@ -2300,6 +2390,7 @@ mod tests {
             Connect {
                 code,
                 name: "x".into(),
+                pake: None,
             }
             .into(),
         );
@@ -2316,6 +2407,7 @@ mod tests {
             Connect {
                 code: code4,
                 name: "x".into(),
+                pake: None,
             }
             .into(),
         );
@@ -2375,6 +2467,7 @@ mod tests {
             Connect {
                 code,
                 name: "x".into(),
+                pake: None,
             }
             .into(),
         );
@@ -2386,6 +2479,7 @@ mod tests {
             Connect {
                 code,
                 name: "x".into(),
+                pake: None,
             }
             .into(),
         );
@@ -2398,6 +2492,7 @@ mod tests {
             Connect {
                 code,
                 name: "x".into(),
+                pake: None,
             }
             .into(),
         );
@@ -2421,6 +2516,7 @@ mod tests {
             Connect {
                 code,
                 name: "x".into(),
+                pake: None,
             }
             .into(),
         );
@@ -2442,6 +2538,7 @@ mod tests {
             Connect {
                 code: old,
                 name: "x".into(),
+                pake: None,
             }
             .into(),
         );
@@ -2869,6 +2966,7 @@ mod tests {
             SignalMessage::from(Connect {
                 code,
                 name: "x".into(),
+                pake: None,
             })
             .encode(),
             SignalMessage::from(RoomJoin {
@@ -3062,6 +3160,7 @@ mod tests {
             Connect {
                 code: registered.code,
                 name: "x".into(),
+                pake: None,
             }
             .into(),
         );
@@ -3105,6 +3204,7 @@ mod tests {
             Connect {
                 code: member_code.code,
                 name: "x".into(),
+                pake: None,
             }
             .into(),
         );

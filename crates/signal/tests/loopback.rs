@@ -251,6 +251,7 @@ async fn every_error_code_reaches_the_client_and_the_connection_stays_up() {
         Connect {
             code: wrong,
             name: "x".into(),
+            pake: None,
         },
     )
     .await;
@@ -283,6 +284,7 @@ async fn every_error_code_reaches_the_client_and_the_connection_stays_up() {
         Connect {
             code,
             name: "x".into(),
+            pake: None,
         },
     )
     .await;
@@ -321,6 +323,7 @@ async fn six_failed_connects_from_one_address_are_rate_limited_for_the_window() 
             Connect {
                 code: wrong,
                 name: "x".into(),
+                pake: None,
             },
         )
         .await;
@@ -331,6 +334,7 @@ async fn six_failed_connects_from_one_address_are_rate_limited_for_the_window() 
         Connect {
             code: wrong,
             name: "x".into(),
+            pake: None,
         },
     )
     .await;
@@ -344,6 +348,7 @@ async fn six_failed_connects_from_one_address_are_rate_limited_for_the_window() 
         Connect {
             code,
             name: "x".into(),
+            pake: None,
         },
     )
     .await;

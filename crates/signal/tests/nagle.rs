@@ -77,6 +77,7 @@ async fn a_puppet_with_nagle_on_sends_its_offer_without_a_delayed_ack_stall() {
         let connect = Connect {
             code: registered.code,
             name: "helpdesk".into(),
+            pake: None,
         };
         controller.send(&connect.into()).await.unwrap();
         let SignalMessage::Ringing(ringing) = recv(&mut controller).await else {

@@ -85,7 +85,8 @@ pub async fn connect_controller(puppet: &Puppet) -> (Controller, mpsc::Unbounded
 
 /// A controller config for `puppet`, on loopback.
 pub fn controller_config(puppet: &Puppet) -> ControllerConfig {
-    let mut config = ControllerConfig::new(puppet.signal_url(), puppet.control_code());
+    // All twelve digits: every session of these tests is verified end to end.
+    let mut config = ControllerConfig::for_pairing(puppet.signal_url(), puppet.pairing_code());
     config.name = "e2e controller".into();
     config.bind = Some("127.0.0.1:0".parse().expect("address"));
     config.decoder_threads = 1;
