@@ -323,11 +323,11 @@ fn run(
     let controller_pid = processes.add("controller", controller);
     println!("==> controller (pid {controller_pid}) started");
 
-    // The window's title names the puppet by its code ("rtcdesk — puppet 123 456 789 — …").
-    let grouped = if code.len() == 9 {
-        format!("{} {} {}", &code[0..3], &code[3..6], &code[6..9])
-    } else {
-        code.clone()
+    // The window's title names the puppet by its routing digits ("rtcdesk — puppet 123 456
+    // 789 — …"); the code printed has twelve (the last three verify the session end to end).
+    let grouped = match code.get(0..9) {
+        Some(route) => format!("{} {} {}", &route[0..3], &route[3..6], &route[6..9]),
+        None => code.clone(),
     };
     let window = find_window(display, &grouped, processes)?;
     println!("==> controller window {window} is up");
@@ -463,7 +463,14 @@ struct Exchange {
 /// Waits (up to 30 s) for both chat lines and both files, each checked byte for byte. The
 /// programs are separate processes: their output files and folders are what there is to watch.
 fn wait_for_exchange(out: &Path, from_puppet: &Path, from_controller: &Path) -> Exchange {
-    let checks: [(&str, Check); 4] = [
+    let checks: [(&str, Check); 5] = [
+        (
+            "the session verified end to end (12-digit code: the signaling server cannot be in the middle)",
+            Box::new(|| {
+                std::fs::read_to_string(out.join("controller.log"))
+                    .is_ok_and(|t| t.contains("controller: verified end to end"))
+            }),
+        ),
         (
             "the controller's chat line, in the puppet's terminal",
             Box::new(|| {
@@ -499,7 +506,7 @@ fn wait_for_exchange(out: &Path, from_puppet: &Path, from_controller: &Path) -> 
         ),
     ];
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut done = [false; 4];
+    let mut done = [false; 5];
     while Instant::now() < deadline && done.iter().any(|d| !d) {
         for (i, (_, check)) in checks.iter().enumerate() {
             done[i] = done[i] || check();
