@@ -80,8 +80,17 @@ fn signal_message() -> impl Strategy<Value = SignalMessage> {
             }
             .into()
         ),
-        (control_code(), text()).prop_map(|(code, name)| Connect::new(code, name).into()),
-        (session(), text()).prop_map(|(session, from)| Incoming::new(session, from).into()),
+        (control_code(), text(), proptest::option::of(text()))
+            .prop_map(|(code, name, pake)| { Connect { code, name, pake }.into() }),
+        (session(), text(), proptest::option::of(text())).prop_map(|(session, from, pake)| {
+            Incoming {
+                session,
+                from,
+                pake,
+            }
+            .into()
+        }),
+        (session(), text()).prop_map(|(session, data)| Pake { session, data }.into()),
         (session(), proptest::option::of(text())).prop_map(|(session, name)| Ringing {
             session,
             name
