@@ -324,16 +324,13 @@ pub fn pake_message(data: &[u8]) {
     };
     assert_eq!(PakeMessage::decode(&message.encode()), Ok(message.clone()));
     let secret = Secret::from_number(123).expect("three digits");
-    let code = PairingCode::new(
-        rtcdesk_proto::signal::ControlCode::from_number(123_456_789).expect("nine digits"),
-        secret,
-    );
+    let route = rtcdesk_proto::signal::ControlCode::from_number(123_456_789).expect("nine digits");
     // As the controller's start, at a puppet.
-    if let Ok((response, _reply)) = PuppetResponse::new(&code, secret, "s", &message) {
+    if let Ok((response, _reply)) = PuppetResponse::new(route, secret, "s", &message) {
         let _ = response.check(&message);
     }
     // As the puppet's reply, at a controller.
-    let (start, _) = ControllerStart::new(&code, secret);
+    let (start, _) = ControllerStart::new(route, secret);
     if let Ok((key, _confirm)) = start.finish("s", &message) {
         let fp = Fingerprint {
             hash: "sha-256".into(),

@@ -111,7 +111,7 @@ impl Binding {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rtcdesk_pake::{ControllerStart, PairingCode, PuppetResponse, Secret};
+    use rtcdesk_pake::{ControllerStart, PuppetResponse, Secret};
     use rtcdesk_proto::ControlCode;
 
     fn fingerprint(byte: u8) -> Fingerprint {
@@ -124,9 +124,9 @@ mod tests {
     /// The keys of a verified run: (controller's, puppet's).
     fn keys() -> (SessionKey, SessionKey) {
         let secret = Secret::from_number(42).unwrap();
-        let code = PairingCode::new(ControlCode::from_number(7).unwrap(), secret);
-        let (start, start_msg) = ControllerStart::new(&code, secret);
-        let (response, reply) = PuppetResponse::new(&code, secret, "s1", &start_msg).unwrap();
+        let route = ControlCode::from_number(7).unwrap();
+        let (start, start_msg) = ControllerStart::new(route, secret);
+        let (response, reply) = PuppetResponse::new(route, secret, "s1", &start_msg).unwrap();
         let (controller, confirm) = start.finish("s1", &reply).unwrap();
         (controller, response.check(&confirm).unwrap())
     }

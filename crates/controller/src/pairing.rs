@@ -21,7 +21,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use rtcdesk_pake::{ControllerStart, PairingCode, PakeMessage, Secret, SessionKey};
+use rtcdesk_pake::{ControllerStart, PakeMessage, Secret, SessionKey};
 use rtcdesk_proto::signal::{
     Connect, ControlCode, ErrorCode, IceServer, Leave, Pake, SessionId, SignalMessage,
 };
@@ -109,7 +109,7 @@ impl Pairing {
         let mut outputs = VecDeque::new();
         let (pake, start) = match secret {
             Some(secret) => {
-                let (pake, start) = ControllerStart::new(&PairingCode::new(code, secret), secret);
+                let (pake, start) = ControllerStart::new(code, secret);
                 (Some(pake), Some(start.encode()))
             }
             None => (None, None),

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use futures_util::{SinkExt, StreamExt};
-use rtcdesk_controller::{ConnectError, Controller, ControllerConfig, ControllerEvent};
+use rtcdesk_controller::{ConnectError, Controller, ControllerEvent};
 use rtcdesk_pake::{PakeError, Secret};
 use rtcdesk_peer::{Peer, PeerConfig, PeerEvent, Role};
 use rtcdesk_proto::signal::{Answer, Candidate, Offer, SignalMessage};
@@ -231,10 +231,10 @@ async fn a_signaling_server_in_the_middle_is_detected_on_both_sides() {
         config.signaling = Signaling::Url(relay);
     })
     .await;
-    let mut config = ControllerConfig::for_pairing(server.url(), puppet.pairing_code());
-    config.name = "e2e controller".into();
-    config.bind = Some("127.0.0.1:0".parse().unwrap());
-    config.decoder_threads = 1;
+    // The controller reaches the real server; only the puppet's connection goes through the
+    // relay.
+    let mut config = controller_config(&puppet);
+    config.signal_url = server.url();
     let (sink, _pictures) = channel_sink();
     let error = Controller::connect(config, sink)
         .await

@@ -32,6 +32,7 @@ pub use code::{BadPairingCode, PairingCode, Secret};
 pub use message::{BadPakeMessage, PakeMessage, CONFIRM_LEN, MAX_TEXT_LEN, SPAKE_LEN};
 
 use hmac::{Hmac, Mac};
+use rtcdesk_proto::signal::ControlCode;
 use sha2::Sha256;
 use spake2::{Ed25519Group, Identity, Password, Spake2};
 use subtle::ConstantTimeEq;
@@ -125,8 +126,8 @@ pub enum PakeError {
 }
 
 /// The SPAKE2 password: all twelve digits, so a run is bound to the code it was started for.
-fn password(code: &PairingCode, secret: Secret) -> Password {
-    Password::new(format!("{}{}", code.route.digits(), secret.digits()).as_bytes())
+fn password(route: ControlCode, secret: Secret) -> Password {
+    Password::new(format!("{}{}", route.digits(), secret.digits()).as_bytes())
 }
 
 fn identities() -> (Identity, Identity) {
@@ -145,11 +146,12 @@ impl std::fmt::Debug for ControllerStart {
 }
 
 impl ControllerStart {
-    /// Starts a run for the code the user typed: the returned `Start` goes in `connect.pake`.
-    pub fn new(code: &PairingCode, secret: Secret) -> (Self, PakeMessage) {
+    /// Starts a run for the code the user typed (its routing digits and its secret): the
+    /// returned `Start` goes in `connect.pake`.
+    pub fn new(route: ControlCode, secret: Secret) -> (Self, PakeMessage) {
         let (id_a, id_b) = identities();
         let (spake, outbound) =
-            Spake2::<Ed25519Group>::start_a(&password(code, secret), &id_a, &id_b);
+            Spake2::<Ed25519Group>::start_a(&password(route, secret), &id_a, &id_b);
         let message = PakeMessage::Start {
             spake: to_spake(&outbound),
         };
@@ -198,7 +200,7 @@ impl PuppetResponse {
     /// the one guess the controller's `Start` committed to, so the puppet counts the run as a
     /// failure until [`PuppetResponse::check`] passes.
     pub fn new(
-        code: &PairingCode,
+        route: ControlCode,
         secret: Secret,
         session: &str,
         start: &PakeMessage,
@@ -208,7 +210,7 @@ impl PuppetResponse {
         };
         let (id_a, id_b) = identities();
         let (spake, outbound) =
-            Spake2::<Ed25519Group>::start_b(&password(code, secret), &id_a, &id_b);
+            Spake2::<Ed25519Group>::start_b(&password(route, secret), &id_a, &id_b);
         let key = spake
             .finish(theirs)
             .map_err(|e| PakeError::Spake(format!("{e:?}")))?;

@@ -4,11 +4,10 @@ use rtcdesk_proto::signal::ControlCode;
 
 const SESSION: &str = "9f86d081884c7d659a2feaa0c55ad015";
 
-fn code(route: u32, secret: u16) -> (PairingCode, Secret) {
-    let secret = Secret::from_number(secret).unwrap();
+fn code(route: u32, secret: u16) -> (ControlCode, Secret) {
     (
-        PairingCode::new(ControlCode::from_number(route).unwrap(), secret),
-        secret,
+        ControlCode::from_number(route).unwrap(),
+        Secret::from_number(secret).unwrap(),
     )
 }
 
@@ -21,13 +20,12 @@ fn fingerprint(byte: u8) -> Fingerprint {
 
 /// Runs the whole exchange; returns (controller's key, puppet's key).
 fn pair(
-    controller_code: (PairingCode, Secret),
-    puppet_code: (PairingCode, Secret),
+    controller_code: (ControlCode, Secret),
+    puppet_code: (ControlCode, Secret),
 ) -> Result<(SessionKey, SessionKey), PakeError> {
-    let (start, start_msg) = ControllerStart::new(&controller_code.0, controller_code.1);
+    let (start, start_msg) = ControllerStart::new(controller_code.0, controller_code.1);
     let start_msg = PakeMessage::decode(&start_msg.encode()).unwrap();
-    let (response, reply) =
-        PuppetResponse::new(&puppet_code.0, puppet_code.1, SESSION, &start_msg)?;
+    let (response, reply) = PuppetResponse::new(puppet_code.0, puppet_code.1, SESSION, &start_msg)?;
     let reply = PakeMessage::decode(&reply.encode()).unwrap();
     let (controller_key, confirm) = start.finish(SESSION, &reply)?;
     let confirm = PakeMessage::decode(&confirm.encode()).unwrap();
@@ -65,8 +63,8 @@ fn a_run_is_bound_to_the_routing_digits_too() {
 fn a_forged_confirmation_is_refused_by_the_puppet() {
     let (puppet_code, secret) = code(111_222_333, 444);
     // Someone who guessed wrong: a real SPAKE2 start for another secret.
-    let (_, start) = ControllerStart::new(&puppet_code, Secret::from_number(445).unwrap());
-    let (response, _reply) = PuppetResponse::new(&puppet_code, secret, SESSION, &start).unwrap();
+    let (_, start) = ControllerStart::new(puppet_code, Secret::from_number(445).unwrap());
+    let (response, _reply) = PuppetResponse::new(puppet_code, secret, SESSION, &start).unwrap();
     let forged = PakeMessage::Confirm { confirm: [7; 32] };
     assert_eq!(response.check(&forged).unwrap_err(), PakeError::WrongCode);
 }
@@ -74,8 +72,8 @@ fn a_forged_confirmation_is_refused_by_the_puppet() {
 #[test]
 fn a_confirmation_for_another_session_is_refused() {
     let (puppet_code, secret) = code(111_222_333, 444);
-    let (start, start_msg) = ControllerStart::new(&puppet_code, secret);
-    let (response, reply) = PuppetResponse::new(&puppet_code, secret, SESSION, &start_msg).unwrap();
+    let (start, start_msg) = ControllerStart::new(puppet_code, secret);
+    let (response, reply) = PuppetResponse::new(puppet_code, secret, SESSION, &start_msg).unwrap();
     // The controller believes it is in another session: the puppet's confirmation fails there.
     assert_eq!(
         start.finish("another-session", &reply).unwrap_err(),
@@ -142,13 +140,13 @@ fn messages_of_the_wrong_step_are_refused() {
     let (puppet_code, secret) = code(1, 2);
     let confirm = PakeMessage::Confirm { confirm: [0; 32] };
     assert!(matches!(
-        PuppetResponse::new(&puppet_code, secret, SESSION, &confirm).unwrap_err(),
+        PuppetResponse::new(puppet_code, secret, SESSION, &confirm).unwrap_err(),
         PakeError::UnexpectedMessage {
             expected: "start",
             got: "confirm"
         }
     ));
-    let (start, start_msg) = ControllerStart::new(&puppet_code, secret);
+    let (start, start_msg) = ControllerStart::new(puppet_code, secret);
     // Its own start reflected back as if it were the reply.
     assert!(start.finish(SESSION, &start_msg).is_err());
 }
@@ -156,7 +154,7 @@ fn messages_of_the_wrong_step_are_refused() {
 #[test]
 fn a_reply_with_a_point_off_the_curve_is_refused() {
     let (puppet_code, secret) = code(1, 2);
-    let (start, _) = ControllerStart::new(&puppet_code, secret);
+    let (start, _) = ControllerStart::new(puppet_code, secret);
     let mut spake = [0xff; SPAKE_LEN];
     spake[0] = b'B';
     let reply = PakeMessage::Reply {

@@ -182,17 +182,6 @@ pub struct Connect {
     pub pake: Option<String>,
 }
 
-impl Connect {
-    /// A v1 `connect`: no verification message.
-    pub fn new(code: ControlCode, name: impl Into<String>) -> Self {
-        Self {
-            code,
-            name: name.into(),
-            pake: None,
-        }
-    }
-}
-
 /// Server → puppet: a controller asks for a session; answer [`Accept`] or [`Reject`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Incoming {
@@ -203,17 +192,6 @@ pub struct Incoming {
     /// The controller's [`Connect::pake`], exactly as it sent it; absent when it sent none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pake: Option<String>,
-}
-
-impl Incoming {
-    /// A v1 `incoming`: no verification message.
-    pub fn new(session: SessionId, from: impl Into<String>) -> Self {
-        Self {
-            session,
-            from: from.into(),
-            pake: None,
-        }
-    }
 }
 
 /// Server → controller: the puppet was found and its user is being asked.

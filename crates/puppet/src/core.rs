@@ -100,10 +100,9 @@ enum Verification {
     Unverified,
     /// `reply` sent; the controller's `confirm` is awaited.
     Confirming(PuppetResponse),
-    /// Both hold the code; the DTLS fingerprints are still to be checked.
+    /// Both hold the code; the DTLS fingerprints are checked with this key once connected
+    /// (the stage says whether that happened).
     Keyed(SessionKey),
-    /// Everything checked.
-    Bound,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -485,9 +484,6 @@ impl SessionBook {
             return;
         };
         entry.stage = Stage::Connected;
-        if matches!(entry.verification, Verification::Keyed(_)) {
-            entry.verification = Verification::Bound;
-        }
         self.event(PuppetEvent::SessionConnected {
             session: session.clone(),
         });
@@ -531,13 +527,7 @@ impl SessionBook {
         };
         let Some(start) = incoming.pake else {
             if self.require_verified {
-                self.out.push_back(Output::Send(
-                    Reject {
-                        session: session.clone(),
-                        reason: Some(UNVERIFIED_REFUSED.into()),
-                    }
-                    .into(),
-                ));
+                self.reject(&session, UNVERIFIED_REFUSED);
                 self.event(PuppetEvent::Declined {
                     session,
                     from: entry.name,
@@ -555,36 +545,17 @@ impl SessionBook {
             .count() as u32;
         if self.failed_runs + in_flight >= MAX_FAILED_RUNS {
             // Every further guess at this code waits for the runs in flight to end.
-            self.out.push_back(Output::Send(
-                Reject {
-                    session,
-                    reason: Some("too many attempts with this code: try again".into()),
-                }
-                .into(),
-            ));
+            self.reject(&session, "too many attempts with this code: try again");
             return;
         }
         let (Some(route), Some(secret)) = (self.code, self.secret) else {
             // Between retiring a code and getting the next one.
-            self.out.push_back(Output::Send(
-                Reject {
-                    session,
-                    reason: Some("this code was just retired: ask for the new one".into()),
-                }
-                .into(),
-            ));
+            self.reject(&session, "this code was just retired: ask for the new one");
             return;
         };
         let run = PakeMessage::decode(&start)
             .map_err(PakeError::from)
-            .and_then(|start| {
-                PuppetResponse::new(
-                    &PairingCode::new(route, secret),
-                    secret,
-                    session.as_str(),
-                    &start,
-                )
-            });
+            .and_then(|start| PuppetResponse::new(route, secret, session.as_str(), &start));
         match run {
             Ok((response, reply)) => {
                 entry.stage = Stage::Verifying {
@@ -689,13 +660,7 @@ impl SessionBook {
         let Some(entry) = self.sessions.remove(session) else {
             return;
         };
-        self.out.push_back(Output::Send(
-            Reject {
-                session: session.clone(),
-                reason: Some(reason.to_string()),
-            }
-            .into(),
-        ));
+        self.reject(session, reason);
         self.count_failure(session, entry.name);
     }
 
@@ -839,10 +804,8 @@ impl SessionBook {
         self.out.pop_front()
     }
 
-    fn decline(&mut self, session: &SessionId, reason: &str) {
-        let Some(entry) = self.sessions.remove(session) else {
-            return;
-        };
+    /// Sends `reject` for a session still ringing, with a reason the controller's user reads.
+    fn reject(&mut self, session: &SessionId, reason: &str) {
         self.out.push_back(Output::Send(
             Reject {
                 session: session.clone(),
@@ -850,6 +813,13 @@ impl SessionBook {
             }
             .into(),
         ));
+    }
+
+    fn decline(&mut self, session: &SessionId, reason: &str) {
+        let Some(entry) = self.sessions.remove(session) else {
+            return;
+        };
+        self.reject(session, reason);
         self.event(PuppetEvent::Declined {
             session: session.clone(),
             from: entry.name,
@@ -945,8 +915,7 @@ mod tests {
     ) -> (rtcdesk_pake::ControllerStart, Vec<Output>) {
         let code = book.pairing_code().unwrap();
         let secret = secret.or(code.secret).unwrap();
-        let (start, message) =
-            rtcdesk_pake::ControllerStart::new(&PairingCode::new(code.route, secret), secret);
+        let (start, message) = rtcdesk_pake::ControllerStart::new(code.route, secret);
         book.handle_signal(
             Incoming {
                 session: id.into(),
