@@ -520,6 +520,7 @@ mod tests {
                 code: code(),
                 expires_in: 600,
                 ice_servers: Vec::new(),
+                device: false,
             }),
             t0,
         );

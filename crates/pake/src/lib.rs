@@ -26,9 +26,14 @@
 #![forbid(unsafe_code)]
 
 mod code;
+mod device;
 mod message;
 
 pub use code::{BadPairingCode, PairingCode, Secret};
+pub use device::{
+    check_new_password, device_salt, BadStoredKey, DeviceKey, WeakPassword, ARGON2_LANES,
+    ARGON2_MEMORY_KIB, ARGON2_PASSES, DEVICE_KEY_LEN, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS,
+};
 pub use message::{BadPakeMessage, PakeMessage, CONFIRM_LEN, MAX_TEXT_LEN, SPAKE_LEN};
 
 use hmac::{Hmac, Mac};
@@ -130,6 +135,11 @@ fn password(route: ControlCode, secret: Secret) -> Password {
     Password::new(format!("{}{}", route.digits(), secret.digits()).as_bytes())
 }
 
+/// The SPAKE2 password of an unattended session: the device ID and its stretched password.
+fn device_password(id: ControlCode, key: &DeviceKey) -> Password {
+    Password::new(key.spake_password(id))
+}
+
 fn identities() -> (Identity, Identity) {
     (Identity::new(ID_CONTROLLER), Identity::new(ID_PUPPET))
 }
@@ -149,9 +159,18 @@ impl ControllerStart {
     /// Starts a run for the code the user typed (its routing digits and its secret): the
     /// returned `Start` goes in `connect.pake`.
     pub fn new(route: ControlCode, secret: Secret) -> (Self, PakeMessage) {
+        Self::start(&password(route, secret))
+    }
+
+    /// Starts a run for an unattended puppet: its device ID and the key derived from the
+    /// password the user typed ([`DeviceKey::derive`]).
+    pub fn for_device(id: ControlCode, key: &DeviceKey) -> (Self, PakeMessage) {
+        Self::start(&device_password(id, key))
+    }
+
+    fn start(password: &Password) -> (Self, PakeMessage) {
         let (id_a, id_b) = identities();
-        let (spake, outbound) =
-            Spake2::<Ed25519Group>::start_a(&password(route, secret), &id_a, &id_b);
+        let (spake, outbound) = Spake2::<Ed25519Group>::start_a(password, &id_a, &id_b);
         let message = PakeMessage::Start {
             spake: to_spake(&outbound),
         };
@@ -205,12 +224,30 @@ impl PuppetResponse {
         session: &str,
         start: &PakeMessage,
     ) -> Result<(Self, PakeMessage), PakeError> {
+        Self::respond(&password(route, secret), session, start)
+    }
+
+    /// Answers a `Start` sent to an unattended puppet: `key` is the one it stored for device
+    /// `id`. A wrong password shows as [`PakeError::WrongCode`] at the next step, as for codes.
+    pub fn for_device(
+        id: ControlCode,
+        key: &DeviceKey,
+        session: &str,
+        start: &PakeMessage,
+    ) -> Result<(Self, PakeMessage), PakeError> {
+        Self::respond(&device_password(id, key), session, start)
+    }
+
+    fn respond(
+        password: &Password,
+        session: &str,
+        start: &PakeMessage,
+    ) -> Result<(Self, PakeMessage), PakeError> {
         let PakeMessage::Start { spake: theirs } = start else {
             return Err(unexpected("start", start));
         };
         let (id_a, id_b) = identities();
-        let (spake, outbound) =
-            Spake2::<Ed25519Group>::start_b(&password(route, secret), &id_a, &id_b);
+        let (spake, outbound) = Spake2::<Ed25519Group>::start_b(password, &id_a, &id_b);
         let key = spake
             .finish(theirs)
             .map_err(|e| PakeError::Spake(format!("{e:?}")))?;

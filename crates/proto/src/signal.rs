@@ -108,6 +108,44 @@ pub struct Register {
     /// answers `busy` instead. Absent (v1 puppets) means `true`, today's behaviour.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watchers: Option<bool>,
+    /// Unattended access: register under this permanent device ID instead of getting a
+    /// one-time code (SIGNALING.md § 3.3). Absent: a one-time code, as in v1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceClaim>,
+}
+
+/// A puppet's claim on its permanent device ID: the ID, and the token that proves it is the
+/// puppet that first registered it (the server keeps only the token's SHA-256).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceClaim {
+    /// The device ID, nine digits like a control code, drawn by the puppet once.
+    pub id: ControlCode,
+    /// The puppet's random token: [`DeviceClaim::MIN_TOKEN`]..=[`DeviceClaim::MAX_TOKEN`]
+    /// bytes of printable ASCII.
+    pub token: String,
+}
+
+/// The token is a credential: never print it.
+impl fmt::Debug for DeviceClaim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeviceClaim")
+            .field("id", &self.id)
+            .field("token", &"***")
+            .finish()
+    }
+}
+
+impl DeviceClaim {
+    /// The shortest token a server accepts (22 base64 characters hold 128 bits).
+    pub const MIN_TOKEN: usize = 22;
+    /// The longest token a server accepts.
+    pub const MAX_TOKEN: usize = 128;
+
+    /// Whether the token has an acceptable length and only printable ASCII (`!`..=`~`).
+    pub fn token_is_valid(&self) -> bool {
+        (Self::MIN_TOKEN..=Self::MAX_TOKEN).contains(&self.token.len())
+            && self.token.bytes().all(|b| b.is_ascii_graphic())
+    }
 }
 
 impl Register {
@@ -116,6 +154,7 @@ impl Register {
         Self {
             name: name.into(),
             watchers: None,
+            device: None,
         }
     }
 
@@ -130,12 +169,17 @@ impl Register {
 pub struct Registered {
     /// The control code controllers type.
     pub code: ControlCode,
-    /// Seconds until the code expires; registering again gives a fresh one.
+    /// Seconds until the code expires; registering again gives a fresh one. `0` for a device
+    /// ID, which does not expire while the puppet stays registered.
     pub expires_in: u64,
     /// The STUN and TURN servers this server's operator wants its clients to use (TURN with
     /// time-limited credentials). Empty (absent on the wire) when none are configured.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ice_servers: Vec<IceServer>,
+    /// `true` when `code` is the device ID the puppet claimed ([`Register::device`]); absent
+    /// (false) for a one-time code.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub device: bool,
 }
 
 /// One entry of `ice_servers`, shaped like the browser's `RTCIceServer` so a page can hand the list
@@ -834,16 +878,38 @@ mod tests {
                 SignalMessage::Register(Register {
                     name: "pc".into(),
                     watchers: Some(false),
+                    device: None,
                 }),
                 r#"{"type":"register","name":"pc","watchers":false}"#,
+            ),
+            (
+                SignalMessage::Register(Register {
+                    name: "home".into(),
+                    watchers: None,
+                    device: Some(DeviceClaim {
+                        id: code,
+                        token: "q2Vd7xk1Bz9mN3pL8sT4wA".into(),
+                    }),
+                }),
+                r#"{"type":"register","name":"home","device":{"id":"123456789","token":"q2Vd7xk1Bz9mN3pL8sT4wA"}}"#,
             ),
             (
                 SignalMessage::Registered(Registered {
                     code,
                     expires_in: 600,
                     ice_servers: Vec::new(),
+                    device: false,
                 }),
                 r#"{"type":"registered","code":"123456789","expires_in":600}"#,
+            ),
+            (
+                SignalMessage::Registered(Registered {
+                    code,
+                    expires_in: 0,
+                    ice_servers: Vec::new(),
+                    device: true,
+                }),
+                r#"{"type":"registered","code":"123456789","expires_in":0,"device":true}"#,
             ),
             (
                 SignalMessage::Connect(Connect {

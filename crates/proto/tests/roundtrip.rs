@@ -67,16 +67,23 @@ fn ice_servers() -> impl Strategy<Value = Vec<IceServer>> {
 
 fn signal_message() -> impl Strategy<Value = SignalMessage> {
     prop_oneof![
-        (text(), proptest::option::of(any::<bool>())).prop_map(|(name, watchers)| Register {
-            name,
-            watchers
-        }
-        .into()),
-        (control_code(), any::<u64>(), ice_servers()).prop_map(
-            |(code, expires_in, ice_servers)| Registered {
+        (
+            text(),
+            proptest::option::of(any::<bool>()),
+            proptest::option::of((control_code(), text()))
+        )
+            .prop_map(|(name, watchers, device)| Register {
+                name,
+                watchers,
+                device: device.map(|(id, token)| DeviceClaim { id, token }),
+            }
+            .into()),
+        (control_code(), any::<u64>(), ice_servers(), any::<bool>()).prop_map(
+            |(code, expires_in, ice_servers, device)| Registered {
                 code,
                 expires_in,
                 ice_servers,
+                device,
             }
             .into()
         ),

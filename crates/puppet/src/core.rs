@@ -22,6 +22,11 @@
 //!   DTLS fingerprints checks out; a mismatch ends it as [`EndReason::Intercepted`];
 //! - an unverified session (a browser) is asked about as such, or refused with
 //!   [`SessionBook::require_verified`];
+//! - an unattended puppet ([`SessionBook::unattended`]) registers its permanent device ID and
+//!   runs the same verification over its stored password key; a controller that confirms is let
+//!   in without asking (nobody is there to ask), one that does not is refused and counted by the
+//!   [`AttemptGuard`] (backoff, then lockout), browsers are refused, and one run at a time is
+//!   allowed;
 //! - the code is registered again shortly before it expires (sessions go on; the server keeps
 //!   them), so the puppet always shows a code that works;
 //! - when the signaling connection is lost, connected sessions go on (their peers no longer
@@ -33,12 +38,14 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use rtcdesk_pake::{
-    Fingerprint, PairingCode, PakeError, PakeMessage, PuppetResponse, Secret, SessionKey,
+    DeviceKey, Fingerprint, PairingCode, PakeError, PakeMessage, PuppetResponse, Secret, SessionKey,
 };
 use rtcdesk_proto::signal::{
-    Accept, ControlCode, ErrorCode, Leave, MemberStatus, Pake, Register, Reject, RoomJoin,
-    SessionId, SignalMessage,
+    Accept, ControlCode, DeviceClaim, ErrorCode, Leave, MemberStatus, Pake, Register, Reject,
+    RoomJoin, SessionId, SignalMessage,
 };
+
+use crate::attempts::AttemptGuard;
 
 use crate::{EndReason, IncomingRequest, PuppetEvent, SessionInfo, SessionState};
 
@@ -73,6 +80,21 @@ pub const MAX_FAILED_RUNS: u32 = 3;
 use rtcdesk_pake::VERIFY_TIMEOUT;
 /// Why a controller without verification is refused under [`SessionBook::require_verified`].
 pub const UNVERIFIED_REFUSED: &str = "this puppet accepts only end-to-end verified controllers";
+/// Why a controller without verification (a browser, or one given no password) is refused by an
+/// unattended puppet.
+pub const UNATTENDED_NEEDS_PASSWORD: &str =
+    "this puppet is set up for unattended access: connect with its device ID and password \
+     (controller --device ID); a browser cannot";
+/// Why a second attempt is refused while one is being checked.
+const ONE_ATTEMPT_AT_A_TIME: &str = "another attempt is being checked: try again in a moment";
+
+/// An unattended puppet's identity and password, and its count of wrong passwords.
+#[derive(Debug)]
+struct Unattended {
+    claim: DeviceClaim,
+    key: DeviceKey,
+    guard: AttemptGuard,
+}
 
 /// The first wait before connecting to the signaling server again.
 const RECONNECT_FIRST: Duration = Duration::from_secs(1);
@@ -153,6 +175,10 @@ pub struct SessionBook {
     failed_runs: u32,
     /// Refuse controllers that do not verify (`--require-verified`).
     require_verified: bool,
+    /// `--unattended`: the device ID, password key and attempt guard.
+    unattended: Option<Unattended>,
+    /// The latest time the shell gave, for the few inputs that come without one.
+    last_now: Option<Instant>,
 }
 
 impl SessionBook {
@@ -177,6 +203,35 @@ impl SessionBook {
             secret: None,
             failed_runs: 0,
             require_verified: false,
+            unattended: None,
+            last_now: None,
+        }
+    }
+
+    /// Makes this an unattended puppet: it registers `claim` (its permanent device ID), verifies
+    /// every controller against `key` (its stored password key), lets in those that confirm
+    /// without asking, and refuses everyone else; `guard` carries the wrong passwords already
+    /// counted (from the config folder).
+    pub fn unattended(&mut self, claim: DeviceClaim, key: DeviceKey, guard: AttemptGuard) {
+        self.require_verified = true;
+        self.unattended = Some(Unattended { claim, key, guard });
+    }
+
+    /// Wrong passwords in a row and whether the puppet is locked, when it is unattended.
+    pub fn attempts(&self) -> Option<(u32, bool)> {
+        self.unattended
+            .as_ref()
+            .map(|u| (u.guard.consecutive(), u.guard.is_locked()))
+    }
+
+    /// The owner unlocked the puppet (the config folder says so): attempts start again.
+    pub fn unlock(&mut self) {
+        if let Some(unattended) = &mut self.unattended {
+            unattended.guard.unlock();
+            self.event(PuppetEvent::Attempts {
+                consecutive: 0,
+                locked: false,
+            });
         }
     }
 
@@ -227,6 +282,7 @@ impl SessionBook {
             Register {
                 name: self.name.clone(),
                 watchers: None,
+                device: self.unattended.as_ref().map(|u| u.claim.clone()),
             }
             .into(),
         ));
@@ -275,11 +331,15 @@ impl SessionBook {
 
     /// A message from the signaling server.
     pub fn handle_signal(&mut self, message: SignalMessage, now: Instant) {
+        self.last_now = Some(now);
         match message {
             SignalMessage::Registered(registered) => {
                 self.code = Some(registered.code);
-                self.secret =
-                    Some(Secret::random().expect("the OS random number generator failed"));
+                // A device ID has no secret digits: its password takes their place.
+                self.secret = self
+                    .unattended
+                    .is_none()
+                    .then(|| Secret::random().expect("the OS random number generator failed"));
                 self.failed_runs = 0;
                 self.ice_servers = registered.ice_servers;
                 let lifetime = Duration::from_secs(registered.expires_in);
@@ -294,6 +354,7 @@ impl SessionBook {
                         secret: None,
                     }),
                     expires_in: lifetime,
+                    device: registered.device,
                 });
             }
             SignalMessage::Incoming(incoming) => {
@@ -403,6 +464,7 @@ impl SessionBook {
     /// The accept policy's answer about `session`. Late answers (after the deadline, or after
     /// the controller left) are ignored.
     pub fn handle_decision(&mut self, session: &SessionId, accept: bool, now: Instant) {
+        self.last_now = Some(now);
         let Some(entry) = self.sessions.get_mut(session) else {
             return;
         };
@@ -446,6 +508,7 @@ impl SessionBook {
     /// The session's WebRTC connection is up. An unverified session starts at once; a verified
     /// one sends its fingerprints MAC and starts once the controller's has checked out.
     pub fn handle_peer_connected(&mut self, session: &SessionId, now: Instant) {
+        self.last_now = Some(now);
         let Some(entry) = self.sessions.get_mut(session) else {
             return;
         };
@@ -527,7 +590,12 @@ impl SessionBook {
         };
         let Some(start) = incoming.pake else {
             if self.require_verified {
-                self.reject(&session, UNVERIFIED_REFUSED);
+                let reason = if self.unattended.is_some() {
+                    UNATTENDED_NEEDS_PASSWORD
+                } else {
+                    UNVERIFIED_REFUSED
+                };
+                self.reject(&session, reason);
                 self.event(PuppetEvent::Declined {
                     session,
                     from: entry.name,
@@ -543,19 +611,35 @@ impl SessionBook {
             .values()
             .filter(|e| matches!(e.stage, Stage::Verifying { .. }))
             .count() as u32;
-        if self.failed_runs + in_flight >= MAX_FAILED_RUNS {
-            // Every further guess at this code waits for the runs in flight to end.
-            self.reject(&session, "too many attempts with this code: try again");
-            return;
-        }
-        let (Some(route), Some(secret)) = (self.code, self.secret) else {
-            // Between retiring a code and getting the next one.
-            self.reject(&session, "this code was just retired: ask for the new one");
-            return;
+        let run = if let Some(unattended) = &self.unattended {
+            if let Err(refusal) = unattended.guard.check(now) {
+                tracing::warn!(%session, ?refusal, "unattended attempt refused before it ran");
+                self.reject(&session, &refusal.reason());
+                return;
+            }
+            if in_flight > 0 {
+                self.reject(&session, ONE_ATTEMPT_AT_A_TIME);
+                return;
+            }
+            let (id, key) = (unattended.claim.id, &unattended.key);
+            PakeMessage::decode(&start)
+                .map_err(PakeError::from)
+                .and_then(|start| PuppetResponse::for_device(id, key, session.as_str(), &start))
+        } else {
+            if self.failed_runs + in_flight >= MAX_FAILED_RUNS {
+                // Every further guess at this code waits for the runs in flight to end.
+                self.reject(&session, "too many attempts with this code: try again");
+                return;
+            }
+            let (Some(route), Some(secret)) = (self.code, self.secret) else {
+                // Between retiring a code and getting the next one.
+                self.reject(&session, "this code was just retired: ask for the new one");
+                return;
+            };
+            PakeMessage::decode(&start)
+                .map_err(PakeError::from)
+                .and_then(|start| PuppetResponse::new(route, secret, session.as_str(), &start))
         };
-        let run = PakeMessage::decode(&start)
-            .map_err(PakeError::from)
-            .and_then(|start| PuppetResponse::new(route, secret, session.as_str(), &start));
         match run {
             Ok((response, reply)) => {
                 entry.stage = Stage::Verifying {
@@ -616,11 +700,31 @@ impl SessionBook {
                         entry.stage = Stage::Asking {
                             deadline: now + self.consent_timeout,
                         };
-                        self.ask(&session, true);
+                        if let Some(unattended) = &mut self.unattended {
+                            let had_streak = unattended.guard.consecutive() > 0;
+                            unattended.guard.record_success();
+                            if had_streak {
+                                self.event(PuppetEvent::Attempts {
+                                    consecutive: 0,
+                                    locked: false,
+                                });
+                            }
+                            // Nobody is at an unattended puppet to ask: the password was the
+                            // consent.
+                            self.ask_nobody(&session);
+                            self.handle_decision(&session, true, now);
+                        } else {
+                            self.ask(&session, true);
+                        }
                     }
                     Err(error) => {
                         tracing::warn!(%session, %error, "a controller failed verification");
-                        self.fail_run(&session, "the control code is wrong");
+                        let reason = if self.unattended.is_some() {
+                            "wrong password"
+                        } else {
+                            "the control code is wrong"
+                        };
+                        self.fail_run(&session, reason);
                     }
                 }
             }
@@ -654,6 +758,18 @@ impl SessionBook {
         }));
     }
 
+    /// Tells the user interface that a controller got in on the device password.
+    fn ask_nobody(&mut self, session: &SessionId) {
+        let Some(entry) = self.sessions.get(session) else {
+            return;
+        };
+        self.event(PuppetEvent::Incoming {
+            session: session.clone(),
+            from: entry.name.clone(),
+            verified: true,
+        });
+    }
+
     /// A verification run failed: refuse the controller, count the failure, and retire the
     /// code after [`MAX_FAILED_RUNS`].
     fn fail_run(&mut self, session: &SessionId, reason: &str) {
@@ -665,6 +781,23 @@ impl SessionBook {
     }
 
     fn count_failure(&mut self, session: &SessionId, from: String) {
+        if let Some(unattended) = &mut self.unattended {
+            let now = self.last_now.unwrap_or_else(Instant::now);
+            unattended.guard.record_failure(now);
+            let (consecutive, locked) =
+                (unattended.guard.consecutive(), unattended.guard.is_locked());
+            tracing::warn!(%session, consecutive, locked, "wrong password for unattended access");
+            self.event(PuppetEvent::VerificationFailed {
+                session: session.clone(),
+                from,
+                failed_runs: consecutive,
+            });
+            self.event(PuppetEvent::Attempts {
+                consecutive,
+                locked,
+            });
+            return;
+        }
         self.failed_runs += 1;
         self.event(PuppetEvent::VerificationFailed {
             session: session.clone(),
@@ -689,6 +822,7 @@ impl SessionBook {
 
     /// Time passed: consent and connect deadlines, re-registration.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.last_now = Some(now);
         let expired: Vec<(SessionId, Stage)> = self
             .sessions
             .iter()
@@ -727,6 +861,7 @@ impl SessionBook {
     /// The signaling connection closed or failed, or connecting again failed. Connected
     /// sessions go on; those that still needed signaling end; a new try is scheduled.
     pub fn handle_signaling_lost(&mut self, reason: String, now: Instant) {
+        self.last_now = Some(now);
         if self.shut_down {
             return;
         }
@@ -882,6 +1017,7 @@ mod tests {
                 code,
                 expires_in: 600,
                 ice_servers: Vec::new(),
+                device: false,
             }
             .into(),
             now,
@@ -977,6 +1113,179 @@ mod tests {
             verified: true,
         })));
         key
+    }
+
+    const DEVICE_ID: u32 = 482_113_905;
+    const PASSWORD: &str = "correct horse battery";
+
+    /// An unattended book, registered under its device ID, with this attempt policy.
+    fn unattended_book(policy: crate::attempts::AttemptPolicy) -> (SessionBook, Instant) {
+        let now = Instant::now();
+        let id = ControlCode::from_number(DEVICE_ID).unwrap();
+        let mut book = SessionBook::new("home".into(), CONSENT, CONNECT);
+        book.unattended(
+            DeviceClaim {
+                id,
+                token: "q2Vd7xk1Bz9mN3pL8sT4wAq2".into(),
+            },
+            DeviceKey::derive(id, PASSWORD),
+            AttemptGuard::restore(policy, 0, false, now),
+        );
+        book.register();
+        let out = drain(&mut book);
+        assert!(
+            sent(&out).iter().any(|m| matches!(m,
+                SignalMessage::Register(Register { device: Some(claim), .. }) if claim.id == id)),
+            "registers its device ID: {out:?}"
+        );
+        book.handle_signal(
+            Registered {
+                code: id,
+                expires_in: 0,
+                ice_servers: Vec::new(),
+                device: true,
+            }
+            .into(),
+            now,
+        );
+        let out = drain(&mut book);
+        assert!(out.iter().any(|o| matches!(
+            o,
+            Output::Event(PuppetEvent::Registered { device: true, .. })
+        )));
+        assert_eq!(book.pairing_code().unwrap().secret, None);
+        assert_eq!(
+            book.poll_timeout(),
+            None,
+            "a device ID is never registered again"
+        );
+        (book, now)
+    }
+
+    /// A controller that typed `password` dials the device; returns what the book did after
+    /// the controller's confirmation (or after its reply, when the controller saw it was wrong
+    /// and left).
+    fn dial_device(book: &mut SessionBook, id: &str, password: &str, now: Instant) -> Vec<Output> {
+        let device = ControlCode::from_number(DEVICE_ID).unwrap();
+        let (start, message) =
+            rtcdesk_pake::ControllerStart::for_device(device, &DeviceKey::derive(device, password));
+        book.handle_signal(
+            Incoming {
+                session: id.into(),
+                from: format!("controller {id}"),
+                pake: Some(message.encode()),
+            }
+            .into(),
+            now,
+        );
+        let out = drain(book);
+        if rejected_with(&out).is_some() {
+            return out;
+        }
+        match start.finish(id, &pake_data(&out)) {
+            Ok((_, confirm)) => book.handle_signal(pake(id, &confirm), now),
+            // A controller with the wrong password sees it at once and leaves.
+            Err(_) => book.handle_signal(Left { session: id.into() }.into(), now),
+        }
+        drain(book)
+    }
+
+    #[test]
+    fn an_unattended_puppet_lets_the_right_password_in_without_asking() {
+        let (mut book, now) = unattended_book(Default::default());
+        let out = dial_device(&mut book, "s1", PASSWORD, now);
+        assert!(
+            !out.iter().any(|o| matches!(o, Output::Ask(_))),
+            "nobody to ask: {out:?}"
+        );
+        assert!(sent(&out)
+            .iter()
+            .any(|m| matches!(m, SignalMessage::Accept(_))));
+        assert!(out.contains(&Output::StartPeer("s1".into())));
+        // Video still waits for the fingerprints, as for any verified session.
+        book.handle_peer_secured(&"s1".into(), fp(1), fp(2));
+        book.handle_peer_connected(&"s1".into(), now);
+        assert!(!drain(&mut book).contains(&Output::StartVideo("s1".into())));
+    }
+
+    #[test]
+    fn wrong_passwords_back_off_then_lock_the_puppet_until_unlocked() {
+        let policy = crate::attempts::AttemptPolicy {
+            first_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(60),
+            lock_after: 3,
+        };
+        let (mut book, mut now) = unattended_book(policy);
+        let out = dial_device(&mut book, "s1", "wrong guess", now);
+        assert!(out.contains(&Output::Event(PuppetEvent::Attempts {
+            consecutive: 1,
+            locked: false
+        })));
+        assert!(!out.iter().any(|o| matches!(o, Output::StartPeer(_))));
+        // Straight away: refused before any run, and not counted.
+        let out = dial_device(&mut book, "s2", PASSWORD, now);
+        let reason = rejected_with(&out).unwrap();
+        assert!(reason.contains("try again in 1 s"), "{reason}");
+        assert_eq!(book.attempts(), Some((1, false)));
+        now += Duration::from_secs(1);
+        dial_device(&mut book, "s3", "wrong again", now);
+        now += Duration::from_secs(2);
+        let out = dial_device(&mut book, "s4", "and again", now);
+        assert!(out.contains(&Output::Event(PuppetEvent::Attempts {
+            consecutive: 3,
+            locked: true
+        })));
+        // Locked: even the right password, much later, is refused.
+        now += Duration::from_secs(3600);
+        let out = dial_device(&mut book, "s5", PASSWORD, now);
+        assert!(rejected_with(&out).unwrap().contains("puppet unlock"));
+        book.unlock();
+        drain(&mut book);
+        let out = dial_device(&mut book, "s6", PASSWORD, now);
+        assert!(out.contains(&Output::StartPeer("s6".into())), "{out:?}");
+    }
+
+    #[test]
+    fn a_right_password_ends_the_streak_of_wrong_ones() {
+        let (mut book, mut now) = unattended_book(Default::default());
+        dial_device(&mut book, "s1", "wrong guess", now);
+        now += Duration::from_secs(1);
+        let out = dial_device(&mut book, "s2", PASSWORD, now);
+        assert!(out.contains(&Output::Event(PuppetEvent::Attempts {
+            consecutive: 0,
+            locked: false
+        })));
+        assert_eq!(book.attempts(), Some((0, false)));
+    }
+
+    #[test]
+    fn an_unattended_puppet_refuses_browsers_and_runs_one_attempt_at_a_time() {
+        let (mut book, now) = unattended_book(Default::default());
+        incoming(&mut book, "browser", now);
+        let out = drain(&mut book);
+        assert_eq!(
+            rejected_with(&out).as_deref(),
+            Some(UNATTENDED_NEEDS_PASSWORD)
+        );
+        let device = ControlCode::from_number(DEVICE_ID).unwrap();
+        let key = DeviceKey::derive(device, PASSWORD);
+        for id in ["a", "b"] {
+            let (_, start) = rtcdesk_pake::ControllerStart::for_device(device, &key);
+            book.handle_signal(
+                Incoming {
+                    session: id.into(),
+                    from: id.into(),
+                    pake: Some(start.encode()),
+                }
+                .into(),
+                now,
+            );
+        }
+        let out = drain(&mut book);
+        assert_eq!(rejected_with(&out).as_deref(), Some(ONE_ATTEMPT_AT_A_TIME));
+        // The first, never confirmed, times out and counts.
+        book.handle_timeout(now + VERIFY_TIMEOUT);
+        assert_eq!(book.attempts(), Some((1, false)));
     }
 
     #[test]
@@ -1191,6 +1500,7 @@ mod tests {
                 Register {
                     name: "desk".into(),
                     watchers: None,
+                    device: None,
                 }
                 .into()
             )

@@ -43,6 +43,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod attempts;
 pub mod bitrate;
 mod clipboard;
 pub mod core;
@@ -54,6 +55,7 @@ mod pipeline;
 mod run;
 mod session;
 mod terminal;
+pub mod unattended;
 pub mod viewer;
 
 use std::net::SocketAddr;
@@ -322,8 +324,11 @@ pub enum PuppetEvent {
         /// (`123 456 789 012`). A native controller given all twelve verifies the session end
         /// to end.
         pairing: rtcdesk_pake::PairingCode,
-        /// How long it stays valid; the puppet registers again before it runs out.
+        /// How long it stays valid; the puppet registers again before it runs out. Zero for a
+        /// device ID.
         expires_in: Duration,
+        /// Whether `code` is this puppet's permanent device ID (`--unattended`).
+        device: bool,
     },
     /// A controller dialled the code; the accept policy is being asked.
     Incoming {
@@ -343,6 +348,14 @@ pub enum PuppetEvent {
         from: String,
         /// Failed runs against the current code so far.
         failed_runs: u32,
+    },
+    /// Unattended access: the streak of wrong passwords changed (a failure, a right password
+    /// after failures, or an unlock). The shell stores it in the config folder.
+    Attempts {
+        /// Wrong passwords in a row.
+        consecutive: u32,
+        /// Whether the puppet now refuses everyone until its owner unlocks it.
+        locked: bool,
     },
     /// Too many failed runs: the code was retired and a new one is being fetched (a
     /// [`PuppetEvent::Registered`] follows). Whoever needs the puppet needs the new code.

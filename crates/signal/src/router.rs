@@ -51,6 +51,15 @@
 //!   reject), and so does its `room_join`. Without the field (v1 puppets) any number may connect.
 //! - Messages only the server sends (`registered`, `incoming`, …, `error`) are `not_allowed` from
 //!   clients.
+//! - **Device IDs** (unattended access, SIGNALING.md § 3.3): a `register` with `device` claims a
+//!   permanent ID instead of a one-time code. The first claim binds the ID to the SHA-256 of its
+//!   token; later claims with another token are `not_allowed`, so nobody who merely learned an
+//!   ID can take it over while its puppet is offline. A claim with the right token from a new
+//!   connection moves the ID there (a service that reconnected before its old connection timed
+//!   out). An ID that is live as a one-time code or room code is `not_allowed`; one-time and room
+//!   codes are never drawn from bound IDs. Bindings live in memory, at most
+//!   [`RouterConfig::max_devices`], and are forgotten [`RouterConfig::device_idle_lifetime`]
+//!   after their puppet was last registered; after a server restart the next claim binds anew.
 //!
 //! # Rooms
 //!
@@ -87,12 +96,15 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
 use rtcdesk_proto::signal::{
-    Accept, Accepted, Answer, Candidate, Connect, ControlCode, Error as ErrorMessage, ErrorCode,
-    IceServer, Incoming, Leave, Left, Member, MemberState, MemberStatus, Offer, Pake, Register,
-    Registered, Reject, Rejected, Ringing, RoomClose, RoomClosed, RoomCreate, RoomCreated, RoomEnd,
-    RoomEnded, RoomId, RoomJoin, RoomJoined, SessionId, SignalError, SignalMessage,
-    MAX_ROOM_NAME_CHARS, MAX_SIGNAL_MESSAGE,
+    Accept, Accepted, Answer, Candidate, Connect, ControlCode, DeviceClaim, Error as ErrorMessage,
+    ErrorCode, IceServer, Incoming, Leave, Left, Member, MemberState, MemberStatus, Offer, Pake,
+    Register, Registered, Reject, Rejected, Ringing, RoomClose, RoomClosed, RoomCreate,
+    RoomCreated, RoomEnd, RoomEnded, RoomId, RoomJoin, RoomJoined, SessionId, SignalError,
+    SignalMessage, MAX_ROOM_NAME_CHARS, MAX_SIGNAL_MESSAGE,
 };
 
 /// WebSocket close code 1001, "going away": the connection stopped answering pings.
@@ -144,6 +156,10 @@ pub struct RouterConfig {
     pub max_rooms_per_connection: usize,
     /// Members one room may hold at once.
     pub max_members_per_room: usize,
+    /// Device IDs bound at once (unattended puppets, online or not); a new one beyond is `busy`.
+    pub max_devices: usize,
+    /// How long a device ID stays bound to its token after its puppet was last registered.
+    pub device_idle_lifetime: Duration,
     /// The STUN and TURN servers handed to clients (none by default).
     pub ice: crate::ice::IceConfig,
 }
@@ -163,7 +179,7 @@ impl Default for RouterConfig {
     /// 200 messages/s (burst 400); ping every 3 s, drop after 6 s of silence (so `left` reaches
     /// the other end within 9 s); 256 connections per address (a school behind one NAT);
     /// 64 sessions per connection (a classroom grid); 64 KiB messages; 4 rooms per connection,
-    /// 64 members per room.
+    /// 64 members per room; 100 000 device IDs, each kept 90 days after it was last online.
     fn default() -> Self {
         Self {
             code_lifetime: Duration::from_secs(600),
@@ -178,6 +194,8 @@ impl Default for RouterConfig {
             max_message_size: MAX_SIGNAL_MESSAGE,
             max_rooms_per_connection: 4,
             max_members_per_room: 64,
+            max_devices: 100_000,
+            device_idle_lifetime: Duration::from_secs(90 * 24 * 3600),
             ice: crate::ice::IceConfig::default(),
         }
     }
@@ -323,6 +341,27 @@ struct Puppet {
     expires_at: Instant,
     /// The name it registered with, told to controllers in `ringing`.
     name: String,
+    /// Whether the code is a device ID, which does not expire while its puppet is registered.
+    device: bool,
+}
+
+impl Puppet {
+    fn is_live(&self, now: Instant) -> bool {
+        self.device || self.expires_at > now
+    }
+}
+
+/// What the router keeps of a device token: its SHA-256, never the token.
+fn token_sha256(claim: &DeviceClaim) -> [u8; 32] {
+    Sha256::digest(claim.token.as_bytes()).into()
+}
+
+/// A device ID's owner: whoever registered it first, proven by its token.
+#[derive(Debug)]
+struct DeviceBinding {
+    token_sha256: [u8; 32],
+    /// When its puppet was last seen registered (updated on every purge while it is).
+    last_seen: Instant,
 }
 
 #[derive(Debug)]
@@ -339,6 +378,8 @@ pub struct Router {
     connections: HashMap<ConnId, Connection>,
     connections_per_addr: HashMap<IpAddr, usize>,
     puppets: HashMap<ControlCode, Puppet>,
+    /// Device IDs and the token that owns each (unattended puppets, online or not).
+    devices: HashMap<ControlCode, DeviceBinding>,
     sessions: HashMap<SessionId, Session>,
     rooms: HashMap<RoomId, Room>,
     room_codes: HashMap<ControlCode, RoomCode>,
@@ -384,6 +425,7 @@ impl Router {
             sessions: HashMap::new(),
             rooms: HashMap::new(),
             room_codes: HashMap::new(),
+            devices: HashMap::new(),
             failed_connects: HashMap::new(),
             next_tick: now + tick,
             next_slice: 0,
@@ -629,7 +671,16 @@ impl Router {
 
     /// Forgets expired codes and rate-limit windows that have ended.
     fn purge(&mut self, now: Instant) {
-        self.puppets.retain(|_, puppet| puppet.expires_at > now);
+        self.puppets.retain(|_, puppet| puppet.is_live(now));
+        let lifetime = self.config.device_idle_lifetime;
+        let online = &self.puppets;
+        self.devices.retain(|id, binding| {
+            if online.get(id).is_some_and(|p| p.device) {
+                binding.last_seen = now;
+                return true;
+            }
+            now.saturating_duration_since(binding.last_seen) < lifetime
+        });
         self.room_codes.retain(|_, code| code.expires_at > now);
         for (id, room) in self.rooms.iter_mut() {
             if let Some(code) = room.code {
@@ -753,10 +804,22 @@ impl Router {
         let Some(old_code) = self.connections.get(&conn).map(|c| c.code) else {
             return;
         };
+        if let Some(claim) = &register.device {
+            if !self.check_device_claim(conn, claim, now) {
+                return;
+            }
+        }
         if let Some(old_code) = old_code {
             self.retire_code(conn, old_code);
         }
-        let code = self.fresh_code(now);
+        let device = register.device.is_some();
+        let code = match &register.device {
+            Some(claim) => {
+                self.bind_device(conn, claim, now);
+                claim.id
+            }
+            None => self.fresh_code(now),
+        };
         let expires_at = now + self.config.code_lifetime;
         self.puppets.insert(
             code,
@@ -764,6 +827,7 @@ impl Router {
                 conn,
                 expires_at,
                 name: register.name.clone(),
+                device,
             },
         );
         if let Some(connection) = self.connections.get_mut(&conn) {
@@ -775,10 +839,84 @@ impl Router {
             conn,
             Registered {
                 code,
-                expires_in: self.config.code_lifetime.as_secs(),
+                expires_in: if device {
+                    0
+                } else {
+                    self.config.code_lifetime.as_secs()
+                },
                 ice_servers: self.ice_servers("puppet", conn, now),
+                device,
             }
             .into(),
+        );
+    }
+
+    /// Whether `conn` may register under this device ID; answers the error itself if not.
+    fn check_device_claim(&mut self, conn: ConnId, claim: &DeviceClaim, now: Instant) -> bool {
+        if !claim.token_is_valid() {
+            self.send_error(
+                conn,
+                ErrorCode::BadMessage,
+                format!(
+                    "`device.token` must be {}..={} printable ASCII characters",
+                    DeviceClaim::MIN_TOKEN,
+                    DeviceClaim::MAX_TOKEN
+                ),
+            );
+            return false;
+        }
+        let refusal = match self.devices.get(&claim.id) {
+            Some(binding) if !bool::from(binding.token_sha256.ct_eq(&token_sha256(claim))) => {
+                Some((
+                    ErrorCode::NotAllowed,
+                    "this device ID belongs to another device",
+                ))
+            }
+            Some(_) => None,
+            None if self.puppets.get(&claim.id).is_some_and(|p| p.is_live(now))
+                || self
+                    .room_codes
+                    .get(&claim.id)
+                    .is_some_and(|r| r.expires_at > now) =>
+            {
+                Some((
+                    ErrorCode::NotAllowed,
+                    "this device ID is in use as a control code right now: choose another",
+                ))
+            }
+            None if self.devices.len() >= self.config.max_devices => Some((
+                ErrorCode::Busy,
+                "this server holds as many device IDs as it may",
+            )),
+            None => None,
+        };
+        match refusal {
+            Some((code, message)) => {
+                tracing::info!(%conn, "device registration refused: {message}");
+                self.send_error(conn, code, message.into());
+                false
+            }
+            None => true,
+        }
+    }
+
+    /// Binds the (checked) device ID to `conn`, taking it from an older connection of the same
+    /// device if one still holds it.
+    fn bind_device(&mut self, conn: ConnId, claim: &DeviceClaim, now: Instant) {
+        if let Some(previous) = self.puppets.get(&claim.id).map(|p| p.conn) {
+            if previous != conn {
+                tracing::info!(%conn, %previous, "device ID moved to a new connection");
+                if let Some(old) = self.connections.get_mut(&previous) {
+                    old.code = None;
+                }
+            }
+        }
+        self.devices.insert(
+            claim.id,
+            DeviceBinding {
+                token_sha256: token_sha256(claim),
+                last_seen: now,
+            },
         );
     }
 
@@ -798,7 +936,8 @@ impl Router {
             let Some(code) = ControlCode::from_number(value % ControlCode::SPACE) else {
                 continue;
             };
-            let puppet_holds = self.puppets.get(&code).is_some_and(|p| p.expires_at > now);
+            let puppet_holds = self.puppets.get(&code).is_some_and(|p| p.is_live(now))
+                || self.devices.contains_key(&code);
             let room_holds = self
                 .room_codes
                 .get(&code)
@@ -886,7 +1025,7 @@ impl Router {
             return;
         }
         let (puppet_conn, puppet_name) = match self.puppets.get(&connect.code) {
-            Some(puppet) if puppet.expires_at > now => (puppet.conn, puppet.name.clone()),
+            Some(puppet) if puppet.is_live(now) => (puppet.conn, puppet.name.clone()),
             _ => {
                 if self.record_failed_connect(conn, now) {
                     self.send_error(
@@ -1463,7 +1602,8 @@ impl Router {
         self.send(member, line);
     }
 
-    /// Forgets `conn`'s code, unless it expired and has since been given to another puppet.
+    /// Forgets `conn`'s code, unless it expired and has since been given to another puppet. A
+    /// device ID stays bound to its token.
     fn retire_code(&mut self, conn: ConnId, code: ControlCode) {
         if self.puppets.get(&code).is_some_and(|p| p.conn == conn) {
             self.puppets.remove(&code);
@@ -1909,6 +2049,156 @@ mod tests {
         let code_b = h.register(b);
         assert_eq!(code_a.number(), 42);
         assert_ne!(code_a, code_b, "the second draw collided and was redrawn");
+    }
+
+    fn claim(id: u32, token: &str) -> Register {
+        Register {
+            name: "pc".into(),
+            watchers: None,
+            device: Some(DeviceClaim {
+                id: ControlCode::from_number(id).unwrap(),
+                token: token.into(),
+            }),
+        }
+    }
+
+    const TOKEN: &str = "q2Vd7xk1Bz9mN3pL8sT4wAq2";
+    const OTHER_TOKEN: &str = "zzzzzzzzzzzzzzzzzzzzzzzz";
+
+    #[test]
+    fn a_device_id_is_permanent_and_reachable_like_a_code() {
+        let mut h = Harness::with_config(patient());
+        let puppet = h.open();
+        let out = h.send(puppet, claim(482_113_905, TOKEN).into());
+        let SignalMessage::Registered(r) = single_message(&out, puppet) else {
+            panic!("{out:?}")
+        };
+        assert_eq!(r.code.number(), 482_113_905);
+        assert!(r.device);
+        assert_eq!(r.expires_in, 0, "a device ID does not expire");
+        // Long past a code's lifetime (pings answered), it still rings.
+        for _ in 0..5 {
+            h.advance(Duration::from_secs(300));
+            h.router.handle_alive(puppet, h.now);
+        }
+        let controller = h.open();
+        h.ring(controller, puppet, r.code);
+    }
+
+    #[test]
+    fn a_device_id_is_kept_for_its_token_while_its_puppet_is_offline() {
+        let mut h = Harness::new();
+        let puppet = h.open();
+        h.send(puppet, claim(482_113_905, TOKEN).into());
+        h.router.handle_close(puppet, h.now);
+        let id = ControlCode::from_number(482_113_905).unwrap();
+        // Offline: a connect finds nobody...
+        let controller = h.open();
+        let out = h.send(
+            controller,
+            Connect {
+                code: id,
+                name: "Ada".into(),
+                pake: None,
+            }
+            .into(),
+        );
+        assert_eq!(error_code(&out, controller), ErrorCode::UnknownCode);
+        // ...a stranger who learned the ID cannot take it...
+        let stranger = h.open();
+        let out = h.send(stranger, claim(482_113_905, OTHER_TOKEN).into());
+        assert_eq!(error_code(&out, stranger), ErrorCode::NotAllowed);
+        // ...and no one-time code is ever drawn from it.
+        assert!(h.router.devices.contains_key(&id));
+        // The device itself comes back with its token.
+        let back = h.open();
+        let out = h.send(back, claim(482_113_905, TOKEN).into());
+        assert!(matches!(
+            single_message(&out, back),
+            SignalMessage::Registered(Registered { device: true, .. })
+        ));
+    }
+
+    #[test]
+    fn a_device_that_reconnects_takes_its_id_from_the_old_connection() {
+        let mut h = Harness::new();
+        let old = h.open();
+        h.send(old, claim(5, TOKEN).into());
+        let new = h.open();
+        let out = h.send(new, claim(5, TOKEN).into());
+        assert!(matches!(
+            single_message(&out, new),
+            SignalMessage::Registered(Registered { device: true, .. })
+        ));
+        let controller = h.open();
+        h.ring(controller, new, ControlCode::from_number(5).unwrap());
+        // The old connection closing later does not take the ID with it.
+        h.router.handle_close(old, h.now);
+        let second = h.open();
+        h.ring(second, new, ControlCode::from_number(5).unwrap());
+    }
+
+    #[test]
+    fn device_claims_that_are_malformed_or_collide_are_refused() {
+        let mut h = Harness::new();
+        let puppet = h.open();
+        for token in [
+            "short",
+            &"x".repeat(129),
+            "with space in the middle!!",
+            "ünïcödé-ünïcödé-ünïcödé",
+        ] {
+            let out = h.send(puppet, claim(7, token).into());
+            assert_eq!(error_code(&out, puppet), ErrorCode::BadMessage, "{token:?}");
+        }
+        // An ID that is live as someone's one-time code.
+        let other = h.open();
+        let code = h.register(other);
+        let out = h.send(puppet, claim(code.number(), TOKEN).into());
+        assert_eq!(error_code(&out, puppet), ErrorCode::NotAllowed);
+        // Only so many devices.
+        let mut h = Harness::with_config(RouterConfig {
+            max_devices: 1,
+            ..RouterConfig::default()
+        });
+        let (a, b) = (h.open(), h.open());
+        h.send(a, claim(1, TOKEN).into());
+        let out = h.send(b, claim(2, TOKEN).into());
+        assert_eq!(error_code(&out, b), ErrorCode::Busy);
+    }
+
+    #[test]
+    fn a_device_binding_is_forgotten_long_after_its_puppet_was_last_online() {
+        let mut h = Harness::with_config(RouterConfig {
+            device_idle_lifetime: Duration::from_secs(3600),
+            ..RouterConfig::default()
+        });
+        let puppet = h.open();
+        h.send(puppet, claim(9, TOKEN).into());
+        h.router.handle_close(puppet, h.now);
+        h.advance(Duration::from_secs(3601));
+        h.advance(Duration::from_secs(61));
+        let newcomer = h.open();
+        let out = h.send(newcomer, claim(9, OTHER_TOKEN).into());
+        assert!(matches!(
+            single_message(&out, newcomer),
+            SignalMessage::Registered(Registered { device: true, .. })
+        ));
+    }
+
+    #[test]
+    fn one_time_codes_are_never_drawn_from_bound_device_ids() {
+        let mut h = Harness::new();
+        h.router = Router::with_entropy(
+            RouterConfig::default(),
+            Box::new(StuckEntropy { calls: 0 }),
+            h.now,
+        );
+        let device = h.open();
+        h.send(device, claim(42, TOKEN).into());
+        h.router.handle_close(device, h.now);
+        let puppet = h.open();
+        assert_ne!(h.register(puppet).number(), 42);
     }
 
     #[test]
@@ -3129,6 +3419,7 @@ mod tests {
             Register {
                 name: "pc".into(),
                 watchers: Some(false),
+                device: None,
             }
             .into(),
         );
@@ -3192,6 +3483,7 @@ mod tests {
             Register {
                 name: "desk".into(),
                 watchers: Some(false),
+                device: None,
             }
             .into(),
         );
