@@ -91,10 +91,11 @@ pub struct ControllerConfig {
     pub tls: rtcdesk_signal::tls::TlsOptions,
     /// The puppet's control code: the nine digits the signaling server routes by.
     pub code: ControlCode,
-    /// The last three digits of the code the puppet shows, which the server never sees. With
-    /// them the session is verified end to end (`crates/pake/PAKE.md`) and refused when it
-    /// cannot be; without them (`None`) it pairs as a browser does, unverified.
-    pub secret: Option<rtcdesk_pake::Secret>,
+    /// What the server never sees: the last three digits of the code the puppet shows, or an
+    /// unattended puppet's password key. With it the session is verified end to end
+    /// (`crates/pake/PAKE.md`) and refused when it cannot be; without it (`None`) it pairs as
+    /// a browser does, unverified.
+    pub secret: Option<rtcdesk_pake::Credential>,
     /// Our name, shown to the puppet's user when asked to accept.
     pub name: String,
     /// How key events are replayed on the puppet (sent on the control channel when it opens).
@@ -150,7 +151,20 @@ impl ControllerConfig {
     /// not).
     pub fn for_pairing(signal_url: impl Into<String>, code: rtcdesk_pake::PairingCode) -> Self {
         let mut config = Self::new(signal_url, code.route);
-        config.secret = code.secret;
+        config.secret = code.secret.map(rtcdesk_pake::Credential::Digits);
+        config
+    }
+
+    /// Defaults for an unattended puppet: its device ID and the key of the password the user
+    /// typed ([`rtcdesk_pake::DeviceKey::derive`], which takes a moment: derive it off any
+    /// async task).
+    pub fn for_device(
+        signal_url: impl Into<String>,
+        id: ControlCode,
+        key: rtcdesk_pake::DeviceKey,
+    ) -> Self {
+        let mut config = Self::new(signal_url, id);
+        config.secret = Some(rtcdesk_pake::Credential::Password(key));
         config
     }
 }

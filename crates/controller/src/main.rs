@@ -53,8 +53,20 @@ everything held on the puppet is released); press it again to take the keyboard 
 struct Args {
     /// The puppet's control code, as it shows it: 12 digits, spaces optional ("123 456 789
     /// 012"). The first 9 alone also connect, but without end-to-end verification.
-    #[arg(required_unless_present = "room", num_args = 1..=4)]
+    #[arg(required_unless_present_any = ["room", "device"], num_args = 1..=4)]
     code: Vec<String>,
+
+    /// Unattended access: connect to the puppet with this device ID (`puppet --unattended`
+    /// prints it) and its password instead of a one-time code. The password is asked for on
+    /// the terminal, or read from --password-file or RTCDESK_DEVICE_PASSWORD; it never leaves
+    /// this machine (both ends prove they know it with SPAKE2 over an Argon2id key of it).
+    #[arg(long, value_name = "ID", conflicts_with_all = ["code", "room"])]
+    device: Option<String>,
+
+    /// With --device: read the password from the first line of this file (`-`: standard
+    /// input).
+    #[arg(long, value_name = "FILE", requires = "device")]
+    password_file: Option<PathBuf>,
 
     /// Proctor mode: open a room called NAME (default: "NAME's room" from --name) on the
     /// signaling server, print its code, and watch every puppet that joins it
@@ -230,16 +242,29 @@ fn main() -> ExitCode {
 }
 
 fn config(args: &Args) -> anyhow::Result<ControllerConfig> {
-    let code: rtcdesk_pake::PairingCode = args
-        .code
-        .join("")
-        .parse()
-        .map_err(|e| anyhow::anyhow!("{e} (got {:?})", args.code.join(" ")))?;
     let url = args
         .signal
         .clone()
         .unwrap_or_else(|| "ws://127.0.0.1:8443/".to_owned());
-    let mut config = ControllerConfig::for_pairing(url, code);
+    let mut config = match &args.device {
+        Some(id) => {
+            let id: rtcdesk_proto::signal::ControlCode = id
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--device {id:?}: a device ID is 9 digits"))?;
+            let password = device_password(args.password_file.as_deref())?;
+            // Argon2id takes a moment and 19 MiB, on purpose; no runtime is running yet.
+            let key = rtcdesk_pake::DeviceKey::derive(id, &password);
+            ControllerConfig::for_device(url, id, key)
+        }
+        None => {
+            let code: rtcdesk_pake::PairingCode = args
+                .code
+                .join("")
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{e} (got {:?})", args.code.join(" ")))?;
+            ControllerConfig::for_pairing(url, code)
+        }
+    };
     if let Some(name) = &args.name {
         config.name = name.clone();
     }
@@ -283,6 +308,44 @@ fn config(args: &Args) -> anyhow::Result<ControllerConfig> {
     Ok(config)
 }
 
+/// The device password: from the file (`-`: stdin), else RTCDESK_DEVICE_PASSWORD, else asked
+/// on the terminal without echo.
+fn device_password(file: Option<&std::path::Path>) -> anyhow::Result<String> {
+    use std::io::{BufRead, IsTerminal};
+    let first_line = |text: &str| text.lines().next().unwrap_or("").to_string();
+    let password = match file {
+        Some(path) if path == std::path::Path::new("-") => {
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            first_line(&line)
+        }
+        Some(path) => first_line(
+            &std::fs::read_to_string(path)
+                .with_context(|| format!("--password-file {}", path.display()))?,
+        ),
+        None => match std::env::var("RTCDESK_DEVICE_PASSWORD") {
+            Ok(password) => password,
+            Err(_) if std::io::stdin().is_terminal() => {
+                rpassword::prompt_password("Password of the puppet: ")?
+            }
+            Err(_) => anyhow::bail!(
+                "--device needs the password: type it on a terminal, or give --password-file \
+                 FILE or RTCDESK_DEVICE_PASSWORD"
+            ),
+        },
+    };
+    if password.is_empty() {
+        anyhow::bail!("the password is empty");
+    }
+    if password.len() > rtcdesk_pake::MAX_PASSWORD_BYTES {
+        anyhow::bail!(
+            "the password is longer than {} bytes",
+            rtcdesk_pake::MAX_PASSWORD_BYTES
+        );
+    }
+    Ok(password)
+}
+
 fn resolve(server: &str) -> anyhow::Result<SocketAddr> {
     server
         .to_socket_addrs()
@@ -307,10 +370,18 @@ async fn connect(
     chat: &[String],
     send: &[PathBuf],
 ) -> Result<Controller, i32> {
-    eprintln!(
-        "controller: asking {} for puppet {} — waiting for its user to accept…",
-        config.signal_url, config.code
-    );
+    let device = matches!(config.secret, Some(rtcdesk_pake::Credential::Password(_)));
+    if device {
+        eprintln!(
+            "controller: asking {} for device {} — proving the password…",
+            config.signal_url, config.code
+        );
+    } else {
+        eprintln!(
+            "controller: asking {} for puppet {} — waiting for its user to accept…",
+            config.signal_url, config.code
+        );
+    }
     if config.secret.is_none() {
         eprintln!(
             "controller: only 9 digits given: this session is NOT verified end to end (give all \
@@ -328,6 +399,16 @@ async fn connect(
                 }
             }
             Ok(controller)
+        }
+        Err(rtcdesk_controller::ConnectError::NotVerified(rtcdesk_pake::PakeError::WrongCode))
+            if device =>
+        {
+            eprintln!(
+                "controller: wrong password for this device (or the connection is being \
+                 intercepted); each wrong password makes the puppet wait longer before the next \
+                 try, and 10 in a row lock it until its owner unlocks it"
+            );
+            Err(rtcdesk_controller::EXIT_NOT_VERIFIED)
         }
         Err(error) => {
             eprintln!("controller: {error}");

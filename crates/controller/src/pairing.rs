@@ -21,7 +21,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use rtcdesk_pake::{ControllerStart, PakeMessage, Secret, SessionKey};
+use rtcdesk_pake::{ControllerStart, Credential, PakeMessage, SessionKey};
 use rtcdesk_proto::signal::{
     Connect, ControlCode, ErrorCode, IceServer, Leave, Pake, SessionId, SignalMessage,
 };
@@ -100,7 +100,7 @@ impl Pairing {
     /// With `secret`, the session is verified end to end or not made at all.
     pub fn new(
         code: ControlCode,
-        secret: Option<Secret>,
+        secret: Option<&Credential>,
         name: String,
         accept_timeout: Duration,
         offer_timeout: Duration,
@@ -109,7 +109,7 @@ impl Pairing {
         let mut outputs = VecDeque::new();
         let (pake, start) = match secret {
             Some(secret) => {
-                let (pake, start) = ControllerStart::new(code, secret);
+                let (pake, start) = ControllerStart::with(code, secret);
                 (Some(pake), Some(start.encode()))
             }
             None => (None, None),

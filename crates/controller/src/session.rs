@@ -445,7 +445,7 @@ async fn pair(
 ) -> Result<Paired, ConnectError> {
     let mut pairing = Pairing::new(
         config.code,
-        config.secret,
+        config.secret.as_ref(),
         config.name.clone(),
         config.accept_timeout,
         config.connect_timeout,

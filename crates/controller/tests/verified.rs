@@ -82,7 +82,7 @@ async fn a_wrong_secret_is_refused_before_the_puppets_user_is_asked() {
     let right = puppet.pairing_code().secret.unwrap();
     let wrong = (right.digits().parse::<u16>().unwrap() + 1) % 1000;
     let mut config = controller_config(&puppet);
-    config.secret = Secret::from_number(wrong);
+    config.secret = Secret::from_number(wrong).map(rtcdesk_pake::Credential::Digits);
     let (sink, _pictures) = channel_sink();
     let error = Controller::connect(config, sink)
         .await

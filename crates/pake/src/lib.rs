@@ -144,6 +144,16 @@ fn identities() -> (Identity, Identity) {
     (Identity::new(ID_CONTROLLER), Identity::new(ID_PUPPET))
 }
 
+/// What a controller holds that the signaling server does not, to verify the session with:
+/// the last digits of a one-time code, or an unattended puppet's password key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// The three secret digits of the twelve a puppet shows.
+    Digits(Secret),
+    /// The key derived from an unattended puppet's password ([`DeviceKey::derive`]).
+    Password(DeviceKey),
+}
+
 /// The controller's side after sending `Start`, waiting for the puppet's `Reply`.
 pub struct ControllerStart {
     spake: Spake2<Ed25519Group>,
@@ -166,6 +176,14 @@ impl ControllerStart {
     /// password the user typed ([`DeviceKey::derive`]).
     pub fn for_device(id: ControlCode, key: &DeviceKey) -> (Self, PakeMessage) {
         Self::start(&device_password(id, key))
+    }
+
+    /// Starts a run for the puppet at `route` with whichever credential the user gave.
+    pub fn with(route: ControlCode, credential: &Credential) -> (Self, PakeMessage) {
+        match credential {
+            Credential::Digits(secret) => Self::new(route, *secret),
+            Credential::Password(key) => Self::for_device(route, key),
+        }
     }
 
     fn start(password: &Password) -> (Self, PakeMessage) {

@@ -1072,8 +1072,9 @@ mod tests {
                 r#"{"type":"member_state","room":"r1","session":"s1","state":"controlled"}"#,
             ),
         ];
-        // Every type once, `register` twice (with and without `watchers`).
-        assert_eq!(cases.len(), MESSAGE_TYPES.len() + 1);
+        // Every type once; `register` three times (plain, `watchers`, `device`) and
+        // `registered` twice (a code, a device ID).
+        assert_eq!(cases.len(), MESSAGE_TYPES.len() + 3);
         // `pake` rides on `connect` and `incoming` too, passed on as it came.
         let connect = SignalMessage::parse(
             r#"{"type":"connect","code":"123456789","name":"Ada","pake":"AQFB"}"#,

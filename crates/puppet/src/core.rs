@@ -787,14 +787,15 @@ impl SessionBook {
             let (consecutive, locked) =
                 (unattended.guard.consecutive(), unattended.guard.is_locked());
             tracing::warn!(%session, consecutive, locked, "wrong password for unattended access");
+            // The count first: the shell stores it before it tells anything after it.
+            self.event(PuppetEvent::Attempts {
+                consecutive,
+                locked,
+            });
             self.event(PuppetEvent::VerificationFailed {
                 session: session.clone(),
                 from,
                 failed_runs: consecutive,
-            });
-            self.event(PuppetEvent::Attempts {
-                consecutive,
-                locked,
             });
             return;
         }

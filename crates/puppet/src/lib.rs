@@ -221,6 +221,20 @@ pub struct PuppetConfig {
     /// browsers, and controllers given only the nine routing digits. Off by default, so a
     /// browser can still help; its request is then asked about as not verified.
     pub require_verified: bool,
+    /// Unattended access (`--unattended`): register the permanent device ID kept in this
+    /// config folder and let in, without asking, controllers that prove they hold its password
+    /// (set with `puppet set-password`); everyone else is refused.
+    pub unattended: Option<UnattendedSetup>,
+}
+
+/// Where an unattended puppet keeps its device ID, password key and wrong-password log, and
+/// how hard it makes guessing.
+#[derive(Debug, Clone)]
+pub struct UnattendedSetup {
+    /// The config folder.
+    pub store: unattended::DeviceStore,
+    /// Backoff and lockout.
+    pub policy: attempts::AttemptPolicy,
 }
 
 impl PuppetConfig {
@@ -256,6 +270,7 @@ impl PuppetConfig {
             answer_files: false,
             clipboard: true,
             require_verified: false,
+            unattended: None,
         }
     }
 
@@ -350,7 +365,7 @@ pub enum PuppetEvent {
         failed_runs: u32,
     },
     /// Unattended access: the streak of wrong passwords changed (a failure, a right password
-    /// after failures, or an unlock). The shell stores it in the config folder.
+    /// after failures, or an unlock). Sent once the count is stored in the config folder.
     Attempts {
         /// Wrong passwords in a row.
         consecutive: u32,
@@ -520,6 +535,9 @@ pub enum Error {
     /// A configuration value is unusable (size, fps).
     #[error("bad configuration: {0}")]
     Config(String),
+    /// Unattended access is not set up, or its files cannot be read.
+    #[error("unattended access: {0}")]
+    Unattended(String),
     /// A background thread could not be started.
     #[error("could not start a thread: {0}")]
     Thread(std::io::Error),

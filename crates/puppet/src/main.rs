@@ -6,11 +6,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use rtcdesk_media::EncoderKind;
 use rtcdesk_proto::signal::MemberStatus;
+use rtcdesk_puppet::unattended::{default_config_dir, AttemptLog, DeviceStore};
 use rtcdesk_puppet::{
     AcceptPolicy, EndReason, Puppet, PuppetConfig, PuppetEvent, SessionState, Signaling, Source,
+    UnattendedSetup,
 };
 use rtcdesk_signal::tls::TlsOptions;
 
@@ -22,6 +24,27 @@ use rtcdesk_signal::tls::TlsOptions;
 #[derive(Debug, Parser)]
 #[command(name = "puppet", version, after_help = AFTER_HELP)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// Unattended access: register this machine's permanent device ID (made by `puppet
+    /// set-password`) instead of showing a one-time code, and let in, without asking, every
+    /// controller that proves it holds the password; refuse everyone else (browsers too). Wrong
+    /// passwords back off (1 s, 2 s, 4 s, …) and lock access after 10 in a row until `puppet
+    /// unlock`. For a machine nobody sits at, typically as a service (packaging/).
+    #[arg(long, conflicts_with_all = ["join", "accept_all"])]
+    unattended: bool,
+
+    /// The config folder for unattended access (device ID, password key, wrong-password log).
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "RTCDESK_CONFIG_DIR",
+        global = true,
+        default_value_os_t = default_config_dir_or_here()
+    )]
+    config_dir: PathBuf,
+
     /// Signaling server to register with (ws://HOST:PORT/ or wss://HOST/). Without it, the
     /// puppet starts its own on every interface, port 8443 (a free port when that is taken),
     /// and prints the URLs that reach it, so on a LAN nothing else is needed.
@@ -160,6 +183,38 @@ struct Args {
     no_clipboard: bool,
 }
 
+/// What else the puppet program does besides sharing the screen: unattended access's setup.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Set or change the password for unattended access (`puppet --unattended`). Makes this
+    /// machine's permanent device ID on first use. Asks twice on a terminal; otherwise reads
+    /// one line from standard input. Only an Argon2id key of it is stored (mode 0600, in the
+    /// config folder); neither the password nor the key ever reaches the signaling server.
+    /// Also clears the count of wrong passwords and a lock.
+    SetPassword {
+        /// Draw a new device ID (and token) too: controllers need the new ID.
+        #[arg(long)]
+        new_id: bool,
+    },
+    /// Let controllers in again after wrong passwords locked unattended access. A running
+    /// `puppet --unattended` notices at the next attempt; no restart needed.
+    Unlock,
+    /// Show the device ID and how many wrong passwords came since you last looked (and mark
+    /// them seen). Put `puppet status --quiet` in your shell's profile to be told at each
+    /// login.
+    Status {
+        /// Print only when there were wrong passwords or access is locked.
+        #[arg(long)]
+        quiet: bool,
+    },
+}
+
+/// The default config folder, or "." when no home folder is known (then `--config-dir` is
+/// needed to do anything useful, and the error says so when a file is missing).
+fn default_config_dir_or_here() -> PathBuf {
+    default_config_dir().unwrap_or_else(|_| PathBuf::from("."))
+}
+
 const AFTER_HELP: &str = "\
 Examples:
   puppet                          share the X display; a controller on the LAN connects with
@@ -171,6 +226,9 @@ Examples:
                                   behind NAT
   puppet --signal wss://signal.example.org/ --join 123456789
                                   join the exam room whose code the proctor gave out
+  puppet set-password && puppet --unattended --signal wss://signal.example.org/
+                                  reach this machine later with `controller --device ID`
+                                  and the password, with nobody at it
 
 Logs: RUST_LOG=debug for details.";
 
@@ -269,11 +327,109 @@ fn config(args: Args) -> Result<PuppetConfig> {
     config.download_dir = args.download_dir;
     config.accept_files = args.accept_files;
     config.clipboard = !args.no_clipboard;
+    if args.unattended {
+        config.unattended = Some(UnattendedSetup {
+            store: DeviceStore::new(args.config_dir),
+            policy: Default::default(),
+        });
+        // Nobody is there to answer a prompt: the password is the consent.
+        config.accept = AcceptPolicy::All;
+        config.require_verified = true;
+    }
     Ok(config)
 }
 
+/// `puppet set-password`, `unlock`, `status`.
+fn run_command(command: Command, config_dir: PathBuf) -> Result<()> {
+    let store = DeviceStore::new(config_dir);
+    match command {
+        Command::SetPassword { new_id } => {
+            let password = read_new_password()?;
+            rtcdesk_pake::check_new_password(&password)?;
+            let claim = store.device_or_create(new_id)?;
+            let key = rtcdesk_pake::DeviceKey::derive(claim.id, &password);
+            store.set_key(claim.id, &key)?;
+            tell_attempts(&store.attempts().unwrap_or_default());
+            store.set_attempts(&AttemptLog::default())?;
+            println!("Password set for unattended access.");
+            println!("Device ID:   {}", claim.id);
+            println!(
+                "Start it:    puppet --unattended --signal URL   (or the service in packaging/)"
+            );
+            println!(
+                "Connect:     controller --signal URL --device {}",
+                claim.id.digits()
+            );
+            println!(
+                "Stored:      an Argon2id key of the password in {} (mode 0600); the signaling \
+                 server never sees the password.",
+                store.dir().join("device-password").display()
+            );
+        }
+        Command::Unlock => {
+            let log = store.attempts()?;
+            tell_attempts(&log);
+            store.set_attempts(&AttemptLog::default())?;
+            println!("Unattended access is unlocked.");
+        }
+        Command::Status { quiet } => {
+            let log = store.attempts()?;
+            if quiet && log.summary().is_none() {
+                return Ok(());
+            }
+            match store.device()? {
+                Some(claim) if store.key(claim.id)?.is_some() => {
+                    println!("Device ID: {} (unattended access is set up)", claim.id)
+                }
+                _ if quiet => {}
+                _ => println!(
+                    "Unattended access is not set up here ({}): run `puppet set-password`.",
+                    store.dir().display()
+                ),
+            }
+            tell_attempts(&log);
+            if log.unseen > 0 {
+                store.set_attempts(&AttemptLog { unseen: 0, ..log })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn tell_attempts(log: &AttemptLog) {
+    match log.summary() {
+        Some(line) => println!("{line}."),
+        None => println!("No wrong passwords since you last looked."),
+    }
+}
+
+/// A new password: typed twice without echo on a terminal, else one line of standard input.
+fn read_new_password() -> Result<String> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("New password for unattended access: ")?;
+        let second = rpassword::prompt_password("The same again: ")?;
+        if first != second {
+            bail!("the two passwords differ; nothing was changed");
+        }
+        return Ok(first);
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if let Some(command) = args.command.take() {
+        return match run_command(command, args.config_dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("puppet: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -305,7 +461,19 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<()> {
     let send = args.send.clone();
+    let unattended = args.unattended;
+    let store = DeviceStore::new(args.config_dir.clone());
     let config = config(args)?;
+    // Whoever starts the puppet by hand is its owner looking: tell them about wrong passwords
+    // (a service only logs them).
+    if let Ok(log) = store.attempts() {
+        if let Some(line) = log.summary() {
+            println!("{line}.");
+            if !unattended {
+                let _ = store.set_attempts(&AttemptLog { unseen: 0, ..log });
+            }
+        }
+    }
     let accept_all = matches!(config.accept, AcceptPolicy::All);
     let require_verified = config.require_verified;
     let joining = config.join.is_some();
@@ -313,18 +481,36 @@ async fn run(args: Args) -> Result<()> {
     if joining {
         return run_room_member(puppet).await;
     }
-    println!("Control code: {}", puppet.pairing_code());
-    println!("Signaling:    {}", puppet.signal_url());
-    for url in puppet.lan_urls() {
+    if unattended {
+        let id = puppet.control_code();
+        println!("Device ID:    {id} (unattended: controllers need its password; nobody is asked)");
+        println!("Signaling:    {}", puppet.signal_url());
         println!(
-            "From the LAN: controller --signal {url} {}",
-            code_digits(&puppet.pairing_code())
+            "Connect with: controller --signal {} --device {}",
+            puppet.signal_url(),
+            id.digits()
         );
+    } else {
+        println!("Control code: {}", puppet.pairing_code());
+        println!("Signaling:    {}", puppet.signal_url());
     }
-    if require_verified {
+    for url in puppet.lan_urls() {
+        if unattended {
+            println!(
+                "From the LAN: controller --signal {url} --device {}",
+                puppet.control_code().digits()
+            );
+        } else {
+            println!(
+                "From the LAN: controller --signal {url} {}",
+                code_digits(&puppet.pairing_code())
+            );
+        }
+    }
+    if require_verified && !unattended {
         println!("Only controllers given all 12 digits get in (--require-verified): no browsers.");
     }
-    if accept_all {
+    if accept_all && !unattended {
         println!("Every controller with the code is accepted (--accept-all).");
     }
     println!("Waiting for controllers; Ctrl-C to stop. Lines you type are chat to them; /send PATH offers a file.");
@@ -347,7 +533,7 @@ async fn run(args: Args) -> Result<()> {
                             }
                         }
                     }
-                    print_event(&puppet, &event);
+                    print_event(&puppet, &event, unattended);
                 }
                 None => break,
             },
@@ -408,9 +594,20 @@ fn code_digits(code: &rtcdesk_pake::PairingCode) -> String {
     code.to_string().replace(' ', "")
 }
 
-fn print_event(puppet: &Puppet, event: &PuppetEvent) {
+fn print_event(puppet: &Puppet, event: &PuppetEvent, unattended: bool) {
     match event {
+        PuppetEvent::Registered { device: true, .. } => {}
         PuppetEvent::Registered { pairing, .. } => println!("New control code: {pairing}"),
+        PuppetEvent::Incoming { from, verified: true, .. } if unattended => {
+            println!("\"{}\" gave the right password and is connecting.", clean(from))
+        }
+        PuppetEvent::VerificationFailed { from, failed_runs, .. } if unattended => println!(
+            "\"{}\" gave a wrong password: refused ({failed_runs} in a row).",
+            clean(from)
+        ),
+        PuppetEvent::Attempts { locked: true, consecutive } => println!(
+            "{consecutive} wrong passwords in a row: unattended access is LOCKED until you run `puppet unlock`."
+        ),
         PuppetEvent::Incoming { from, verified: true, .. } => {
             println!("\"{}\" holds your code and is asking to connect.", clean(from))
         }

@@ -16,6 +16,7 @@ use rtcdesk_signal::server::{Server, ServerConfig};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::attempts::AttemptGuard;
 use crate::core::{Output, SessionBook};
 use crate::exchange::ChatSender;
 use crate::files::{FileRequest, PuppetFiles};
@@ -23,9 +24,10 @@ use crate::injector::{NoInjector, SyntheticInjector};
 use crate::pipeline::{Pipeline, PipelineConfig, VideoHub};
 use crate::session::{self, SessionCommand, SessionContext, SessionReport};
 use crate::terminal::{FileQuestion, Terminal};
+use crate::unattended::{AttemptLog, DeviceStore};
 use crate::{
     AcceptPolicy, Error, IncomingRequest, Puppet, PuppetConfig, PuppetEvent, Shared, Signaling,
-    Source,
+    Source, UnattendedSetup,
 };
 
 /// Events waiting for the application before new ones are dropped.
@@ -116,6 +118,10 @@ pub(crate) async fn start(config: PuppetConfig) -> Result<Puppet, Error> {
     };
     let mut book = SessionBook::new(config.name.clone(), consent_timeout, config.connect_timeout);
     book.require_verified(config.require_verified);
+    let attempt_log = match &config.unattended {
+        Some(setup) => Some(set_up_unattended(&mut book, setup)?),
+        None => None,
+    };
     if let Some(code) = config.join {
         book.join_room(code);
     }
@@ -221,6 +227,13 @@ pub(crate) async fn start(config: PuppetConfig) -> Result<Puppet, Error> {
         code: code_tx,
         shared: shared.clone(),
         asker,
+        unattended: config
+            .unattended
+            .as_ref()
+            .zip(attempt_log)
+            .map(|(setup, log)| (setup.store.clone(), log)),
+        attempts_to_store: Vec::new(),
+        new_failures: 0,
     };
     let inbox = Inbox {
         reports: reports_rx,
@@ -245,6 +258,26 @@ pub(crate) async fn start(config: PuppetConfig) -> Result<Puppet, Error> {
 }
 
 type Opened = (CaptureThread, Option<SyntheticDesktop>, InjectorThread);
+
+/// Reads the device, its key and the wrong-password log, and makes `book` unattended.
+fn set_up_unattended(book: &mut SessionBook, setup: &UnattendedSetup) -> Result<AttemptLog, Error> {
+    let failed = |e: anyhow::Error| Error::Unattended(format!("{e:#}"));
+    let dir = setup.store.dir().display();
+    let claim = setup.store.device().map_err(failed)?.ok_or_else(|| {
+        Error::Unattended(format!(
+            "no device ID in {dir}: run `puppet set-password` first"
+        ))
+    })?;
+    let key = setup.store.key(claim.id).map_err(failed)?.ok_or_else(|| {
+        Error::Unattended(format!(
+            "no password in {dir}: run `puppet set-password` first"
+        ))
+    })?;
+    let log = setup.store.attempts().map_err(failed)?;
+    let guard = AttemptGuard::restore(setup.policy, log.consecutive, log.locked, Instant::now());
+    book.unattended(claim, key, guard);
+    Ok(log)
+}
 
 fn open_source(config: &PuppetConfig) -> Result<Opened, Error> {
     // The capture thread grabs as soon as the source signals a change (X DAMAGE, the synthetic
@@ -435,15 +468,114 @@ struct Shell {
     code: watch::Sender<PairingCode>,
     shared: Arc<Shared>,
     asker: Asker,
+    /// Unattended access: the config folder and the wrong-password log as last written.
+    unattended: Option<(DeviceStore, AttemptLog)>,
+    /// `Attempts` events (and those after them) waiting for the log to be written.
+    attempts_to_store: Vec<PuppetEvent>,
+    /// Wrong passwords counted since the log was last written.
+    new_failures: u32,
 }
 
 impl Shell {
-    fn emit(&self, event: PuppetEvent) {
+    fn emit(&mut self, event: PuppetEvent) {
         if let PuppetEvent::Registered { pairing, .. } = &event {
             let _ = self.code.send(*pairing);
         }
+        if let PuppetEvent::Attempts {
+            consecutive,
+            locked,
+        } = event
+        {
+            // Told once it is on disk (see `store_attempts`).
+            self.note_attempts(consecutive, locked, event);
+            return;
+        }
+        if !self.attempts_to_store.is_empty() {
+            // Keeps the order: what followed the count is told after it.
+            self.attempts_to_store.push(event);
+            return;
+        }
         if self.events.try_send(event).is_err() {
             tracing::debug!("puppet event dropped: nobody reads events");
+        }
+    }
+
+    /// The book counted a wrong password (or the streak ended): note it; it is written, and
+    /// the event told, by [`Shell::store_attempts`].
+    fn note_attempts(&mut self, consecutive: u32, locked: bool, event: PuppetEvent) {
+        let Some((_, log)) = &mut self.unattended else {
+            return;
+        };
+        if consecutive > log.consecutive {
+            let new = consecutive - log.consecutive;
+            self.new_failures = self.new_failures.saturating_add(new);
+        }
+        log.consecutive = consecutive;
+        log.locked = locked;
+        self.attempts_to_store.push(event);
+    }
+
+    /// Writes the wrong-password log off the async workers (the write syncs to disk), then
+    /// tells the application: an `Attempts` event means the count is stored, so a restart
+    /// cannot forget it. The file is read first: the owner may have marked failures seen
+    /// (`puppet status`) while the service ran.
+    async fn store_attempts(&mut self) {
+        if self.attempts_to_store.is_empty() {
+            return;
+        }
+        let Some((store, log)) = &self.unattended else {
+            return;
+        };
+        let (store, latest) = (store.clone(), log.clone());
+        let new_failures = std::mem::take(&mut self.new_failures);
+        let written = tokio::task::spawn_blocking(move || {
+            let mut on_disk = store.attempts().unwrap_or_default();
+            on_disk.consecutive = latest.consecutive;
+            on_disk.locked = latest.locked;
+            if new_failures > 0 {
+                on_disk.unseen = on_disk.unseen.saturating_add(new_failures);
+                on_disk.last_failure_unix = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .ok()
+                    .map(|d| d.as_secs());
+            }
+            store.set_attempts(&on_disk)
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!("cannot store the wrong-password count: {error:#}"),
+            Err(error) => tracing::error!("storing the wrong-password count failed: {error}"),
+        }
+        for event in std::mem::take(&mut self.attempts_to_store) {
+            if self.events.try_send(event).is_err() {
+                tracing::debug!("puppet event dropped: nobody reads events");
+            }
+        }
+    }
+
+    /// An unattended puppet with wrong passwords counted looks at its config folder when
+    /// someone dials: `puppet unlock` there lifts the lock and the backoff without restarting
+    /// the service. (A small file read, and only during a streak of wrong passwords.)
+    fn check_unlocked(&mut self) {
+        let Some((store, log)) = &mut self.unattended else {
+            return;
+        };
+        if !self
+            .book
+            .attempts()
+            .is_some_and(|(consecutive, locked)| consecutive > 0 || locked)
+        {
+            return;
+        }
+        match store.attempts() {
+            Ok(on_disk) if !on_disk.locked && on_disk.consecutive == 0 => {
+                tracing::info!("the owner unlocked unattended access");
+                *log = on_disk;
+                self.book.unlock();
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!("cannot read the wrong-password count: {error:#}"),
         }
     }
 
@@ -462,6 +594,7 @@ impl Shell {
         } = inbox;
         loop {
             self.carry_out().await;
+            self.store_attempts().await;
             let deadline = self.book.poll_timeout();
             let sleep = async {
                 match deadline {
@@ -472,7 +605,12 @@ impl Shell {
             tokio::select! {
                 _ = &mut stop => break,
                 message = recv(&mut self.client) => match message {
-                    Ok(Some(message)) => self.book.handle_signal(message, Instant::now()),
+                    Ok(Some(message)) => {
+                        if matches!(message, SignalMessage::Incoming(_)) {
+                            self.check_unlocked();
+                        }
+                        self.book.handle_signal(message, Instant::now())
+                    }
                     Ok(None) => self.signaling_lost("the signaling server closed the connection".into()),
                     Err(error) => self.signaling_lost(error.to_string()),
                 },
@@ -602,7 +740,7 @@ impl Shell {
     }
 
     /// A controller's chat line, shown with the name it asked to connect with.
-    fn chat_received(&self, session: SessionId, text: String) {
+    fn chat_received(&mut self, session: SessionId, text: String) {
         let from = self
             .book
             .sessions()
