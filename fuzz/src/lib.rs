@@ -30,6 +30,8 @@ pub fn run(target: &str, data: &[u8]) -> bool {
         "turn_message" => turn_message(data),
         "file_message" => file_message(data),
         "pake_message" => pake_message(data),
+        "av1_unit" => av1_unit(data),
+        "router_sequence" => router_sequence(data),
         _ => return false,
     }
     true
@@ -337,5 +339,282 @@ pub fn pake_message(data: &[u8]) {
             digest: vec![0; 32],
         };
         let _ = key.check_fingerprints(&message, &fp, &fp);
+    }
+}
+
+/// A depacketized AV1 temporal unit reaching the controller's decoder: the check that runs
+/// before dav1d sees it.
+pub fn av1_unit(data: &[u8]) {
+    use rtcdesk_proto::av1::{check_temporal_unit, BadTemporalUnit};
+    match check_temporal_unit(data) {
+        Ok(()) => assert!(!data.is_empty()),
+        Err(BadTemporalUnit::Truncated { size, left }) => assert!(size > left as u64),
+        Err(_) => {}
+    }
+    // A unit that passes still passes after a temporal delimiter is put in front of it.
+    if check_temporal_unit(data).is_ok() {
+        let mut framed = vec![0x12, 0x00];
+        framed.extend_from_slice(data);
+        assert_eq!(check_temporal_unit(&framed), Ok(()));
+    }
+}
+
+/// Several connections talking to the signaling router at once: the bytes are a script of
+/// opens, closes, time passing, pings answered, binary frames, raw text, and well-formed
+/// messages that name the codes, sessions and rooms the router handed out earlier in the run
+/// (so the fuzzer reaches deep states: rings, accepted sessions, rooms with members, device
+/// IDs). After each step, everything the router sent must be canonical signaling text, go to a
+/// connection that is open, and its books must agree with the connections it was told about.
+pub fn router_sequence(data: &[u8]) {
+    use rtcdesk_proto::signal::{
+        Accept, Answer, Candidate, Connect, ControlCode, DeviceClaim, Leave, MemberState,
+        MemberStatus, Offer, Pake, Register, Reject, RoomClose, RoomCreate, RoomEnd, RoomId,
+        RoomJoin, SessionId,
+    };
+    use rtcdesk_signal::router::{ConnId, Entropy, Output, Router, RouterConfig};
+
+    /// Repeatable "randomness": the run depends on the input only.
+    struct Lcg(u64);
+    impl Entropy for Lcg {
+        fn fill(&mut self, buf: &mut [u8]) {
+            for byte in buf {
+                self.0 = self
+                    .0
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                *byte = (self.0 >> 56) as u8;
+            }
+        }
+    }
+
+    const SLOTS: usize = 6;
+    let config = RouterConfig {
+        max_connections_per_address: 4,
+        max_sessions_per_connection: 4,
+        max_rooms_per_connection: 2,
+        max_members_per_room: 3,
+        max_devices: 3,
+        max_failed_connects: 3,
+        ..RouterConfig::default()
+    };
+    let mut now = Instant::now();
+    let mut router = Router::with_entropy(config, Box::new(Lcg(7)), now);
+    let mut slots: [Option<ConnId>; SLOTS] = [None; SLOTS];
+    let mut next_id = 0u64;
+    let mut codes: Vec<ControlCode> = Vec::new();
+    let mut sessions: Vec<SessionId> = Vec::new();
+    let mut rooms: Vec<RoomId> = Vec::new();
+    let tokens = [
+        "q2Vd7xk1Bz9mN3pL8sT4wAq2",
+        "zzzzzzzzzzzzzzzzzzzzzzzz",
+        "short",
+    ];
+    let mut input = data.iter().copied();
+    let mut byte = move || input.next();
+    let pick = |list_len: usize, b: u8| (b as usize) % list_len.max(1);
+
+    for _ in 0..512 {
+        let Some(op) = byte() else { break };
+        let slot = (op >> 5) as usize % SLOTS;
+        let conn = slots[slot];
+        let arg = byte().unwrap_or(0);
+        let code = || {
+            codes
+                .get(pick(codes.len(), arg))
+                .copied()
+                .unwrap_or_else(|| ControlCode::from_number(u32::from(arg)).expect("in range"))
+        };
+        let session = || {
+            sessions
+                .get(pick(sessions.len(), arg))
+                .cloned()
+                .unwrap_or_else(|| SessionId::from("00000000000000000000000000000000"))
+        };
+        let room = || {
+            rooms
+                .get(pick(rooms.len(), arg))
+                .cloned()
+                .unwrap_or_else(|| RoomId::from("r"))
+        };
+        let message: Option<rtcdesk_proto::signal::SignalMessage> = match op & 0x1f {
+            0 => {
+                if conn.is_none() {
+                    let id = ConnId(next_id);
+                    next_id += 1;
+                    let addr = std::net::SocketAddr::from(([192, 0, 2, 1 + (arg % 3)], 40_000));
+                    router.handle_open(id, addr, now);
+                    slots[slot] = Some(id);
+                }
+                None
+            }
+            1 => {
+                if let Some(conn) = conn {
+                    router.handle_close(conn, now);
+                    slots[slot] = None;
+                }
+                None
+            }
+            2 => {
+                now += Duration::from_millis(u64::from(arg) * 250);
+                router.handle_timeout(now);
+                None
+            }
+            3 => {
+                if let Some(conn) = conn {
+                    router.handle_alive(conn, now);
+                }
+                None
+            }
+            4 => {
+                if let Some(conn) = conn {
+                    router.handle_binary(conn, usize::from(arg) * 1024, now);
+                }
+                None
+            }
+            5 => {
+                let len = usize::from(arg % 64);
+                let bytes: Vec<u8> = (0..len).map_while(|_| byte()).collect();
+                if let Some(conn) = conn {
+                    router.handle_text(conn, &String::from_utf8_lossy(&bytes), now);
+                }
+                None
+            }
+            6 => Some(Register::named("pc").into()),
+            7 => Some(
+                Register {
+                    name: "home".into(),
+                    watchers: Some(arg & 1 == 0),
+                    device: Some(DeviceClaim {
+                        id: ControlCode::from_number(u32::from(arg % 4)).expect("in range"),
+                        token: tokens[pick(tokens.len(), arg >> 2)].into(),
+                    }),
+                }
+                .into(),
+            ),
+            8 => Some(
+                Connect {
+                    code: code(),
+                    name: "Ada".into(),
+                    pake: (arg & 1 == 1).then(|| "AQFB".into()),
+                }
+                .into(),
+            ),
+            9 => Some(Accept { session: session() }.into()),
+            10 => Some(
+                Reject {
+                    session: session(),
+                    reason: None,
+                }
+                .into(),
+            ),
+            11 => Some(
+                Offer {
+                    session: session(),
+                    sdp: "v=0".into(),
+                }
+                .into(),
+            ),
+            12 => Some(
+                Answer {
+                    session: session(),
+                    sdp: "v=0".into(),
+                }
+                .into(),
+            ),
+            13 => Some(
+                Candidate {
+                    session: session(),
+                    candidate: String::new(),
+                    mid: None,
+                }
+                .into(),
+            ),
+            14 => Some(
+                Pake {
+                    session: session(),
+                    data: "AQJC".into(),
+                }
+                .into(),
+            ),
+            15 => Some(Leave { session: session() }.into()),
+            16 => Some(
+                RoomCreate {
+                    name: "hall".into(),
+                }
+                .into(),
+            ),
+            17 => Some(
+                RoomJoin {
+                    code: code(),
+                    name: "desk".into(),
+                }
+                .into(),
+            ),
+            18 => Some(RoomClose { room: room() }.into()),
+            19 => Some(RoomEnd { room: room() }.into()),
+            20 => Some(
+                MemberState {
+                    room: room(),
+                    session: session(),
+                    state: match arg % 3 {
+                        0 => MemberStatus::Joined,
+                        1 => MemberStatus::Watching,
+                        _ => MemberStatus::Controlled,
+                    },
+                }
+                .into(),
+            ),
+            _ => None,
+        };
+        if let (Some(message), Some(conn)) = (message, conn) {
+            router.handle_text(conn, &message.encode(), now);
+        }
+        while let Some(output) = router.poll_output() {
+            let target = match &output {
+                Output::Send { conn, .. } | Output::Ping { conn } | Output::Close { conn, .. } => {
+                    *conn
+                }
+            };
+            assert!(
+                slots.contains(&Some(target)),
+                "output for a connection that is not open: {output:?}"
+            );
+            match output {
+                Output::Send { text, .. } => {
+                    let message = rtcdesk_proto::signal::SignalMessage::parse(&text)
+                        .unwrap_or_else(|e| panic!("the router sent {text:?}: {e:?}"));
+                    assert_eq!(message.encode(), text, "the router's text is canonical");
+                    use rtcdesk_proto::signal::SignalMessage as M;
+                    match message {
+                        M::Registered(r) => codes.push(r.code),
+                        M::RoomCreated(r) => {
+                            codes.push(r.code);
+                            rooms.push(r.room);
+                        }
+                        M::Incoming(i) => sessions.push(i.session),
+                        M::RoomJoined(j) => sessions.push(j.session),
+                        _ => {}
+                    }
+                }
+                Output::Close { conn, .. } => {
+                    for slot in slots.iter_mut() {
+                        if *slot == Some(conn) {
+                            *slot = None;
+                        }
+                    }
+                }
+                Output::Ping { .. } => {}
+            }
+        }
+        // Keep the lists short so picks stay meaningful.
+        codes.truncate(16);
+        sessions.truncate(16);
+        rooms.truncate(8);
+        assert_eq!(
+            router.connection_count(),
+            slots.iter().flatten().count(),
+            "the router's connections are the ones opened and not closed"
+        );
+        assert!(router.session_count() <= router.connection_count() * 4);
     }
 }

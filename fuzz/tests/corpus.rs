@@ -31,6 +31,16 @@ fn run_corpus(target: &str, at_least: usize) {
 }
 
 #[test]
+fn av1_unit_corpus() {
+    run_corpus("av1_unit", 9);
+}
+
+#[test]
+fn router_sequence_corpus() {
+    run_corpus("router_sequence", 8);
+}
+
+#[test]
 fn pake_message_corpus() {
     run_corpus("pake_message", 8);
 }

@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod av1;
 pub mod chat;
 pub mod control;
 pub mod file;

@@ -37,10 +37,15 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "server")]
 pub mod client;
 pub mod ice;
+#[cfg(feature = "server")]
 pub mod quickack;
 pub mod router;
+#[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "server")]
 pub mod tls;
+#[cfg(feature = "server")]
 pub mod web;
