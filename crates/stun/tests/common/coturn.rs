@@ -178,12 +178,43 @@ impl Coturn {
                 eprintln!("turnserver: {line}");
             }
         });
-        Coturn {
+        let coturn = Coturn {
             child,
             addr: ([127, 0, 0, 1], port).into(),
             tls_addr: tls_port.map(|port| ([127, 0, 0, 1], port).into()),
             userdb,
+        };
+        // On a loaded machine it can take longer to start than a client's retransmissions
+        // last: wait until it answers.
+        wait_for_udp(coturn.addr);
+        coturn
+    }
+}
+
+/// Sends STUN Binding requests until the server answers one, failing the test after 20 s. Each
+/// wait is a receive with a timeout: the answer ends it at once.
+fn wait_for_udp(addr: SocketAddr) {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("a loopback socket");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("a read timeout");
+    // A Binding request with no attributes: type 0x0001, length 0, the magic cookie and a
+    // transaction id.
+    let mut request = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+    request.extend_from_slice(b"rtcdesk-wait");
+    let give_up = Instant::now() + Duration::from_secs(20);
+    let mut buf = [0u8; 1500];
+    loop {
+        let _ = socket.send_to(&request, addr);
+        if let Ok((_, from)) = socket.recv_from(&mut buf) {
+            if from == addr {
+                return;
+            }
         }
+        assert!(
+            Instant::now() < give_up,
+            "turnserver never answered on UDP {addr}"
+        );
     }
 }
 
