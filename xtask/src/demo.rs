@@ -187,7 +187,8 @@ pub fn demo(args: &[String]) -> Result<(), String> {
         }
     };
 
-    let result = run(&options, &bin, &out, &display, &mut processes);
+    let result = run(&options, &bin, &out, &display, &mut processes)
+        .and_then(|()| unattended(&bin, &out, &mut processes));
     processes.stop_all();
     result?;
     println!(
@@ -447,6 +448,147 @@ fn run(
                 "the {name} did not exit with 0 ({status:?}); see out/demo/{name}.log"
             ));
         }
+    }
+    Ok(())
+}
+
+/// Unattended access, as someone setting up their machine at home would: `puppet
+/// set-password`, `puppet --unattended`, a controller with a wrong password (refused, exit 7),
+/// one with the right password (in, with nobody asked), and `puppet status` telling the owner
+/// about the wrong one.
+fn unattended(bin: &Path, out: &Path, processes: &mut Processes) -> Result<(), String> {
+    let dir = out.join("unattended");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let config = dir.join("config");
+    let password = "correct horse battery staple";
+    let puppet_cmd = |args: &[&str], stdin: &str| -> Result<String, String> {
+        use std::io::Write;
+        let mut child = Command::new(bin.join("puppet"))
+            .args(args)
+            .env("RTCDESK_CONFIG_DIR", &config)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("puppet {}: {e}", args.join(" ")))?;
+        if let Some(mut input) = child.stdin.take() {
+            let _ = input.write_all(stdin.as_bytes());
+        }
+        let output = child
+            .wait_with_output()
+            .map_err(|e| format!("puppet {}: {e}", args.join(" ")))?;
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        if !output.status.success() {
+            return Err(format!(
+                "puppet {} failed: {text}{}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        Ok(text)
+    };
+    println!("==> unattended access: puppet set-password");
+    let set = puppet_cmd(&["set-password"], &format!("{password}\n"))?;
+    for line in set.lines() {
+        println!("    {line}");
+    }
+    let mut child = Command::new(bin.join("puppet"))
+        .args([
+            "--unattended",
+            "--source",
+            "synthetic",
+            "--synthetic-size",
+            "640x360",
+        ])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--name",
+            "rtcdesk demo home machine",
+        ])
+        .env("RTCDESK_CONFIG_DIR", &config)
+        .env("RUST_LOG", log_filter())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log_file(&dir, "puppet.log")?)
+        .spawn()
+        .map_err(|e| format!("could not start the unattended puppet: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no puppet stdout")?;
+    let pid = processes.add("unattended puppet", child);
+    let lines = lines_of(stdout, dir.join("puppet-output.txt"));
+    let (mut id, mut url) = (None, None);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while id.is_none() || url.is_none() {
+        let line = lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .map_err(|_| "the unattended puppet printed no device ID within 30 s")?;
+        if let Some(rest) = line.strip_prefix("Device ID:") {
+            let digits: String = rest.chars().take_while(|c| *c != '(').collect();
+            id = Some(digits.replace(' ', "").trim().to_string());
+        } else if let Some(rest) = line.strip_prefix("Signaling:") {
+            url = Some(rest.trim().to_string());
+        }
+    }
+    let (id, url) = (id.unwrap_or_default(), url.unwrap_or_default());
+    println!("==> unattended puppet (pid {pid}) registered device {id} at {url}");
+    let controller = |name: &str, password: &str| -> Result<Option<i32>, String> {
+        let file = dir.join(format!("{name}.password"));
+        std::fs::write(&file, format!("{password}\n")).map_err(|e| e.to_string())?;
+        let status = Command::new(bin.join("controller"))
+            .args(["--signal", &url, "--device", &id, "--name", name])
+            .arg("--password-file")
+            .arg(&file)
+            .args(["--headless", "--frames", "1", "--out"])
+            .arg(dir.join(name))
+            .env("RUST_LOG", log_filter())
+            .stdin(Stdio::null())
+            .stdout(log_file(&dir, &format!("{name}-output.txt"))?)
+            .stderr(log_file(&dir, &format!("{name}.log"))?)
+            .status()
+            .map_err(|e| format!("could not start the controller: {e}"))?;
+        Ok(status.code())
+    };
+    let wrong = controller("stranger", "hunter2hunter2")?;
+    if wrong != Some(7) {
+        return Err(format!(
+            "a wrong device password should end with exit code 7, not {wrong:?}; see {}",
+            dir.display()
+        ));
+    }
+    println!("==> a controller with a wrong password was refused (exit 7)");
+    // The owner is told (the puppet also waits a second after a wrong password; `unlock`
+    // clears that too, so the demo need not wait).
+    println!("==> puppet unlock, as the owner:");
+    for line in puppet_cmd(&["unlock"], "")?.lines() {
+        println!("    {line}");
+    }
+    let right = controller("owner", password)?;
+    if right != Some(0) {
+        return Err(format!(
+            "the right device password should connect and save a picture (exit 0), not \
+             {right:?}; see {}",
+            dir.display()
+        ));
+    }
+    println!(
+        "==> the owner connected with the password, nobody asked; a picture is in {}",
+        dir.join("owner").display()
+    );
+    let _ = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status();
+    let _ = wait_exit(processes, "unattended puppet", Duration::from_secs(10));
+    drop(lines);
+    let seen: Vec<String> = std::fs::read_to_string(dir.join("puppet-output.txt"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("password"))
+        .map(str::to_owned)
+        .collect();
+    println!("==> the unattended puppet said:");
+    for line in &seen {
+        println!("    {line}");
     }
     Ok(())
 }

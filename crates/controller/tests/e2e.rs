@@ -29,7 +29,7 @@ async fn pairing_asks_the_puppets_user_and_then_connects() {
     let mut puppet = start_puppet_with(move |config| {
         config.accept = AcceptPolicy::Callback(Arc::new(move |request| {
             record.lock().unwrap().push(request.from.clone());
-            true
+            rtcdesk_puppet::Decision::Control
         }));
     })
     .await;
@@ -40,8 +40,13 @@ async fn pairing_asks_the_puppets_user_and_then_connects() {
         matches!(e, PuppetEvent::SessionStarted { .. })
     })
     .await;
-    let PuppetEvent::SessionStarted { session, name } = started else {
-        unreachable!()
+    let PuppetEvent::SessionStarted {
+        session,
+        name,
+        view_only: false,
+    } = started
+    else {
+        panic!("a controlling session: {started:?}")
     };
     assert_eq!(name, "e2e controller");
     assert_eq!(&session, controller.session());
@@ -136,7 +141,7 @@ async fn typed_text_shows_in_the_video() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_is_reported_as_rejected() {
     let puppet = start_puppet_with(|config| {
-        config.accept = AcceptPolicy::Callback(Arc::new(|_| false));
+        config.accept = AcceptPolicy::Callback(Arc::new(|_| false.into()));
     })
     .await;
     let (sink, _pictures) = channel_sink();

@@ -32,7 +32,7 @@ async fn asking_puppet(
                 .lock()
                 .unwrap()
                 .push((request.from.clone(), request.verified));
-            true
+            rtcdesk_puppet::Decision::Control
         }));
         adjust(config);
     })

@@ -47,7 +47,7 @@ use rtcdesk_proto::signal::{
 
 use crate::attempts::AttemptGuard;
 
-use crate::{EndReason, IncomingRequest, PuppetEvent, SessionInfo, SessionState};
+use crate::{Decision, EndReason, IncomingRequest, PuppetEvent, SessionInfo, SessionState};
 
 /// What the shell must do.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,6 +113,8 @@ struct Entry {
     dtls: Option<(Fingerprint, Fingerprint)>,
     /// The controller's `fingerprints`, when it came before our DTLS was up.
     early_fingerprints: Option<PakeMessage>,
+    /// The role the user gave it: watch only (no input, clipboard or files to this machine).
+    view_only: bool,
 }
 
 /// How far end-to-end verification of a session has come.
@@ -402,6 +404,7 @@ impl SessionBook {
                         verification: Verification::Unverified,
                         dtls: None,
                         early_fingerprints: None,
+                        view_only: false,
                     },
                 );
                 self.event(PuppetEvent::JoinedRoom {
@@ -411,6 +414,7 @@ impl SessionBook {
                 self.event(PuppetEvent::SessionStarted {
                     session: joined.session.clone(),
                     name: joined.name,
+                    view_only: false,
                 });
                 self.out.push_back(Output::StartPeer(joined.session));
             }
@@ -461,9 +465,9 @@ impl SessionBook {
         }
     }
 
-    /// The accept policy's answer about `session`. Late answers (after the deadline, or after
-    /// the controller left) are ignored.
-    pub fn handle_decision(&mut self, session: &SessionId, accept: bool, now: Instant) {
+    /// The accept policy's answer about `session`, with the role it gave. Late answers (after
+    /// the deadline, or after the controller left) are ignored.
+    pub fn handle_decision(&mut self, session: &SessionId, decision: Decision, now: Instant) {
         self.last_now = Some(now);
         let Some(entry) = self.sessions.get_mut(session) else {
             return;
@@ -471,14 +475,15 @@ impl SessionBook {
         if !matches!(entry.stage, Stage::Asking { .. }) {
             return;
         }
-        if !accept || self.shut_down {
+        if decision == Decision::Decline || self.shut_down {
             self.decline(session, "declined by the puppet's user");
             return;
         }
         entry.stage = Stage::Connecting {
             deadline: now + self.connect_timeout,
         };
-        let name = entry.name.clone();
+        entry.view_only = decision == Decision::ViewOnly;
+        let (name, view_only) = (entry.name.clone(), entry.view_only);
         self.out.push_back(Output::Send(
             Accept {
                 session: session.clone(),
@@ -488,8 +493,15 @@ impl SessionBook {
         self.event(PuppetEvent::SessionStarted {
             session: session.clone(),
             name,
+            view_only,
         });
         self.out.push_back(Output::StartPeer(session.clone()));
+    }
+
+    /// Whether the user let `session` watch only ([`Decision::ViewOnly`]); the shell starts
+    /// its peer with input, clipboard and incoming files refused.
+    pub fn view_only(&self, session: &SessionId) -> bool {
+        self.sessions.get(session).is_some_and(|e| e.view_only)
     }
 
     /// DTLS is up for `session` with these certificates (ours, then the controller's), as the
@@ -587,6 +599,7 @@ impl SessionBook {
             verification: Verification::Unverified,
             dtls: None,
             early_fingerprints: None,
+            view_only: false,
         };
         let Some(start) = incoming.pake else {
             if self.require_verified {
@@ -712,7 +725,7 @@ impl SessionBook {
                             // Nobody is at an unattended puppet to ask: the password was the
                             // consent.
                             self.ask_nobody(&session);
-                            self.handle_decision(&session, true, now);
+                            self.handle_decision(&session, Decision::Control, now);
                         } else {
                             self.ask(&session, true);
                         }
@@ -1300,7 +1313,7 @@ mod tests {
         );
         assert_eq!(code.to_string().len(), "123 456 789 012".len());
         let key = verified_until_asked(&mut book, "s1", now);
-        book.handle_decision(&"s1".into(), true, now);
+        book.handle_decision(&"s1".into(), Decision::Control, now);
         drain(&mut book);
         // DTLS: the puppet's certificate 1, the controller's 2.
         book.handle_peer_secured(&"s1".into(), fp(1), fp(2));
@@ -1325,7 +1338,7 @@ mod tests {
         let (mut book, now) = book();
         drain(&mut book);
         let key = verified_until_asked(&mut book, "s1", now);
-        book.handle_decision(&"s1".into(), true, now);
+        book.handle_decision(&"s1".into(), Decision::Control, now);
         book.handle_signal(pake("s1", &key.fingerprints(&fp(2), &fp(1))), now);
         book.handle_peer_secured(&"s1".into(), fp(1), fp(2));
         book.handle_peer_connected(&"s1".into(), now);
@@ -1337,7 +1350,7 @@ mod tests {
         let (mut book, now) = book();
         drain(&mut book);
         let key = verified_until_asked(&mut book, "s1", now);
-        book.handle_decision(&"s1".into(), true, now);
+        book.handle_decision(&"s1".into(), Decision::Control, now);
         // The puppet's DTLS peer is the server's endpoint 8; the controller's is endpoint 9.
         book.handle_peer_secured(&"s1".into(), fp(1), fp(8));
         book.handle_peer_connected(&"s1".into(), now);
@@ -1358,7 +1371,7 @@ mod tests {
         let (mut book, now) = book();
         drain(&mut book);
         verified_until_asked(&mut book, "s1", now);
-        book.handle_decision(&"s1".into(), true, now);
+        book.handle_decision(&"s1".into(), Decision::Control, now);
         book.handle_peer_secured(&"s1".into(), fp(1), fp(2));
         book.handle_peer_connected(&"s1".into(), now);
         drain(&mut book);
@@ -1525,7 +1538,7 @@ mod tests {
             verified: false,
         })));
         assert!(!book.is_live(&"s1".into()));
-        book.handle_decision(&"s1".into(), true, now);
+        book.handle_decision(&"s1".into(), Decision::Control, now);
         let out = drain(&mut book);
         assert_eq!(
             sent(&out),
@@ -1542,18 +1555,38 @@ mod tests {
     }
 
     #[test]
+    fn a_controller_let_in_to_watch_only_keeps_that_role() {
+        let (mut book, now) = book();
+        drain(&mut book);
+        incoming(&mut book, "watcher", now);
+        incoming(&mut book, "helper", now);
+        drain(&mut book);
+        book.handle_decision(&"watcher".into(), Decision::ViewOnly, now);
+        book.handle_decision(&"helper".into(), Decision::Control, now);
+        let out = drain(&mut book);
+        assert!(out.contains(&Output::Event(PuppetEvent::SessionStarted {
+            session: "watcher".into(),
+            name: "controller watcher".into(),
+            view_only: true,
+        })));
+        assert!(book.view_only(&"watcher".into()));
+        assert!(!book.view_only(&"helper".into()));
+        assert!(!book.view_only(&"unknown".into()));
+    }
+
+    #[test]
     fn a_rejected_controller_gets_reject_and_nothing_starts() {
         let (mut book, now) = book();
         drain(&mut book);
         incoming(&mut book, "s1", now);
         drain(&mut book);
-        book.handle_decision(&"s1".into(), false, now);
+        book.handle_decision(&"s1".into(), Decision::Decline, now);
         let out = drain(&mut book);
         assert!(matches!(sent(&out)[..], [SignalMessage::Reject(_)]));
         assert!(!out.iter().any(|o| matches!(o, Output::StartPeer(_))));
         assert!(book.sessions().is_empty());
         // A late second answer changes nothing.
-        book.handle_decision(&"s1".into(), true, now);
+        book.handle_decision(&"s1".into(), Decision::Control, now);
         assert!(drain(&mut book).is_empty());
     }
 
@@ -1587,7 +1620,7 @@ mod tests {
         assert!(!drain(&mut book)
             .iter()
             .any(|o| matches!(o, Output::Deliver(..))));
-        book.handle_decision(&"s1".into(), true, now);
+        book.handle_decision(&"s1".into(), Decision::Control, now);
         drain(&mut book);
         book.handle_signal(answer.clone(), now);
         let candidate = SignalMessage::from(Candidate {
@@ -1618,7 +1651,7 @@ mod tests {
         let (mut book, now) = book();
         drain(&mut book);
         incoming(&mut book, "s1", now);
-        book.handle_decision(&"s1".into(), true, now);
+        book.handle_decision(&"s1".into(), Decision::Control, now);
         book.handle_peer_connected(&"s1".into(), now);
         drain(&mut book);
         book.handle_peer_lost(&"s1".into(), EndReason::ConnectionLost);
@@ -1656,7 +1689,7 @@ mod tests {
         let (mut book, now) = book();
         drain(&mut book);
         incoming(&mut book, "s1", now);
-        book.handle_decision(&"s1".into(), true, now);
+        book.handle_decision(&"s1".into(), Decision::Control, now);
         drain(&mut book);
         book.handle_signal(
             Left {
@@ -1675,7 +1708,7 @@ mod tests {
         let (mut book, now) = book();
         drain(&mut book);
         incoming(&mut book, "s1", now);
-        book.handle_decision(&"s1".into(), true, now);
+        book.handle_decision(&"s1".into(), Decision::Control, now);
         drain(&mut book);
         assert_eq!(book.poll_timeout(), Some(now + CONNECT));
         book.handle_timeout(now + CONNECT);
@@ -1694,8 +1727,8 @@ mod tests {
         for id in ["a", "b", "c"] {
             incoming(&mut book, id, now);
         }
-        book.handle_decision(&"a".into(), true, now);
-        book.handle_decision(&"b".into(), true, now);
+        book.handle_decision(&"a".into(), Decision::Control, now);
+        book.handle_decision(&"b".into(), Decision::Control, now);
         book.handle_peer_connected(&"a".into(), now);
         drain(&mut book);
         assert_eq!(book.sessions().len(), 3);
@@ -1746,8 +1779,8 @@ mod tests {
         for id in ["connected", "connecting", "asking"] {
             incoming(&mut book, id, now);
         }
-        book.handle_decision(&"connected".into(), true, now);
-        book.handle_decision(&"connecting".into(), true, now);
+        book.handle_decision(&"connected".into(), Decision::Control, now);
+        book.handle_decision(&"connecting".into(), Decision::Control, now);
         book.handle_peer_connected(&"connected".into(), now);
         drain(&mut book);
 
@@ -1806,7 +1839,7 @@ mod tests {
         let out = drain(&mut book);
         assert!(!out.iter().any(|o| matches!(o, Output::ClosePeer(_))));
         assert!(book.sessions().is_empty());
-        book.handle_decision(&"s1".into(), true, now);
+        book.handle_decision(&"s1".into(), Decision::Control, now);
         assert!(drain(&mut book).is_empty());
     }
 

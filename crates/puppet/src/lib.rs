@@ -111,8 +111,31 @@ pub struct IncomingRequest {
     pub verified: bool,
 }
 
+/// What the puppet's user (or its policy) decided about a controller: the session's role is
+/// decided here, once, and enforced by the puppet for the whole session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Let it in with control: mouse and keyboard, clipboard, files to this machine.
+    Control,
+    /// Let it watch only: its input, clipboard and file offers are refused whatever it sends.
+    ViewOnly,
+    /// Refuse it.
+    Decline,
+}
+
+/// `true` is [`Decision::Control`], `false` [`Decision::Decline`].
+impl From<bool> for Decision {
+    fn from(accept: bool) -> Self {
+        if accept {
+            Decision::Control
+        } else {
+            Decision::Decline
+        }
+    }
+}
+
 /// A decision function for [`AcceptPolicy::Callback`].
-pub type AcceptCallback = Arc<dyn Fn(&IncomingRequest) -> bool + Send + Sync>;
+pub type AcceptCallback = Arc<dyn Fn(&IncomingRequest) -> Decision + Send + Sync>;
 
 /// How the puppet decides whether a controller may connect.
 #[derive(Clone)]
@@ -127,7 +150,8 @@ pub enum AcceptPolicy {
         timeout: Duration,
     },
     /// Ask a function (a test, or an embedding program's own dialog). It is called on a
-    /// blocking thread, so it may wait for a person; return `true` to accept.
+    /// blocking thread, so it may wait for a person; it returns the session's role or a
+    /// refusal.
     Callback(AcceptCallback),
 }
 
@@ -391,6 +415,8 @@ pub enum PuppetEvent {
         session: SessionId,
         /// Its name.
         name: String,
+        /// Whether it may only watch (the user's answer, or `--view-only`).
+        view_only: bool,
     },
     /// The session's WebRTC connection is up: video flows, input is taken.
     SessionConnected {

@@ -69,7 +69,9 @@ struct Args {
     #[arg(long)]
     name: Option<String>,
 
-    /// Controllers may watch but not control.
+    /// Every controller may watch but not control: its mouse, keys, clipboard and files are
+    /// refused. Without it you choose per controller at the accept prompt (`y` for control,
+    /// `v` to let it watch only); with --unattended it is the role of every session.
     #[arg(long)]
     view_only: bool,
 
@@ -625,7 +627,10 @@ fn print_event(puppet: &Puppet, event: &PuppetEvent, unattended: bool) {
             "{failed_runs} failed tries: this code is retired. Give controllers the new one below."
         ),
         PuppetEvent::Declined { from, .. } => println!("\"{}\" was not let in.", clean(from)),
-        PuppetEvent::SessionStarted { name, .. } => println!("\"{}\" accepted; connecting…", clean(name)),
+        PuppetEvent::SessionStarted { name, view_only: false, .. } => println!("\"{}\" accepted; connecting…", clean(name)),
+        PuppetEvent::SessionStarted { name, view_only: true, .. } => {
+            println!("\"{}\" accepted to watch only (no input, clipboard or files); connecting…", clean(name))
+        }
         PuppetEvent::SessionConnected { .. } => {}
         PuppetEvent::Chat { line, .. } => println!("{line}"),
         PuppetEvent::File { event, .. } => eprintln!("{}", rtcdesk_files::describe(event)),

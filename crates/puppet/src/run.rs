@@ -26,8 +26,8 @@ use crate::session::{self, SessionCommand, SessionContext, SessionReport};
 use crate::terminal::{FileQuestion, Terminal};
 use crate::unattended::{AttemptLog, DeviceStore};
 use crate::{
-    AcceptPolicy, Error, IncomingRequest, Puppet, PuppetConfig, PuppetEvent, Shared, Signaling,
-    Source, UnattendedSetup,
+    AcceptPolicy, Decision, Error, IncomingRequest, Puppet, PuppetConfig, PuppetEvent, Shared,
+    Signaling, Source, UnattendedSetup,
 };
 
 /// Events waiting for the application before new ones are dropped.
@@ -350,7 +350,7 @@ fn embedded_urls(addr: SocketAddr) -> (String, Vec<String>) {
 /// Puts incoming requests to the accept policy and sends the answers back to the loop.
 struct Asker {
     policy: AcceptPolicy,
-    decisions: mpsc::Sender<(SessionId, bool)>,
+    decisions: mpsc::Sender<(SessionId, Decision)>,
     prompts: Option<mpsc::Sender<IncomingRequest>>,
     /// File offers to ask the terminal about (`None`: no terminal).
     file_questions: Option<mpsc::Sender<FileQuestion>>,
@@ -361,7 +361,7 @@ impl Asker {
     /// stdin.
     fn new(
         policy: AcceptPolicy,
-        decisions: mpsc::Sender<(SessionId, bool)>,
+        decisions: mpsc::Sender<(SessionId, Decision)>,
         terminal_chat: Option<ChatSender>,
         files: PuppetFiles,
     ) -> Self {
@@ -400,7 +400,9 @@ impl Asker {
     fn ask(&self, request: IncomingRequest) {
         match &self.policy {
             AcceptPolicy::All => {
-                let _ = self.decisions.try_send((request.session, true));
+                let _ = self
+                    .decisions
+                    .try_send((request.session, Decision::Control));
             }
             AcceptPolicy::Prompt { .. } => {
                 if let Some(prompts) = &self.prompts {
@@ -414,8 +416,8 @@ impl Asker {
                 let callback = callback.clone();
                 let decisions = self.decisions.clone();
                 tokio::task::spawn_blocking(move || {
-                    let accept = callback(&request);
-                    let _ = decisions.blocking_send((request.session, accept));
+                    let decision = callback(&request);
+                    let _ = decisions.blocking_send((request.session, decision));
                 });
             }
         }
@@ -450,7 +452,7 @@ type Reconnected = Result<SignalClient, rtcdesk_signal::client::ClientError>;
 /// What the main loop listens to besides the signaling connection.
 struct Inbox {
     reports: mpsc::Receiver<SessionReport>,
-    decisions: mpsc::Receiver<(SessionId, bool)>,
+    decisions: mpsc::Receiver<(SessionId, Decision)>,
     file_requests: mpsc::Receiver<FileRequest>,
     reconnected: mpsc::Receiver<Reconnected>,
 }
@@ -639,8 +641,8 @@ impl Shell {
                     }
                 },
                 Some(request) = file_requests.recv() => self.file_request(request).await,
-                Some((session, accept)) = decisions.recv() => {
-                    self.book.handle_decision(&session, accept, Instant::now());
+                Some((session, decision)) = decisions.recv() => {
+                    self.book.handle_decision(&session, decision, Instant::now());
                 }
                 Some(result) = reconnected.recv() => match result {
                     Ok(client) => {
@@ -790,8 +792,10 @@ impl Shell {
                 Output::Ask(request) => self.asker.ask(request),
                 Output::StartPeer(session) => {
                     let (tx, rx) = mpsc::channel(256);
-                    let task =
-                        tokio::spawn(session::run(session.clone(), self.context.clone(), rx));
+                    let mut context = self.context.clone();
+                    // The role the user gave this session; `--view-only` makes every one so.
+                    context.view_only |= self.book.view_only(&session);
+                    let task = tokio::spawn(session::run(session.clone(), context, rx));
                     self.sessions.insert(session, (tx, task));
                 }
                 Output::Deliver(session, message) => {

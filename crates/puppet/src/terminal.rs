@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use crate::exchange::ChatSender;
 use crate::files::PuppetFiles;
 use crate::run::printable;
-use crate::IncomingRequest;
+use crate::{Decision, IncomingRequest};
 
 /// A controller offers a file and the puppet's user decides.
 #[derive(Debug, Clone)]
@@ -46,7 +46,7 @@ pub(crate) struct Terminal {
     /// Controllers to ask about (`None` when another policy decides).
     pub requests: Option<mpsc::Receiver<IncomingRequest>>,
     /// Where answers go.
-    pub decisions: mpsc::Sender<(SessionId, bool)>,
+    pub decisions: mpsc::Sender<(SessionId, Decision)>,
     /// How long a question waits.
     pub timeout: Duration,
     /// Where typed chat lines go (`None`: lines that answer nothing are ignored).
@@ -71,7 +71,7 @@ impl Terminal {
                     if stdin_open {
                         self.ask(&question);
                         asking = Some((question, Instant::now() + self.timeout));
-                    } else if !self.answer(question, false).await {
+                    } else if !self.answer(question, Decision::Decline).await {
                         return;
                     }
                     continue;
@@ -93,8 +93,12 @@ impl Terminal {
                 line = lines.next_line(), if stdin_open => match line {
                     Ok(Some(line)) => match asking.take() {
                         Some((question, _)) => {
-                            let accept = matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes");
-                            if !self.answer(question, accept).await {
+                            let decision = match line.trim().to_ascii_lowercase().as_str() {
+                                "y" | "yes" => Decision::Control,
+                                "v" | "view" | "view only" => Decision::ViewOnly,
+                                _ => Decision::Decline,
+                            };
+                            if !self.answer(question, decision).await {
                                 return;
                             }
                         }
@@ -104,7 +108,7 @@ impl Terminal {
                         stdin_open = false;
                         if let Some((question, _)) = asking.take() {
                             println!("(no terminal to ask on: refused; use --accept-all or --accept-files for unattended use)");
-                            if !self.answer(question, false).await {
+                            if !self.answer(question, Decision::Decline).await {
                                 return;
                             }
                         }
@@ -113,7 +117,7 @@ impl Terminal {
                 _ = until(deadline) => {
                     if let Some((question, _)) = asking.take() {
                         println!("(no answer in {} s: refused)", self.timeout.as_secs());
-                        if !self.answer(question, false).await {
+                        if !self.answer(question, Decision::Decline).await {
                             return;
                         }
                     }
@@ -135,18 +139,24 @@ impl Terminal {
         }
     }
 
-    /// Carries out an answer; `false` once the puppet has stopped listening.
-    async fn answer(&self, question: Question, accept: bool) -> bool {
+    /// Carries out an answer; `false` once the puppet has stopped listening. For a file,
+    /// only `yes` takes it.
+    async fn answer(&self, question: Question, decision: Decision) -> bool {
         match question {
-            Question::Controller(request) => self.decide(request.session, accept).await,
-            Question::File(file) => match self.files.answer(file.session, file.id, accept) {
-                Ok(()) => true,
-                Err(crate::FilesError::Stopped) => false,
-                Err(error) => {
-                    println!("({error})");
-                    true
+            Question::Controller(request) => self.decide(request.session, decision).await,
+            Question::File(file) => {
+                match self
+                    .files
+                    .answer(file.session, file.id, decision == Decision::Control)
+                {
+                    Ok(()) => true,
+                    Err(crate::FilesError::Stopped) => false,
+                    Err(error) => {
+                        println!("({error})");
+                        true
+                    }
                 }
-            },
+            }
         }
     }
 
@@ -176,15 +186,15 @@ impl Terminal {
              Accept only if you expect them."
         };
         println!(
-            "\n\"{}\" wants to control this computer. {note} Accept? [y/N] ({} s to answer)",
+            "\n\"{}\" wants to control this computer. {note} Accept? [y]es / [v]iew only / [N]o ({} s to answer)",
             printable(&request.from),
             self.timeout.as_secs()
         );
     }
 
     /// Sends an answer; `false` once the puppet has stopped listening.
-    async fn decide(&self, session: SessionId, accept: bool) -> bool {
-        self.decisions.send((session, accept)).await.is_ok()
+    async fn decide(&self, session: SessionId, decision: Decision) -> bool {
+        self.decisions.send((session, decision)).await.is_ok()
     }
 
     fn chat(&self, line: &str) {

@@ -277,7 +277,9 @@ async fn video_decodes_with_increasing_stamps_and_input_reaches_the_desktop() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_declined_controller_is_told_so() {
     let mut config = PuppetConfig::loopback(synthetic());
-    config.accept = AcceptPolicy::Callback(Arc::new(|request| request.from != "test controller"));
+    config.accept = AcceptPolicy::Callback(Arc::new(|request| {
+        (request.from != "test controller").into()
+    }));
     let mut puppet = Puppet::start(config).await.expect("puppet starts");
     let reason = dial(&puppet).await.err().expect("rejected");
     assert!(reason.contains("declined"), "reason: {reason}");
