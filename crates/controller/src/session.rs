@@ -1,6 +1,7 @@
 //! One controller session: pairing over signaling, then the network task that relays
 //! candidates, watches the connection, forwards input and reports stats.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -349,6 +350,8 @@ impl Controller {
             first_picture: Some(first_picture),
             binding: key.map(|key| Binding::new(key, session.clone())),
             control_open_held: false,
+            held: VecDeque::new(),
+            held_bytes: 0,
         };
         let task = tokio::spawn(task.run(close_rx));
         let controller = Controller {
@@ -505,7 +508,21 @@ struct SessionTask {
     binding: Option<Binding>,
     /// The control channel opened before verification finished: announce it once verified.
     control_open_held: bool,
+    /// What the puppet sent before verification finished (it starts as soon as it has checked
+    /// our MAC, which can be before its own MAC reaches us through signaling): acted on, in
+    /// order, once verified; dropped if verification fails. At most [`HELD_BEFORE_VERIFIED`]
+    /// messages and [`HELD_BYTES_BEFORE_VERIFIED`] bytes.
+    held: VecDeque<(Channel, Message)>,
+    /// The bytes in `held`.
+    held_bytes: usize,
 }
+
+/// The most data messages kept from before verification; beyond that (or beyond
+/// [`HELD_BYTES_BEFORE_VERIFIED`]) the session ends: an end that floods before proving itself
+/// is not the puppet it claims to be, or is broken.
+const HELD_BEFORE_VERIFIED: usize = 1024;
+/// The most bytes kept from before verification.
+const HELD_BYTES_BEFORE_VERIFIED: usize = 4 << 20;
 
 /// What ends the session loop.
 enum Next {
@@ -647,8 +664,17 @@ impl SessionTask {
             PeerEvent::ChannelOpen(Channel::Control) if !self.verified() => {
                 self.control_open_held = true;
             }
-            PeerEvent::Data(..) if !self.verified() => {
-                tracing::debug!("dropping data from before verification");
+            PeerEvent::Data(channel, message) if !self.verified() => {
+                self.held_bytes += message.as_bytes().len();
+                if self.held.len() >= HELD_BEFORE_VERIFIED
+                    || self.held_bytes > HELD_BYTES_BEFORE_VERIFIED
+                {
+                    tracing::warn!("too much data before verification finished");
+                    return Next::End(EndReason::NotVerified(
+                        "the other end sent too much before it was verified".into(),
+                    ));
+                }
+                self.held.push_back((channel, message));
             }
             PeerEvent::Disconnected => self.emit(ControllerEvent::Interrupted),
             PeerEvent::PathSelected(pair) => self.emit(ControllerEvent::PathSelected(pair)),
@@ -726,6 +752,11 @@ impl SessionTask {
                     self.emit(ControllerEvent::Connected);
                     if std::mem::take(&mut self.control_open_held) {
                         self.core.control_opened();
+                    }
+                    self.held_bytes = 0;
+                    for (channel, message) in std::mem::take(&mut self.held) {
+                        self.core
+                            .handle_data(channel, message.as_bytes(), Instant::now());
                     }
                 }
                 Next::Continue

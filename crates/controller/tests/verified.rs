@@ -268,3 +268,96 @@ async fn a_signaling_server_in_the_middle_is_detected_on_both_sides() {
     puppet.shutdown().await;
     server.shutdown().await;
 }
+
+/// A faithful relay in front of the puppet, except that the puppet's `fingerprints` message
+/// (its MAC over the DTLS fingerprints) takes this much longer, as on a slow signaling path
+/// while the peer connection is already up.
+const SLOW_SIGNALING: Duration = Duration::from_millis(300);
+
+async fn slow_fingerprints_relay(upstream: String) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut puppet_side = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        let mut server_side = SignalClient::connect(&upstream, &TlsOptions::default())
+            .await
+            .unwrap();
+        let (late_tx, mut late) = tokio::sync::mpsc::unbounded_channel::<SignalMessage>();
+        loop {
+            tokio::select! {
+                frame = puppet_side.next() => {
+                    let Some(Ok(WsMessage::Text(text))) = frame else { return };
+                    let Ok(message) = SignalMessage::parse(&text) else { continue };
+                    let is_fingerprints = matches!(&message, SignalMessage::Pake(p)
+                        if matches!(rtcdesk_pake::PakeMessage::decode(&p.data),
+                            Ok(rtcdesk_pake::PakeMessage::Fingerprints { .. })));
+                    if is_fingerprints {
+                        let late_tx = late_tx.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(SLOW_SIGNALING).await;
+                            let _ = late_tx.send(message);
+                        });
+                    } else {
+                        server_side.send(&message).await.unwrap();
+                    }
+                }
+                Some(message) = late.recv() => server_side.send(&message).await.unwrap(),
+                message = server_side.recv() => {
+                    let Ok(Some(message)) = message else { return };
+                    puppet_side.send(WsMessage::Text(message.encode().into())).await.unwrap();
+                }
+            }
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_puppet_sends_before_the_controller_has_verified_it_is_kept_not_lost() {
+    let server = Server::bind(ServerConfig::new("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let relay = slow_fingerprints_relay(server.url()).await;
+    let (mut puppet, _asked) = asking_puppet(|config| {
+        config.signaling = Signaling::Url(relay);
+    })
+    .await;
+    let mut config = controller_config(&puppet);
+    config.signal_url = server.url();
+    let (sink, _pictures) = channel_sink();
+    // It connects only once verified, which waits for the puppet's late MAC.
+    let connecting = tokio::spawn(Controller::connect(config, sink));
+    // The puppet checked the controller's MAC and started: it speaks while its own MAC is
+    // still on its way.
+    wait_puppet_event(&mut puppet, "the puppet's side connected", |e| {
+        matches!(e, PuppetEvent::SessionConnected { .. })
+    })
+    .await;
+    puppet
+        .chat_sender()
+        .try_send("said before you could check me")
+        .expect("chat queued");
+    let mut controller = tokio::time::timeout(DEADLINE, connecting)
+        .await
+        .expect("connects once the puppet's MAC arrives")
+        .unwrap()
+        .expect("verified");
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            match controller.next_event().await {
+                Some(ControllerEvent::Chat(line)) => {
+                    assert_eq!(line.text, "said before you could check me");
+                    return;
+                }
+                Some(_) => {}
+                None => panic!("the session ended before the chat line came"),
+            }
+        }
+    })
+    .await
+    .expect("the chat line sent before verification arrives after it");
+    controller.close().await;
+    puppet.shutdown().await;
+    server.shutdown().await;
+}
