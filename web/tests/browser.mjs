@@ -55,7 +55,7 @@ const check = (name, ok, detail = '') => { results.push({ name, ok, detail }); }
   await entry.fill('#code', '12 34');
   await entry.click('#connect-button');
   const short = await entry.textContent('#connect-message');
-  check('a short code says so', short.includes('9 digits'), short);
+  check('a short code says so', short.includes('12 digits') && short.includes('this has 4'), short);
   await entry.close();
 }
 

@@ -16,7 +16,11 @@
 //! - `chromium-view-only`: the page against a puppet started with `--view-only`, which must
 //!   show the page its view-only badge;
 //! - `aiortc`: a controller on aiortc (PyPI) pairs with the first puppet, counts the AV1 RTP and
-//!   sends input events, which the puppet must report as injected in its log.
+//!   sends input events, which the puppet must report as injected in its log;
+//! - `web-page`: `web/tests/browser.mjs`, the page in Chromium against `rtcdesk-signal` and a
+//!   scripted puppet page: every error message of code entry, the exact input bytes of
+//!   INPUT.md, chat, clipboard text and files (one damaged) both ways, the view-only badge;
+//! - `web-files`: `web/tests/files.mjs`, the page's file codec and transfer without a browser.
 //!
 //! Prints a table and fails when any check failed. xtask/INTEROP.md says more.
 
@@ -43,7 +47,8 @@ synthetic desktop, with coturn as STUN/TURN server, and prints a table of checks
 
   --save        also write the screenshot to web/screenshots/ and the SDP Chromium produced to
                 testdata/fuzz/sdp/ (otherwise both stay in the target dir's interop/out/)
-  --only CELL   run one cell: chromium, chromium-turn, chromium-view-only or aiortc
+  --only CELL   run one cell: chromium, chromium-turn, chromium-view-only, aiortc, web-page
+                or web-files
 
 Logs of every program: <target dir>/interop/logs/. See xtask/INTEROP.md.
 ";
@@ -100,7 +105,16 @@ pub fn interop(args: &[String]) -> Result<(), String> {
     let dirs = Dirs::new(&root)?;
     crate::packages::ensure_installed()?;
     super::build_programs()?;
-    if wanted("chromium") || wanted("chromium-turn") || wanted("chromium-view-only") {
+    if [
+        "chromium",
+        "chromium-turn",
+        "chromium-view-only",
+        "web-page",
+        "web-files",
+    ]
+    .iter()
+    .any(|cell| wanted(cell))
+    {
         ensure_node_modules(&root)?;
     }
     let python = if wanted("aiortc") {
@@ -246,6 +260,14 @@ pub fn interop(args: &[String]) -> Result<(), String> {
     }
     drop(direct);
     drop(servers);
+    if wanted("web-page") {
+        let signal = dirs.binary("rtcdesk-signal");
+        let env = [("RTCDESK_SIGNAL", signal.display().to_string())];
+        run_web_test(&root, &dirs, "web-page", "browser.mjs", &env, &mut checks)?;
+    }
+    if wanted("web-files") {
+        run_web_test(&root, &dirs, "web-files", "files.mjs", &[], &mut checks)?;
+    }
     print_table(&checks, &figures, started.elapsed());
     let failed = checks.iter().filter(|c| c.outcome == Outcome::Fail).count();
     if failed > 0 {
@@ -590,6 +612,72 @@ fn run_node(
     Ok(collect(cell, &mut driver, checks, figures, on_line))
 }
 
+/// Runs one of the page's own tests (`web/tests/NAME.mjs`, from `xtask/interop` where
+/// playwright-core is installed). They print `ok   NAME: DETAIL` or `FAIL NAME: DETAIL` per check
+/// (`files.mjs` prints `files: ok` once); each becomes a check of the table.
+fn run_web_test(
+    root: &Path,
+    dirs: &Dirs,
+    cell: &str,
+    script: &str,
+    env: &[(&str, String)],
+    checks: &mut Vec<Check>,
+) -> Result<(), String> {
+    println!("==> cell {cell}");
+    let mut command = Command::new("node");
+    command
+        .current_dir(root.join("xtask/interop"))
+        .arg(root.join("web/tests").join(script));
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut driver = Proc::start(&format!("{cell}-driver"), &mut command, &dirs.logs)?;
+    let (lines, status) = driver.finish(CELL_LIMIT, |_| {});
+    let before = checks.len();
+    for line in &lines {
+        println!("    {line}");
+        if let Some(check) = web_test_line(cell, line) {
+            checks.push(check);
+        }
+    }
+    let failed_quietly = !status.is_some_and(|s| s.success())
+        && checks[before..].iter().all(|c| c.outcome == Outcome::Pass);
+    if failed_quietly || checks.len() == before {
+        checks.push(Check {
+            name: format!("{cell}.driver"),
+            outcome: Outcome::Fail,
+            detail: match status {
+                Some(status) => format!("{} ended {status}: {}", driver.name(), driver.tail(3)),
+                None => format!("{} stopped after {CELL_LIMIT:?}", driver.name()),
+            },
+        });
+    }
+    Ok(())
+}
+
+/// A line of a page test as a check: `ok   NAME: DETAIL`, `FAIL NAME: DETAIL`, or `NAME: ok`.
+fn web_test_line(cell: &str, line: &str) -> Option<Check> {
+    let (outcome, rest) = if let Some(rest) = line.strip_prefix("ok   ") {
+        (Outcome::Pass, rest)
+    } else if let Some(rest) = line.strip_prefix("FAIL ") {
+        (Outcome::Fail, rest)
+    } else if let Some(name) = line.strip_suffix(": ok") {
+        (Outcome::Pass, name)
+    } else {
+        return None;
+    };
+    let (name, detail) = rest.split_once(": ").unwrap_or((rest, ""));
+    let mut detail: String = detail.chars().take(100).collect();
+    if detail.len() < rest.len().saturating_sub(name.len() + 2) {
+        detail.push('…');
+    }
+    Some(Check {
+        name: format!("{cell}.{}", name.trim().replace(' ', "_")),
+        outcome,
+        detail,
+    })
+}
+
 /// Halves the committed screenshot and reduces its palette (imagemagick), so the README's
 /// picture stays small in git.
 fn shrink_screenshot(png: &Path) {
@@ -740,6 +828,23 @@ fn print_table(checks: &[Check], figures: &[(String, String)], took: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn page_test_lines_become_checks() {
+        let ok = web_test_line("web-page", "ok   video plays: 640x360").unwrap();
+        assert!(ok.outcome == Outcome::Pass);
+        assert_eq!(
+            (ok.name.as_str(), ok.detail.as_str()),
+            ("web-page.video_plays", "640x360")
+        );
+        let failed =
+            web_test_line("web-page", "FAIL a short code says so: it said nothing").unwrap();
+        assert!(failed.outcome == Outcome::Fail);
+        assert_eq!(failed.name, "web-page.a_short_code_says_so");
+        let files = web_test_line("web-files", "files: ok").unwrap();
+        assert!(files.outcome == Outcome::Pass);
+        assert!(web_test_line("web-page", "anything else").is_none());
+    }
 
     #[test]
     fn result_lines_pass_only_when_they_say_pass() {
