@@ -64,7 +64,7 @@ impl AttemptLog {
             if self.unseen == 1 { "" } else { "s" }
         );
         if let Some(at) = self.last_failure_unix {
-            line.push_str(&format!(" (the latest at Unix time {at})"));
+            line.push_str(&format!(" (the latest at {})", utc_text(at)));
         }
         if self.locked {
             line.push_str(
@@ -73,6 +73,28 @@ impl AttemptLog {
         }
         Some(line)
     }
+}
+
+/// Unix seconds as `2026-12-03 19:35:50 UTC` (the proleptic Gregorian calendar; days from
+/// the civil-from-days algorithm of Howard Hinnant's `chrono`-compatible date library).
+fn utc_text(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let seconds = unix % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    )
 }
 
 /// The puppet's config folder, for unattended access.
@@ -261,6 +283,13 @@ mod tests {
     }
 
     #[test]
+    fn times_are_shown_as_utc_dates() {
+        assert_eq!(utc_text(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc_text(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc_text(1_796_326_550), "2026-12-03 19:35:50 UTC");
+    }
+
+    #[test]
     fn the_attempt_log_round_trips_and_says_what_happened() {
         let dir = tempfile::tempdir().unwrap();
         let store = DeviceStore::new(dir.path().to_path_buf());
@@ -276,6 +305,7 @@ mod tests {
         assert_eq!(store.attempts().unwrap(), log);
         let summary = log.summary().unwrap();
         assert!(summary.starts_with("12 wrong passwords"), "{summary}");
+        assert!(summary.contains("2027-01-15 08:00:00 UTC"), "{summary}");
         assert!(summary.contains("puppet unlock"), "{summary}");
     }
 }
