@@ -33,8 +33,9 @@ Exit codes:
      path works, one line says which candidate kinds each side tried and which TURN server
      failed (wrong credentials, unreachable, full)
   7  end-to-end verification failed: the puppet does not hold the 12 digits typed (check the
-     last three), or the connection may be intercepted (the signaling server, or someone on
-     the way, is in the middle); nothing was sent to it
+     last three) or, with --device, the password is wrong; or the connection may be
+     intercepted (the signaling server, or someone on the way, is in the middle); nothing was
+     sent to it
 
 With all 12 digits of the code, the session is verified end to end: the signaling server never
 sees the last three, and a server that tries to sit in the middle is detected (exit code 7).

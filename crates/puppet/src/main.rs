@@ -21,6 +21,9 @@ use rtcdesk_signal::tls::TlsOptions;
 /// The puppet prints a control code. Someone runs `controller CODE` on another computer, you
 /// accept on this terminal, and they see your screen and control it. Several controllers may be
 /// connected at once. Ctrl-C ends every session and exits.
+///
+/// For a machine nobody sits at, `puppet set-password` once, then `puppet --unattended`: it
+/// keeps a permanent device ID, and `controller --device ID` gets in with the password.
 #[derive(Debug, Parser)]
 #[command(name = "puppet", version, after_help = AFTER_HELP)]
 struct Args {
