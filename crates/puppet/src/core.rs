@@ -20,6 +20,8 @@
 //!   runs in flight count too, so no more than that many guesses are ever possible per code;
 //! - a verified session sends no video and takes no input until the controller's MAC over both
 //!   DTLS fingerprints checks out; a mismatch ends it as [`EndReason::Intercepted`];
+//! - one session controls at a time: a controller let in with control while another session
+//!   (not a room's proctor) has it watches only, and is told so;
 //! - an unverified session (a browser) is asked about as such, or refused with
 //!   [`SessionBook::require_verified`];
 //! - an unattended puppet ([`SessionBook::unattended`]) registers its permanent device ID and
@@ -322,6 +324,7 @@ impl SessionBook {
                     Stage::Connecting { .. } | Stage::Binding { .. } => SessionState::Connecting,
                     Stage::Connected => SessionState::Connected,
                 },
+                view_only: entry.view_only,
             })
             .collect()
     }
@@ -482,8 +485,19 @@ impl SessionBook {
         entry.stage = Stage::Connecting {
             deadline: now + self.connect_timeout,
         };
-        entry.view_only = decision == Decision::ViewOnly;
-        let (name, view_only) = (entry.name.clone(), entry.view_only);
+        let mut view_only = decision == Decision::ViewOnly;
+        let name = entry.name.clone();
+        let controlled_by = self.controller_in_control(session);
+        if !view_only {
+            if let Some(holder) = &controlled_by {
+                tracing::info!(%session, holder = %holder, "another session has control: this one watches");
+                view_only = true;
+            }
+        }
+        let Some(entry) = self.sessions.get_mut(session) else {
+            return;
+        };
+        entry.view_only = view_only;
         self.out.push_back(Output::Send(
             Accept {
                 session: session.clone(),
@@ -498,8 +512,27 @@ impl SessionBook {
         self.out.push_back(Output::StartPeer(session.clone()));
     }
 
-    /// Whether the user let `session` watch only ([`Decision::ViewOnly`]); the shell starts
-    /// its peer with input, clipboard and incoming files refused.
+    /// The name of the controller that has control, other than `except`: a session accepted
+    /// with control and not yet ended. A room's proctor does not count (its control is the
+    /// room's own rule).
+    fn controller_in_control(&self, except: &SessionId) -> Option<String> {
+        self.sessions
+            .iter()
+            .filter(|(id, _)| *id != except)
+            .filter(|_| self.join.is_none())
+            .find(|(_, e)| {
+                !e.view_only
+                    && matches!(
+                        e.stage,
+                        Stage::Connecting { .. } | Stage::Binding { .. } | Stage::Connected
+                    )
+            })
+            .map(|(_, e)| e.name.clone())
+    }
+
+    /// Whether `session` watches only: the user let it in so ([`Decision::ViewOnly`]), or
+    /// another session had control; the shell starts its peer with input, clipboard and
+    /// incoming files refused.
     pub fn view_only(&self, session: &SessionId) -> bool {
         self.sessions.get(session).is_some_and(|e| e.view_only)
     }
@@ -1572,6 +1605,47 @@ mod tests {
         assert!(book.view_only(&"watcher".into()));
         assert!(!book.view_only(&"helper".into()));
         assert!(!book.view_only(&"unknown".into()));
+    }
+
+    #[test]
+    fn one_controller_controls_at_a_time_and_the_next_watches_until_it_is_gone() {
+        let (mut book, now) = book();
+        drain(&mut book);
+        for id in ["first", "second"] {
+            incoming(&mut book, id, now);
+        }
+        drain(&mut book);
+        book.handle_decision(&"first".into(), Decision::Control, now);
+        book.handle_decision(&"second".into(), Decision::Control, now);
+        assert!(!book.view_only(&"first".into()));
+        assert!(
+            book.view_only(&"second".into()),
+            "someone else has control: the second watches"
+        );
+        let roles: Vec<(String, bool)> = book
+            .sessions()
+            .into_iter()
+            .map(|s| (s.name, s.view_only))
+            .collect();
+        assert_eq!(
+            roles,
+            vec![
+                ("controller first".to_string(), false),
+                ("controller second".to_string(), true)
+            ]
+        );
+        // Once the one in control has left, the next controller accepted gets control.
+        book.handle_signal(
+            Left {
+                session: "first".into(),
+            }
+            .into(),
+            now,
+        );
+        incoming(&mut book, "third", now);
+        drain(&mut book);
+        book.handle_decision(&"third".into(), Decision::Control, now);
+        assert!(!book.view_only(&"third".into()));
     }
 
     #[test]

@@ -529,6 +529,8 @@ pub struct SessionInfo {
     pub name: String,
     /// Where it stands.
     pub state: SessionState,
+    /// Whether it only watches: the user let it in so, or another session has control.
+    pub view_only: bool,
 }
 
 /// Everything that can stop the puppet from starting or running.

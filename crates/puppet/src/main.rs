@@ -670,7 +670,14 @@ fn print_event(puppet: &Puppet, event: &PuppetEvent, unattended: bool) {
             .sessions()
             .into_iter()
             .filter(|s| s.state == SessionState::Connected)
-            .map(|s| format!("\"{}\"", clean(&s.name)))
+            .map(|s| {
+                let role = if s.view_only {
+                    "watching"
+                } else {
+                    "in control"
+                };
+                format!("\"{}\" ({role})", clean(&s.name))
+            })
             .collect();
         if connected.is_empty() {
             println!("Nobody is connected.");
