@@ -609,7 +609,14 @@ fn run_node(
         command.env(key, value);
     }
     let mut driver = Proc::start(&format!("{cell}-driver"), &mut command, &dirs.logs)?;
-    Ok(collect(cell, &mut driver, checks, figures, on_line))
+    Ok(collect(
+        cell,
+        &mut driver,
+        checks,
+        figures,
+        on_line,
+        result_line,
+    ))
 }
 
 /// Runs one of the page's own tests (`web/tests/NAME.mjs`, from `xtask/interop` where
@@ -632,26 +639,14 @@ fn run_web_test(
         command.env(key, value);
     }
     let mut driver = Proc::start(&format!("{cell}-driver"), &mut command, &dirs.logs)?;
-    let (lines, status) = driver.finish(CELL_LIMIT, |_| {});
-    let before = checks.len();
-    for line in &lines {
-        println!("    {line}");
-        if let Some(check) = web_test_line(cell, line) {
-            checks.push(check);
-        }
-    }
-    let failed_quietly = !status.is_some_and(|s| s.success())
-        && checks[before..].iter().all(|c| c.outcome == Outcome::Pass);
-    if failed_quietly || checks.len() == before {
-        checks.push(Check {
-            name: format!("{cell}.driver"),
-            outcome: Outcome::Fail,
-            detail: match status {
-                Some(status) => format!("{} ended {status}: {}", driver.name(), driver.tail(3)),
-                None => format!("{} stopped after {CELL_LIMIT:?}", driver.name()),
-            },
-        });
-    }
+    collect(
+        cell,
+        &mut driver,
+        checks,
+        &mut Vec::new(),
+        |_| {},
+        |line| web_test_line(cell, line),
+    );
     Ok(())
 }
 
@@ -667,10 +662,11 @@ fn web_test_line(cell: &str, line: &str) -> Option<Check> {
         return None;
     };
     let (name, detail) = rest.split_once(": ").unwrap_or((rest, ""));
-    let mut detail: String = detail.chars().take(100).collect();
-    if detail.len() < rest.len().saturating_sub(name.len() + 2) {
-        detail.push('…');
+    let mut shown: String = detail.chars().take(100).collect();
+    if shown.len() < detail.len() {
+        shown.push('…');
     }
+    let detail = shown;
     Some(Check {
         name: format!("{cell}.{}", name.trim().replace(' ', "_")),
         outcome,
@@ -707,18 +703,20 @@ fn result_line(line: &str) -> Option<Check> {
 
 /// Reads a driver's RESULT and FIGURE lines to its end (or its time limit); a driver that
 /// ends badly without saying why is a failed check of its own.
+/// `check_of` reads a line as a check (`result_line` for the drivers under `xtask/interop`).
 fn collect(
     cell: &str,
     driver: &mut Proc,
     checks: &mut Vec<Check>,
     figures: &mut Vec<(String, String)>,
     on_line: impl FnMut(&str),
+    check_of: impl Fn(&str) -> Option<Check>,
 ) -> Vec<String> {
     let (lines, status) = driver.finish(CELL_LIMIT, on_line);
     let before = checks.len();
     for line in &lines {
         println!("    {line}");
-        if let Some(check) = result_line(line) {
+        if let Some(check) = check_of(line) {
             checks.push(check);
         } else if let Some(rest) = line.strip_prefix("FIGURE ") {
             let (name, value) = rest.split_once(' ').unwrap_or((rest, ""));
@@ -762,7 +760,7 @@ fn run_aiortc(
             .env("STUN_URL", format!("stun:{}", servers.stun)),
         &dirs.logs,
     )?;
-    let lines = collect("aiortc", &mut driver, checks, figures, |_| {});
+    let lines = collect("aiortc", &mut driver, checks, figures, |_| {}, result_line);
     // What the driver sent, and the debug line the puppet's synthetic desktop writes for it.
     let expected = [
         (

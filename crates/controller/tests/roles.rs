@@ -7,29 +7,10 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use rtcdesk_controller::{Controller, ControllerEvent};
+use rtcdesk_controller::ControllerEvent;
 use rtcdesk_files::{Ending, TransferEvent};
 use rtcdesk_proto::input::{InputEvent, InputMessage};
 use rtcdesk_puppet::{AcceptPolicy, Decision, PuppetEvent};
-
-/// Waits for the first controller event matching `want`.
-async fn wait_controller_event(
-    controller: &mut Controller,
-    what: &str,
-    mut want: impl FnMut(&ControllerEvent) -> bool,
-) -> ControllerEvent {
-    tokio::time::timeout(DEADLINE, async {
-        loop {
-            match controller.next_event().await {
-                Some(event) if want(&event) => return event,
-                Some(_) => {}
-                None => panic!("the session ended while waiting for {what}"),
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no {what} within {DEADLINE:?}"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_let_in_to_watch_only_can_never_inject_or_push_a_file() {

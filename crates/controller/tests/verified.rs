@@ -40,20 +40,6 @@ async fn asking_puppet(
     (puppet, asked)
 }
 
-async fn next_verified(controller: &mut Controller) {
-    tokio::time::timeout(DEADLINE, async {
-        loop {
-            match controller.next_event().await {
-                Some(ControllerEvent::Verified) => return,
-                Some(_) => {}
-                None => panic!("the session ended before it was verified"),
-            }
-        }
-    })
-    .await
-    .expect("the controller reports the session verified");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_twelve_digits_pair_verified_and_the_user_is_told() {
     let (mut puppet, asked) = asking_puppet(|_| {}).await;
@@ -61,7 +47,10 @@ async fn all_twelve_digits_pair_verified_and_the_user_is_told() {
     assert!(code.secret.is_some());
     assert_eq!(code.to_string().len(), 15, "shown as 123 456 789 012");
     let (mut controller, mut pictures) = connect_controller(&puppet).await;
-    next_verified(&mut controller).await;
+    wait_controller_event(&mut controller, "the verified session", |e| {
+        matches!(e, ControllerEvent::Verified)
+    })
+    .await;
     assert_eq!(
         *asked.lock().unwrap(),
         vec![("e2e controller".into(), true)]
@@ -343,20 +332,16 @@ async fn what_the_puppet_sends_before_the_controller_has_verified_it_is_kept_not
         .expect("connects once the puppet's MAC arrives")
         .unwrap()
         .expect("verified");
-    tokio::time::timeout(DEADLINE, async {
-        loop {
-            match controller.next_event().await {
-                Some(ControllerEvent::Chat(line)) => {
-                    assert_eq!(line.text, "said before you could check me");
-                    return;
-                }
-                Some(_) => {}
-                None => panic!("the session ended before the chat line came"),
-            }
-        }
-    })
-    .await
-    .expect("the chat line sent before verification arrives after it");
+    let chat = wait_controller_event(
+        &mut controller,
+        "the chat line sent before verification",
+        |e| matches!(e, ControllerEvent::Chat(_)),
+    )
+    .await;
+    let ControllerEvent::Chat(line) = chat else {
+        unreachable!()
+    };
+    assert_eq!(line.text, "said before you could check me");
     controller.close().await;
     puppet.shutdown().await;
     server.shutdown().await;

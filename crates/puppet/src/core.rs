@@ -516,10 +516,12 @@ impl SessionBook {
     /// with control and not yet ended. A room's proctor does not count (its control is the
     /// room's own rule).
     fn controller_in_control(&self, except: &SessionId) -> Option<String> {
+        if self.join.is_some() {
+            return None;
+        }
         self.sessions
             .iter()
             .filter(|(id, _)| *id != except)
-            .filter(|_| self.join.is_none())
             .find(|(_, e)| {
                 !e.view_only
                     && matches!(
@@ -757,7 +759,7 @@ impl SessionBook {
                             }
                             // Nobody is at an unattended puppet to ask: the password was the
                             // consent.
-                            self.ask_nobody(&session);
+                            self.announce(&session, true);
                             self.handle_decision(&session, Decision::Control, now);
                         } else {
                             self.ask(&session, true);
@@ -788,32 +790,25 @@ impl SessionBook {
 
     /// Asks the accept policy about a controller (now verified, or unverified).
     fn ask(&mut self, session: &SessionId, verified: bool) {
-        let Some(entry) = self.sessions.get(session) else {
-            return;
-        };
-        let from = entry.name.clone();
+        if let Some(from) = self.announce(session, verified) {
+            self.out.push_back(Output::Ask(IncomingRequest {
+                session: session.clone(),
+                from,
+                verified,
+            }));
+        }
+    }
+
+    /// Tells the user interface who is asking (or, unattended, who got in on the password);
+    /// gives the controller's name.
+    fn announce(&mut self, session: &SessionId, verified: bool) -> Option<String> {
+        let from = self.sessions.get(session)?.name.clone();
         self.event(PuppetEvent::Incoming {
             session: session.clone(),
             from: from.clone(),
             verified,
         });
-        self.out.push_back(Output::Ask(IncomingRequest {
-            session: session.clone(),
-            from,
-            verified,
-        }));
-    }
-
-    /// Tells the user interface that a controller got in on the device password.
-    fn ask_nobody(&mut self, session: &SessionId) {
-        let Some(entry) = self.sessions.get(session) else {
-            return;
-        };
-        self.event(PuppetEvent::Incoming {
-            session: session.clone(),
-            from: entry.name.clone(),
-            verified: true,
-        });
+        Some(from)
     }
 
     /// A verification run failed: refuse the controller, count the failure, and retire the

@@ -24,7 +24,7 @@ use crate::injector::{NoInjector, SyntheticInjector};
 use crate::pipeline::{Pipeline, PipelineConfig, VideoHub};
 use crate::session::{self, SessionCommand, SessionContext, SessionReport};
 use crate::terminal::{FileQuestion, Terminal};
-use crate::unattended::{AttemptLog, DeviceStore};
+use crate::unattended::DeviceStore;
 use crate::{
     AcceptPolicy, Decision, Error, IncomingRequest, Puppet, PuppetConfig, PuppetEvent, Shared,
     Signaling, Source, UnattendedSetup,
@@ -118,10 +118,9 @@ pub(crate) async fn start(config: PuppetConfig) -> Result<Puppet, Error> {
     };
     let mut book = SessionBook::new(config.name.clone(), consent_timeout, config.connect_timeout);
     book.require_verified(config.require_verified);
-    let attempt_log = match &config.unattended {
-        Some(setup) => Some(set_up_unattended(&mut book, setup)?),
-        None => None,
-    };
+    if let Some(setup) = &config.unattended {
+        set_up_unattended(&mut book, setup).await?;
+    }
     if let Some(code) = config.join {
         book.join_room(code);
     }
@@ -227,11 +226,7 @@ pub(crate) async fn start(config: PuppetConfig) -> Result<Puppet, Error> {
         code: code_tx,
         shared: shared.clone(),
         asker,
-        unattended: config
-            .unattended
-            .as_ref()
-            .zip(attempt_log)
-            .map(|(setup, log)| (setup.store.clone(), log)),
+        unattended: config.unattended.as_ref().map(|setup| setup.store.clone()),
         attempts_to_store: Vec::new(),
         new_failures: 0,
     };
@@ -259,24 +254,35 @@ pub(crate) async fn start(config: PuppetConfig) -> Result<Puppet, Error> {
 
 type Opened = (CaptureThread, Option<SyntheticDesktop>, InjectorThread);
 
-/// Reads the device, its key and the wrong-password log, and makes `book` unattended.
-fn set_up_unattended(book: &mut SessionBook, setup: &UnattendedSetup) -> Result<AttemptLog, Error> {
-    let failed = |e: anyhow::Error| Error::Unattended(format!("{e:#}"));
-    let dir = setup.store.dir().display();
-    let claim = setup.store.device().map_err(failed)?.ok_or_else(|| {
-        Error::Unattended(format!(
-            "no device ID in {dir}: run `puppet set-password` first"
-        ))
-    })?;
-    let key = setup.store.key(claim.id).map_err(failed)?.ok_or_else(|| {
-        Error::Unattended(format!(
-            "no password in {dir}: run `puppet set-password` first"
-        ))
-    })?;
-    let log = setup.store.attempts().map_err(failed)?;
+/// Reads the device, its key and the wrong-password log (off the async workers), and makes
+/// `book` unattended.
+async fn set_up_unattended(book: &mut SessionBook, setup: &UnattendedSetup) -> Result<(), Error> {
+    let store = setup.store.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let failed = |e: anyhow::Error| Error::Unattended(format!("{e:#}"));
+        let missing = |what: &str| {
+            Error::Unattended(format!(
+                "no {what} in {}: run `puppet set-password` first",
+                store.dir().display()
+            ))
+        };
+        let claim = store
+            .device()
+            .map_err(failed)?
+            .ok_or_else(|| missing("device ID"))?;
+        let key = store
+            .key(claim.id)
+            .map_err(failed)?
+            .ok_or_else(|| missing("password"))?;
+        let log = store.attempts().map_err(failed)?;
+        Ok::<_, Error>((claim, key, log))
+    })
+    .await
+    .map_err(|e| Error::Unattended(format!("reading the config folder failed: {e}")))?;
+    let (claim, key, log) = read?;
     let guard = AttemptGuard::restore(setup.policy, log.consecutive, log.locked, Instant::now());
     book.unattended(claim, key, guard);
-    Ok(log)
+    Ok(())
 }
 
 fn open_source(config: &PuppetConfig) -> Result<Opened, Error> {
@@ -470,8 +476,8 @@ struct Shell {
     code: watch::Sender<PairingCode>,
     shared: Arc<Shared>,
     asker: Asker,
-    /// Unattended access: the config folder and the wrong-password log as last written.
-    unattended: Option<(DeviceStore, AttemptLog)>,
+    /// Unattended access: the config folder, where the wrong-password log is kept.
+    unattended: Option<DeviceStore>,
     /// `Attempts` events (and those after them) waiting for the log to be written.
     attempts_to_store: Vec<PuppetEvent>,
     /// Wrong passwords counted since the log was last written.
@@ -483,13 +489,13 @@ impl Shell {
         if let PuppetEvent::Registered { pairing, .. } = &event {
             let _ = self.code.send(*pairing);
         }
-        if let PuppetEvent::Attempts {
-            consecutive,
-            locked,
-        } = event
-        {
-            // Told once it is on disk (see `store_attempts`).
-            self.note_attempts(consecutive, locked, event);
+        if let PuppetEvent::Attempts { consecutive, .. } = event {
+            // Told once it is on disk (see `store_attempts`). A count above zero is one more
+            // wrong password; zero is a right one, or an unlock.
+            if consecutive > 0 {
+                self.new_failures = self.new_failures.saturating_add(1);
+            }
+            self.attempts_to_store.push(event);
             return;
         }
         if !self.attempts_to_store.is_empty() {
@@ -502,21 +508,6 @@ impl Shell {
         }
     }
 
-    /// The book counted a wrong password (or the streak ended): note it; it is written, and
-    /// the event told, by [`Shell::store_attempts`].
-    fn note_attempts(&mut self, consecutive: u32, locked: bool, event: PuppetEvent) {
-        let Some((_, log)) = &mut self.unattended else {
-            return;
-        };
-        if consecutive > log.consecutive {
-            let new = consecutive - log.consecutive;
-            self.new_failures = self.new_failures.saturating_add(new);
-        }
-        log.consecutive = consecutive;
-        log.locked = locked;
-        self.attempts_to_store.push(event);
-    }
-
     /// Writes the wrong-password log off the async workers (the write syncs to disk), then
     /// tells the application: an `Attempts` event means the count is stored, so a restart
     /// cannot forget it. The file is read first: the owner may have marked failures seen
@@ -525,15 +516,16 @@ impl Shell {
         if self.attempts_to_store.is_empty() {
             return;
         }
-        let Some((store, log)) = &self.unattended else {
+        let (Some(store), Some((consecutive, locked))) =
+            (self.unattended.clone(), self.book.attempts())
+        else {
             return;
         };
-        let (store, latest) = (store.clone(), log.clone());
         let new_failures = std::mem::take(&mut self.new_failures);
         let written = tokio::task::spawn_blocking(move || {
             let mut on_disk = store.attempts().unwrap_or_default();
-            on_disk.consecutive = latest.consecutive;
-            on_disk.locked = latest.locked;
+            on_disk.consecutive = consecutive;
+            on_disk.locked = locked;
             if new_failures > 0 {
                 on_disk.unseen = on_disk.unseen.saturating_add(new_failures);
                 on_disk.last_failure_unix = std::time::SystemTime::now()
@@ -558,9 +550,10 @@ impl Shell {
 
     /// An unattended puppet with wrong passwords counted looks at its config folder when
     /// someone dials: `puppet unlock` there lifts the lock and the backoff without restarting
-    /// the service. (A small file read, and only during a streak of wrong passwords.)
-    fn check_unlocked(&mut self) {
-        let Some((store, log)) = &mut self.unattended else {
+    /// the service. (A small file read off the async workers, and only during a streak of
+    /// wrong passwords.)
+    async fn check_unlocked(&mut self) {
+        let Some(store) = self.unattended.clone() else {
             return;
         };
         if !self
@@ -570,14 +563,14 @@ impl Shell {
         {
             return;
         }
-        match store.attempts() {
-            Ok(on_disk) if !on_disk.locked && on_disk.consecutive == 0 => {
+        match tokio::task::spawn_blocking(move || store.attempts()).await {
+            Ok(Ok(on_disk)) if !on_disk.locked && on_disk.consecutive == 0 => {
                 tracing::info!("the owner unlocked unattended access");
-                *log = on_disk;
                 self.book.unlock();
             }
-            Ok(_) => {}
-            Err(error) => tracing::warn!("cannot read the wrong-password count: {error:#}"),
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::warn!("cannot read the wrong-password count: {error:#}"),
+            Err(error) => tracing::warn!("reading the wrong-password count failed: {error}"),
         }
     }
 
@@ -609,7 +602,7 @@ impl Shell {
                 message = recv(&mut self.client) => match message {
                     Ok(Some(message)) => {
                         if matches!(message, SignalMessage::Incoming(_)) {
-                            self.check_unlocked();
+                            self.check_unlocked().await;
                         }
                         self.book.handle_signal(message, Instant::now())
                     }

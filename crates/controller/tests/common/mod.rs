@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use rtcdesk_controller::{Controller, ControllerConfig, DecodedPicture, FrameSink};
+use rtcdesk_controller::{
+    Controller, ControllerConfig, ControllerEvent, DecodedPicture, FrameSink,
+};
 use rtcdesk_media::convert::to_i420;
 use rtcdesk_media::stamp::draw_stamp;
 use rtcdesk_media::{Capture, Frame, I420View, Stamp, SyntheticDesktop, I420};
@@ -180,4 +182,23 @@ pub fn reference(stamp: Stamp, setup: impl FnOnce(&SyntheticDesktop)) -> I420 {
         ),
     );
     to_i420(&frame)
+}
+
+/// Waits for the first controller event matching `want`.
+pub async fn wait_controller_event(
+    controller: &mut Controller,
+    what: &str,
+    mut want: impl FnMut(&ControllerEvent) -> bool,
+) -> ControllerEvent {
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            match controller.next_event().await {
+                Some(event) if want(&event) => return event,
+                Some(_) => {}
+                None => panic!("the session ended while waiting for {what}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {what} within {DEADLINE:?}"))
 }
