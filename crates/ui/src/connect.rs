@@ -9,7 +9,8 @@ use crate::recent::RecentPuppets;
 /// What the person asked for on the connect screen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnectAction {
-    /// Connect to the puppet with this code (9 digits) through this signaling server.
+    /// Connect to the puppet with this code (12 digits: verified end to end; 9: not) through
+    /// this signaling server.
     Connect {
         /// The control code, digits only.
         code: String,
@@ -33,10 +34,12 @@ pub struct ConnectScreen {
     pub connecting: bool,
 }
 
-/// A typed or pasted code as 9 digits: spaces, dashes and dots are ignored, anything else (or
-/// another count) is refused with the reason to show.
+/// A typed or pasted code as its digits: 12 as the puppet shows them (the last three never go
+/// to the signaling server and make the session verified end to end), or the first 9 alone.
+/// Spaces, dashes and dots are ignored; anything else, or another count, is refused with the
+/// reason to show.
 pub fn normalize_code(text: &str) -> Result<String, &'static str> {
-    let mut digits = String::with_capacity(9);
+    let mut digits = String::with_capacity(12);
     for c in text.chars() {
         match c {
             '0'..='9' => digits.push(c),
@@ -44,8 +47,8 @@ pub fn normalize_code(text: &str) -> Result<String, &'static str> {
             _ => return Err("a control code has digits only"),
         }
     }
-    if digits.len() != 9 {
-        return Err("a control code has 9 digits");
+    if digits.len() != 12 && digits.len() != 9 {
+        return Err("a control code has 12 digits, as the puppet shows it");
     }
     Ok(digits)
 }
@@ -87,7 +90,7 @@ impl ConnectScreen {
         let label = ui.label("Control code");
         let field = ui.add(
             egui::TextEdit::singleline(&mut self.code)
-                .hint_text("123 456 789")
+                .hint_text("123 456 789 012")
                 .font(egui::TextStyle::Heading)
                 .desired_width(220.0),
         );
@@ -149,8 +152,12 @@ mod tests {
         assert_eq!(normalize_code("123 456 789").as_deref(), Ok("123456789"));
         assert_eq!(normalize_code(" 123-456-789 ").as_deref(), Ok("123456789"));
         assert_eq!(
+            normalize_code("123 456 789 012").as_deref(),
+            Ok("123456789012")
+        );
+        assert_eq!(
             normalize_code("12345678"),
-            Err("a control code has 9 digits")
+            Err("a control code has 12 digits, as the puppet shows it")
         );
         assert_eq!(
             normalize_code("12345678x"),

@@ -97,6 +97,15 @@ impl EguiLayer {
         (self.wants_pointer, self.wants_keyboard)
     }
 
+    /// Drops the input gathered since the last pass, for a window that runs no pass while it
+    /// draws nothing over its picture: without it, every pointer move over a bare picture
+    /// would wait in egui's queue for the next pass, without bound.
+    pub fn discard_input(&mut self, window: &Window) {
+        drop(self.state.take_egui_input(window));
+        self.wants_pointer = false;
+        self.wants_keyboard = false;
+    }
+
     /// Runs one egui pass with `ui` and keeps its output for [`EguiLayer::render`].
     pub fn run(&mut self, window: &Window, ui: impl FnMut(&mut egui::Ui)) -> PassOutput {
         let input = self.state.take_egui_input(window);

@@ -9,10 +9,12 @@
 //! - controller: [`connect::ConnectScreen`] (code, recent puppets, signaling server),
 //!   [`toolbar::Toolbar`] and [`stats::StatsPanel`] while connected;
 //! - puppet: [`code::CodeView`], [`consent::ConsentDialog`], [`controllers::ControllerList`];
-//! - both: [`transfers::TransferList`] (incoming files with accept/decline and progress);
+//! - both: [`transfers::TransferList`] (incoming files with accept/decline and progress) and
+//!   [`chat::ChatPanel`] (the session's lines, with an unread count);
 //! - [`layer::EguiLayer`] draws any of them over a `pixels` frame on pixels' own wgpu device,
 //!   and [`timer::RedrawTimer`] tells the event loop when egui wants its next frame.
 
+pub mod chat;
 pub mod code;
 pub mod connect;
 pub mod consent;

@@ -40,6 +40,14 @@ pub enum TransferAction {
     Accept(u32),
     /// Refuse it.
     Decline(u32),
+    /// Stop a transfer under way, or take back our own offer: the other side is told. Ids
+    /// are per direction, so the direction comes with it.
+    Cancel {
+        /// The transfer.
+        id: u32,
+        /// Whether it is one coming to us.
+        incoming: bool,
+    },
 }
 
 /// The list's state.
@@ -73,6 +81,15 @@ impl TransferList {
                 let arrow = if t.incoming { "⬇" } else { "⬆" };
                 ui.label(format!("{arrow} {} ({})", t.name, size_text(t.size)));
                 match t.state {
+                    TransferState::Offered if !t.incoming => {
+                        ui.label("waiting for the other side");
+                        if ui.button("Cancel").clicked() {
+                            action = Some(TransferAction::Cancel {
+                                id: t.id,
+                                incoming: t.incoming,
+                            });
+                        }
+                    }
                     TransferState::Offered => {
                         if ui.button("Accept").clicked() {
                             action = Some(TransferAction::Accept(t.id));
@@ -92,6 +109,12 @@ impl TransferList {
                                 .desired_width(160.0)
                                 .show_percentage(),
                         );
+                        if ui.button("Cancel").clicked() {
+                            action = Some(TransferAction::Cancel {
+                                id: t.id,
+                                incoming: t.incoming,
+                            });
+                        }
                     }
                     TransferState::Done => {
                         ui.label("done");

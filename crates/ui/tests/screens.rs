@@ -96,7 +96,7 @@ fn the_connect_screen_takes_a_pasted_code_and_explains_a_bad_one() {
         .get_by_role_and_label(Role::Button, "Connect")
         .click();
     harness.run();
-    harness.get_by_label("a control code has 9 digits");
+    harness.get_by_label("a control code has 12 digits, as the puppet shows it");
     assert!(harness.state().actions.is_empty());
 
     harness.state_mut().screen.code = "123 456-789".into();
@@ -113,7 +113,7 @@ fn the_connect_screen_takes_a_pasted_code_and_explains_a_bad_one() {
         }]
     );
     assert!(harness
-        .query_by_label("a control code has 9 digits")
+        .query_by_label("a control code has 12 digits, as the puppet shows it")
         .is_none());
     harness.get_by_label_contains("Connecting");
     screenshot(&mut harness, "connect");
