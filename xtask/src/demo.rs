@@ -8,7 +8,9 @@
 //! `out/demo/`. On a desktop with a display the window opens there, for you to watch (and use).
 //! Chat goes both ways (the controller's `--chat`, a line typed into the puppet's terminal) and
 //! a file each way (`--send` on both sides, `--accept-files` into `out/demo/received-by-*`); the
-//! demo checks that both arrived intact and that both programs exit with 0.
+//! demo checks that both arrived intact and that both programs exit with 0. The last screenshot
+//! shows the window's toolbar, brought up by the pointer at its top edge, with the puppet user's
+//! chat line counted as unread.
 //!
 //! The programs are spawned as processes and driven through their output and the X tools, which
 //! is how a user would run them; a private X server comes from rtcdesk-xvfb, as in the tests.
@@ -409,6 +411,11 @@ fn run(
     std::thread::sleep(options.linger);
     titles.push(("still, at the end", x.title().unwrap_or_default()));
     x.screenshot(&out.join("05-final.png"))?;
+    // The window's toolbar: the pointer at its top edge brings it up (chat, files, keyboard,
+    // stats, disconnect); the puppet user's chat line is waiting there, unread.
+    x.run(&["mousemove", "--window", &window, &(ww / 2).to_string(), "2"])?;
+    std::thread::sleep(Duration::from_millis(500));
+    x.screenshot(&out.join("06-toolbar.png"))?;
 
     if let Some(status) = processes.exited("controller") {
         return Err(format!(

@@ -42,6 +42,7 @@ pub mod exchange;
 pub mod grid;
 pub mod headless;
 pub mod ice_report;
+pub mod overlay;
 pub mod pairing;
 pub mod room;
 mod session;

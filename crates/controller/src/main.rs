@@ -10,7 +10,9 @@ use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use rtcdesk_controller::headless::{png_sink, HeadlessOptions};
 use rtcdesk_controller::ice_report::kind_name;
-use rtcdesk_controller::window::{FrameSlot, UserEvent, WindowApp, WindowSink};
+use rtcdesk_controller::window::{
+    FrameSlot, Paired, SessionParts, UserEvent, WindowApp, WindowSink,
+};
 use rtcdesk_controller::window_clipboard::WindowClipboard;
 use rtcdesk_controller::{
     stats, Controller, ControllerConfig, ControllerEvent, FileCommands, FrameSink, KeyboardMode,
@@ -18,6 +20,10 @@ use rtcdesk_controller::{
 };
 use rtcdesk_files::{TransferEvent, TransferTracker};
 use rtcdesk_signal::tls::TlsOptions;
+use winit::event_loop::EventLoopProxy;
+
+/// The signaling server when none is given: a puppet with its embedded server on this machine.
+const DEFAULT_SIGNAL: &str = "ws://127.0.0.1:8443/";
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -44,17 +50,25 @@ With the first 9 only, it connects unverified, as a browser does.
 Once connected it prints the path in use (`connected over local=KIND remote=KIND`, KIND being
 host, srflx, prflx or relay) and `first picture after N ms` (counted from the start).
 
-In the window, Ctrl+Alt+Shift releases the keyboard to your own desktop (keys stay here,
-everything held on the puppet is released); press it again to take the keyboard back.";
+In the window, move the pointer to the top edge for the toolbar: Chat, Files (the puppet's
+offers wait there for Accept or Decline), Keyboard, Stats (both sides' figures) and
+Disconnect. Ctrl+Alt+Shift releases the keyboard to your own desktop (keys stay here,
+everything held on the puppet is released); press it again to take the keyboard back.
+
+Without a code the window opens on its connect screen: type or paste the code, or pick a puppet
+connected to before ($XDG_CONFIG_HOME/rtcdesk/recent.json keeps their 9-digit control codes,
+never the last three digits).";
 
 /// Connects to a puppet by its control code and shows its screen; mouse and keyboard input in
 /// the window are replayed on the puppet once its user has accepted.
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(name = "controller", version, after_help = EXIT_CODES)]
 struct Args {
     /// The puppet's control code, as it shows it: 12 digits, spaces optional ("123 456 789
-    /// 012"). The first 9 alone also connect, but without end-to-end verification.
-    #[arg(required_unless_present_any = ["room", "device"], num_args = 1..=4)]
+    /// 012"). The first 9 alone also connect, but without end-to-end verification. Without
+    /// a code (and without --headless) the window opens on its connect screen: type or paste
+    /// the code there, or pick a puppet connected to before.
+    #[arg(num_args = 1..=4)]
     code: Vec<String>,
 
     /// Unattended access: connect to the puppet with this device ID (`puppet --unattended`
@@ -174,9 +188,9 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     download_dir: Option<PathBuf>,
 
-    /// Accept every file the puppet offers, without asking. Without it, a controller window
-    /// started from a terminal asks there (`accept NAME (SIZE) from the puppet? [y/N]`; other
-    /// lines typed there are chat); otherwise the puppet's offers are declined.
+    /// Accept every file the puppet offers, without asking. Without it, the window's files
+    /// panel opens with "Accept" and "Decline" for each offer; with --headless the puppet's
+    /// offers are declined.
     #[arg(long)]
     accept_files: bool,
 
@@ -221,17 +235,25 @@ fn main() -> ExitCode {
             }
         };
     }
-    let config = match config(&args) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("controller: {error:#}");
-            return ExitCode::from(EXIT_USAGE as u8);
+    let connect_screen = args.code.is_empty() && args.device.is_none();
+    if connect_screen && args.headless {
+        eprintln!("controller: --headless needs the puppet's control code (or --device ID)");
+        return ExitCode::from(EXIT_USAGE as u8);
+    }
+    let config = if connect_screen {
+        None
+    } else {
+        match config(&args) {
+            Ok(config) => Some(config),
+            Err(error) => {
+                eprintln!("controller: {error:#}");
+                return ExitCode::from(EXIT_USAGE as u8);
+            }
         }
     };
-    let result = if args.headless {
-        run_headless(&args, config)
-    } else {
-        run_window(config, &args)
+    let result = match config {
+        Some(config) if args.headless => run_headless(&args, config),
+        config => run_window(config, &args),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),
@@ -246,7 +268,7 @@ fn config(args: &Args) -> anyhow::Result<ControllerConfig> {
     let url = args
         .signal
         .clone()
-        .unwrap_or_else(|| "ws://127.0.0.1:8443/".to_owned());
+        .unwrap_or_else(|| DEFAULT_SIGNAL.to_owned());
     let mut config = match &args.device {
         Some(id) => {
             let id: rtcdesk_proto::signal::ControlCode = id
@@ -364,13 +386,21 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the network threads")
 }
 
+/// Why pairing failed: the process's exit code and the words printed (which the connect
+/// screen shows).
+#[derive(Debug)]
+struct ConnectFailure {
+    exit_code: i32,
+    message: String,
+}
+
 /// Connects, telling the user what is happening; on failure prints why and gives the exit code.
 async fn connect(
     config: ControllerConfig,
     sink: Box<dyn FrameSink>,
     chat: &[String],
     send: &[PathBuf],
-) -> Result<Controller, i32> {
+) -> Result<Controller, ConnectFailure> {
     let device = matches!(config.secret, Some(rtcdesk_pake::Credential::Password(_)));
     if device {
         eprintln!(
@@ -404,16 +434,22 @@ async fn connect(
         Err(rtcdesk_controller::ConnectError::NotVerified(rtcdesk_pake::PakeError::WrongCode))
             if device =>
         {
-            eprintln!(
-                "controller: wrong password for this device (or the connection is being \
+            let message = "wrong password for this device (or the connection is being \
                  intercepted); each wrong password makes the puppet wait longer before the next \
                  try, and 10 in a row lock it until its owner unlocks it"
-            );
-            Err(rtcdesk_controller::EXIT_NOT_VERIFIED)
+                .to_owned();
+            eprintln!("controller: {message}");
+            Err(ConnectFailure {
+                exit_code: rtcdesk_controller::EXIT_NOT_VERIFIED,
+                message,
+            })
         }
         Err(error) => {
             eprintln!("controller: {error}");
-            Err(error.exit_code())
+            Err(ConnectFailure {
+                exit_code: error.exit_code(),
+                message: error.to_string(),
+            })
         }
     }
 }
@@ -466,29 +502,20 @@ fn print_event(event: &ControllerEvent) {
 enum OfferPolicy {
     /// `--accept-files`: the session takes it.
     Accept,
-    /// Ask on the terminal (a window started from one).
+    /// The window asks its user (its files panel lists the offer).
     Ask,
     /// Nobody to ask: declined.
     Decline,
 }
 
-/// A puppet's offer waiting for the user's answer on the terminal.
-#[derive(Debug)]
-struct OfferQuestion {
-    id: u32,
-    name: String,
-    size: u64,
-}
-
 /// Prints what happened to a file, answers the puppet's offers as `policy` says, and keeps
-/// `tracker` up to date. Gives the offer to ask about, with [`OfferPolicy::Ask`].
+/// `tracker` up to date.
 fn on_file_event(
     event: &ControllerEvent,
     files: &FileCommands,
     policy: OfferPolicy,
     tracker: &mut TransferTracker,
-) -> Option<OfferQuestion> {
-    let mut question = None;
+) {
     match event {
         ControllerEvent::File(transfer) => {
             eprintln!("controller: {}", rtcdesk_files::describe(transfer));
@@ -496,11 +523,9 @@ fn on_file_event(
                 if policy == OfferPolicy::Accept {
                     tracker.accepted(offer.id);
                 } else if policy == OfferPolicy::Ask {
-                    question = Some(OfferQuestion {
-                        id: offer.id,
-                        name: safe_name.clone(),
-                        size: offer.size,
-                    });
+                    eprintln!(
+                        "controller: {safe_name} waits for \"Accept\" in the window's files panel"
+                    );
                 } else {
                     eprintln!("controller: declined (start the controller with --accept-files to take files)");
                     if let Err(error) =
@@ -535,7 +560,6 @@ fn on_file_event(
         }
         _ => {}
     }
-    question
 }
 
 fn run_headless(args: &Args, config: ControllerConfig) -> anyhow::Result<i32> {
@@ -553,7 +577,7 @@ fn run_headless(args: &Args, config: ControllerConfig) -> anyhow::Result<i32> {
     let code = runtime.block_on(async {
         let mut controller = match connect(config, Box::new(sink), &args.chat, &args.send).await {
             Ok(controller) => controller,
-            Err(code) => return code,
+            Err(failure) => return failure.exit_code,
         };
         let files = controller.files();
         let mut last_stats = None;
@@ -678,7 +702,7 @@ fn run_room(args: &Args, room_name: &str) -> anyhow::Result<i32> {
     let signal_url = args
         .signal
         .clone()
-        .unwrap_or_else(|| "ws://127.0.0.1:8443/".to_owned());
+        .unwrap_or_else(|| DEFAULT_SIGNAL.to_owned());
     let config = ProctorConfig {
         signal_url: signal_url.clone(),
         tls,
@@ -766,64 +790,6 @@ async fn next_line(lines: &mut Option<tokio::sync::mpsc::Receiver<String>>) -> O
     }
 }
 
-/// The puppet's offers waiting for an answer on the terminal, asked one at a time in order.
-#[derive(Debug, Default)]
-struct OfferQuestions {
-    waiting: std::collections::VecDeque<OfferQuestion>,
-}
-
-/// What a typed line means.
-#[derive(Debug, PartialEq)]
-enum LineMeans {
-    /// It answers the open question; `next` is the next question's prompt.
-    Answer {
-        id: u32,
-        accept: bool,
-        next: Option<String>,
-    },
-    /// No question is open: it is a chat line.
-    Chat(String),
-    /// An empty line with nothing to answer.
-    Nothing,
-}
-
-impl OfferQuestions {
-    /// A new offer; gives the prompt to print when it is the one asked now.
-    fn offered(&mut self, question: OfferQuestion) -> Option<String> {
-        self.waiting.push_back(question);
-        (self.waiting.len() == 1).then(|| self.prompt()).flatten()
-    }
-
-    fn prompt(&self) -> Option<String> {
-        self.waiting.front().map(|question| {
-            format!(
-                "controller: accept {} ({}) from the puppet? [y/N]",
-                question.name,
-                rtcdesk_files::bytes(question.size)
-            )
-        })
-    }
-
-    /// A line typed on the terminal: `y` or `yes` accepts the open question, anything else
-    /// declines it; with no question open, a line is chat.
-    fn line(&mut self, line: &str) -> LineMeans {
-        match self.waiting.pop_front() {
-            Some(question) => LineMeans::Answer {
-                id: question.id,
-                accept: matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"),
-                next: self.prompt(),
-            },
-            None if line.trim().is_empty() => LineMeans::Nothing,
-            None => LineMeans::Chat(line.to_owned()),
-        }
-    }
-
-    /// The terminal closed: every open question is declined.
-    fn closed(&mut self) -> Vec<u32> {
-        self.waiting.drain(..).map(|question| question.id).collect()
-    }
-}
-
 /// Resolves after `seconds` (never without a limit).
 async fn time_limit(seconds: Option<f64>) {
     match seconds {
@@ -832,46 +798,34 @@ async fn time_limit(seconds: Option<f64>) {
     }
 }
 
-fn run_window(config: ControllerConfig, args: &Args) -> anyhow::Result<i32> {
-    let event_loop = winit::event_loop::EventLoop::<UserEvent>::with_user_event()
-        .build()
-        .context("cannot open a window (no display? use --headless --out DIR)")?;
-    let proxy = event_loop.create_proxy();
-    let slot = Arc::new(FrameSlot::default());
-    let sink = WindowSink::new(slot.clone(), proxy.clone());
-    let runtime = runtime()?;
-    let keyboard = config.keyboard;
-    let code = config.code;
-    let connecting = connect(config, Box::new(sink), &args.chat, &args.send);
-    let mut controller = match runtime.block_on(connecting) {
-        Ok(controller) => controller,
-        Err(code) => return Ok(code),
-    };
-    // Size the window for the video: wait briefly for the first picture (a keyframe follows
-    // the connection at once).
-    slot.wait_for_size(Duration::from_secs(2));
+/// Sets a paired session up for the window: its events go to the window (printed on the way,
+/// files answered as `--accept-files` says), lines typed on the terminal are chat, and the
+/// clipboard is shared unless turned off. Returns what the window drives.
+fn attach_session(
+    runtime: &tokio::runtime::Handle,
+    controller: &mut Controller,
+    code: &str,
+    proxy: &EventLoopProxy<UserEvent>,
+    args: &Args,
+) -> SessionParts {
     let mut events = controller.take_events();
-    let proxy_for_quit = proxy.clone();
-    let proxy_for_clipboard = proxy.clone();
     let files = controller.files();
-    let accept_files = args.accept_files;
-    // Started from a terminal, the controller asks there about the puppet's files, and other
-    // lines typed there are chat.
-    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdin());
-    let policy = match (accept_files, terminal) {
-        (true, _) => OfferPolicy::Accept,
-        (false, true) => OfferPolicy::Ask,
-        (false, false) => OfferPolicy::Decline,
+    // The window's files panel asks about the puppet's files; lines typed on the terminal the
+    // window was started from are chat, shown in the window's chat too.
+    let policy = if args.accept_files {
+        OfferPolicy::Accept
+    } else {
+        OfferPolicy::Ask
     };
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdin());
     let mut lines = if terminal {
         Some(terminal_lines())
     } else {
         None
     };
-    let chat = controller.chat_sender();
+    let forward = proxy.clone();
     runtime.spawn(async move {
         let mut tracker = TransferTracker::default();
-        let mut questions = OfferQuestions::default();
         loop {
             let event = tokio::select! {
                 event = events.recv() => match event {
@@ -879,78 +833,104 @@ fn run_window(config: ControllerConfig, args: &Args) -> anyhow::Result<i32> {
                     None => break,
                 },
                 line = next_line(&mut lines) => {
-                    let Some(line) = line else {
-                        lines = None;
-                        for id in questions.closed() {
-                            let _ = files.decline(id, "nobody to ask on the controller");
-                        }
-                        continue;
-                    };
-                    match questions.line(&line) {
-                        LineMeans::Answer { id, accept, next } => {
-                            let answer = if accept {
-                                files.accept(id)
-                            } else {
-                                files.decline(id, "the controller's user declined")
-                            };
-                            if let Err(error) = answer {
-                                eprintln!("controller: file {id}: {error}");
-                            }
-                            if let Some(prompt) = next {
-                                eprintln!("{prompt}");
+                    match line {
+                        Some(line) if !line.trim().is_empty() => {
+                            if forward.send_event(UserEvent::TypedChat(line)).is_err() {
+                                break;
                             }
                         }
-                        LineMeans::Chat(text) => {
-                            if let Err(error) = chat.try_send(&text) {
-                                eprintln!("controller: chat line {error}");
-                            }
-                        }
-                        LineMeans::Nothing => {}
+                        Some(_) => {}
+                        None => lines = None,
                     }
                     continue;
                 }
             };
             say_progress(&event);
             print_event(&event);
-            if let Some(question) = on_file_event(&event, &files, policy, &mut tracker) {
-                if let Some(prompt) = questions.offered(question) {
-                    eprintln!("{prompt}");
-                }
-            }
-            if proxy.send_event(UserEvent::Controller(event)).is_err() {
+            on_file_event(&event, &files, policy, &mut tracker);
+            if forward.send_event(UserEvent::Controller(event)).is_err() {
                 break;
             }
         }
     });
-    let puppet = match controller.puppet_name() {
-        Some(name) if !name.trim().is_empty() => format!("{name} ({code})"),
-        _ => format!("puppet {code}"),
+    let clipboard = if args.no_clipboard {
+        None
+    } else {
+        match rtcdesk_clipboard::SystemClipboard::open() {
+            Ok(system) => Some(WindowClipboard::new(
+                system,
+                controller.clipboard_sender(),
+                proxy.clone(),
+            )),
+            Err(error) => {
+                eprintln!("controller: the clipboard is not shared ({error})");
+                None
+            }
+        }
+    };
+    SessionParts {
+        puppet: match controller.puppet_name() {
+            Some(name) if !name.trim().is_empty() => format!("{name} ({code})"),
+            _ => format!("puppet {code}"),
+        },
+        sender: controller.input_sender(),
+        files: controller.files(),
+        chat: controller.chat_sender(),
+        clipboard,
+    }
+}
+
+/// The window: paired first when the command line gave a code (`config`), else it opens on
+/// the connect screen and pairs from there.
+fn run_window(config: Option<ControllerConfig>, args: &Args) -> anyhow::Result<i32> {
+    let event_loop = winit::event_loop::EventLoop::<UserEvent>::with_user_event()
+        .build()
+        .context("cannot open a window (no display? use --headless --out DIR)")?;
+    let proxy = event_loop.create_proxy();
+    let slot = Arc::new(FrameSlot::default());
+    let runtime = runtime()?;
+    // The session the window shows, kept here to be closed cleanly at the end.
+    let session: Arc<std::sync::Mutex<Option<Controller>>> = Arc::default();
+    let mut app = match config {
+        Some(config) => {
+            let keyboard = config.keyboard;
+            let code = config.code.to_string();
+            let sink = WindowSink::new(slot.clone(), proxy.clone());
+            let connecting = connect(config, Box::new(sink), &args.chat, &args.send);
+            let mut controller = match runtime.block_on(connecting) {
+                Ok(controller) => controller,
+                Err(failure) => return Ok(failure.exit_code),
+            };
+            // Size the window for the video: wait briefly for the first picture (a keyframe
+            // follows the connection at once).
+            slot.wait_for_size(Duration::from_secs(2));
+            let parts = attach_session(runtime.handle(), &mut controller, &code, &proxy, args);
+            *session.lock().unwrap_or_else(|e| e.into_inner()) = Some(controller);
+            let mut app = WindowApp::new(parts.puppet, slot, parts.sender, keyboard)
+                .with_files(parts.files)
+                .with_chat(parts.chat);
+            if let Some(clipboard) = parts.clipboard {
+                app = app.with_clipboard(clipboard);
+            }
+            app
+        }
+        None => connect_screen_app(&runtime, slot, proxy.clone(), session.clone(), args),
     };
     // Ctrl-C in the terminal closes the session the way closing the window does.
-    let quit = proxy_for_quit;
+    let quit = proxy.clone();
     runtime.spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             let _ = quit.send_event(UserEvent::Quit);
         }
     });
-    let mut app = WindowApp::new(puppet, slot, controller.input_sender(), keyboard)
-        .with_files(controller.files());
-    if !args.no_clipboard {
-        match rtcdesk_clipboard::SystemClipboard::open() {
-            Ok(system) => {
-                app = app.with_clipboard(WindowClipboard::new(
-                    system,
-                    controller.clipboard_sender(),
-                    proxy_for_clipboard,
-                ));
-            }
-            Err(error) => eprintln!("controller: the clipboard is not shared ({error})"),
-        }
-    }
     let run = event_loop.run_app(&mut app);
-    // The timer must be made inside the runtime (tokio::time::timeout panics outside one).
-    let _ = runtime
-        .block_on(async { tokio::time::timeout(Duration::from_secs(3), controller.close()).await });
+    let controller = session.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(controller) = controller {
+        // The timer must be made inside the runtime (tokio::time::timeout panics outside one).
+        let _ = runtime.block_on(async {
+            tokio::time::timeout(Duration::from_secs(3), controller.close()).await
+        });
+    }
     run.context("the window's event loop failed")?;
     if let Some(error) = app.error() {
         eprintln!("controller: {error}");
@@ -958,56 +938,64 @@ fn run_window(config: ControllerConfig, args: &Args) -> anyhow::Result<i32> {
     Ok(app.exit_code())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn question(id: u32, name: &str) -> OfferQuestion {
-        OfferQuestion {
-            id,
-            name: name.into(),
-            size: 2048,
-        }
-    }
-
-    #[test]
-    fn offers_are_asked_one_at_a_time_and_answered_by_the_next_line() {
-        let mut questions = OfferQuestions::default();
-        assert_eq!(
-            questions.offered(question(1, "a.txt")).as_deref(),
-            Some("controller: accept a.txt (2.0 KiB) from the puppet? [y/N]")
-        );
-        assert_eq!(
-            questions.offered(question(2, "b.txt")),
-            None,
-            "asked after a.txt"
-        );
-        assert_eq!(
-            questions.line(" YES "),
-            LineMeans::Answer {
-                id: 1,
-                accept: true,
-                next: Some("controller: accept b.txt (2.0 KiB) from the puppet? [y/N]".into())
-            }
-        );
-        assert_eq!(
-            questions.line("sure"),
-            LineMeans::Answer {
-                id: 2,
-                accept: false,
-                next: None
-            }
-        );
-        assert_eq!(questions.line("hello"), LineMeans::Chat("hello".into()));
-        assert_eq!(questions.line("  "), LineMeans::Nothing);
-    }
-
-    #[test]
-    fn a_closed_terminal_declines_what_it_was_asked() {
-        let mut questions = OfferQuestions::default();
-        questions.offered(question(4, "x"));
-        questions.offered(question(5, "y"));
-        assert_eq!(questions.closed(), vec![4, 5]);
-        assert_eq!(questions.line("y"), LineMeans::Chat("y".into()));
-    }
+/// The window on its connect screen: each attempt pairs on the runtime with the code and
+/// server the person entered (everything else from the command line), and a paired session is
+/// set up like one paired from the command line.
+fn connect_screen_app(
+    runtime: &tokio::runtime::Runtime,
+    slot: Arc<FrameSlot>,
+    proxy: EventLoopProxy<UserEvent>,
+    session: Arc<std::sync::Mutex<Option<Controller>>>,
+    args: &Args,
+) -> WindowApp {
+    let server = args
+        .signal
+        .clone()
+        .unwrap_or_else(|| DEFAULT_SIGNAL.to_owned());
+    let recent = match rtcdesk_ui::recent::default_path() {
+        Some(path) => rtcdesk_ui::recent::RecentPuppets::load(&path),
+        None => rtcdesk_ui::recent::RecentPuppets::default(),
+    };
+    let screen = rtcdesk_ui::connect::ConnectScreen::new(server, recent);
+    let keyboard = match args.keyboard {
+        Keyboard::Map => KeyboardMode::Map,
+        Keyboard::Translate => KeyboardMode::Translate,
+    };
+    let start = {
+        let runtime = runtime.handle().clone();
+        let proxy = proxy.clone();
+        let slot = slot.clone();
+        let args = args.clone();
+        Box::new(move |code: String, server: String| {
+            let mut args = args.clone();
+            args.code = vec![code];
+            args.signal = Some(server);
+            let config = match config(&args) {
+                Ok(config) => config,
+                Err(error) => {
+                    let _ = proxy.send_event(UserEvent::PairingFailed(format!("{error:#}")));
+                    return;
+                }
+            };
+            let sink = WindowSink::new(slot.clone(), proxy.clone());
+            let proxy = proxy.clone();
+            runtime.spawn(async move {
+                let outcome = connect(config, Box::new(sink), &args.chat, &args.send).await;
+                let _ = proxy.send_event(match outcome {
+                    Ok(controller) => UserEvent::Paired(Paired(Box::new(controller))),
+                    Err(failure) => UserEvent::PairingFailed(failure.message),
+                });
+            });
+        })
+    };
+    let attach = {
+        let runtime = runtime.handle().clone();
+        let args = args.clone();
+        Box::new(move |mut controller: Controller, code: &str| {
+            let parts = attach_session(&runtime, &mut controller, code, &proxy, &args);
+            *session.lock().unwrap_or_else(|e| e.into_inner()) = Some(controller);
+            parts
+        })
+    };
+    WindowApp::connect_screen(slot, keyboard, screen, start, attach)
 }

@@ -8,26 +8,37 @@
 //! picture; its clipping rectangle tells [`WindowInput`] where the picture is, so pointer
 //! positions are normalised to the video.
 //!
+//! Over the picture, egui draws the [`Overlay`](crate::overlay::Overlay): a toolbar at the top
+//! edge and the chat, files and stats panels, on pixels' own wgpu device. While nothing is drawn
+//! over the picture, no egui pass runs and egui gets no input, so a bare picture costs what it
+//! did without egui; while something is, input over it stays local.
+//!
 //! **Keyboard release:** pressing Ctrl+Alt+Shift together releases the keyboard to the local
 //! desktop: every key and button held on the puppet is released and key presses stay local
 //! (pointer input still goes to the puppet). The same combination takes the keyboard back.
 //! Losing focus also releases everything held.
 
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pixels::{Pixels, PixelsBuilder, ScalingMode, SurfaceTexture};
 use rtcdesk_input::window::{PictureRect, WindowInput};
 use rtcdesk_media::frame::unix_micros_now;
+use rtcdesk_ui::egui;
+use rtcdesk_ui::layer::EguiLayer;
+use rtcdesk_ui::timer::RedrawTimer;
 use winit::application::ApplicationHandler;
 use winit::dpi::PhysicalSize;
 use winit::event::WindowEvent;
-use winit::event_loop::{ActiveEventLoop, EventLoopProxy};
+use winit::event_loop::{ActiveEventLoop, ControlFlow, EventLoopProxy};
 use winit::keyboard::ModifiersState;
 use winit::window::{Window, WindowId};
 
 use crate::decode::{DecodedPicture, FrameSink};
+use crate::overlay::{Overlay, OverlayAction};
 use crate::{stats, ControllerEvent, InputSender, KeyboardMode, SessionStats};
+use rtcdesk_ui::connect::{ConnectAction, ConnectScreen};
+use rtcdesk_ui::recent::RecentPuppet;
 
 /// Events the event loop gets from other threads.
 #[derive(Debug)]
@@ -42,6 +53,53 @@ pub enum UserEvent {
     Quit,
     /// The local clipboard's text, read when the window gained the focus.
     LocalClipboard(String),
+    /// A chat line typed on the terminal the window was started from: sent like one written
+    /// in the chat panel, and shown there.
+    TypedChat(String),
+    /// The connect screen's attempt succeeded: the session to show.
+    Paired(Paired),
+    /// The connect screen's attempt failed, and why (shown on the screen).
+    PairingFailed(String),
+}
+
+/// A session the connect screen paired, on its way to the window.
+pub struct Paired(pub Box<crate::Controller>);
+
+impl std::fmt::Debug for Paired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Paired(..)")
+    }
+}
+
+/// What the window needs of a session to show it and drive it.
+pub struct SessionParts {
+    /// The puppet's name or code, for the title.
+    pub puppet: String,
+    /// Where input goes.
+    pub sender: InputSender,
+    /// Files dropped on the window and the files panel's answers.
+    pub files: crate::FileCommands,
+    /// Lines written in the chat panel.
+    pub chat: crate::ChatSender,
+    /// The shared clipboard, unless turned off.
+    pub clipboard: Option<crate::window_clipboard::WindowClipboard>,
+}
+
+/// Starts pairing with the code and signaling server the person entered; the outcome comes
+/// back as [`UserEvent::Paired`] or [`UserEvent::PairingFailed`].
+pub type StartPairing = Box<dyn FnMut(String, String)>;
+
+/// Turns a paired controller into what the window drives (the program keeps the controller
+/// to close it at the end); the `&str` is the control code it was paired with (9 digits).
+pub type AttachSession = Box<dyn FnMut(crate::Controller, &str) -> SessionParts>;
+
+/// The window before a session: the connect screen and how to start one.
+struct Connecting {
+    screen: ConnectScreen,
+    start: StartPairing,
+    attach: AttachSession,
+    /// The code and server of the attempt under way, remembered once it succeeds.
+    attempt: Option<(String, String)>,
 }
 
 #[derive(Debug, Default)]
@@ -134,13 +192,23 @@ pub struct WindowApp {
     puppet: String,
     slot: Arc<FrameSlot>,
     input: WindowInput,
-    sender: InputSender,
+    sender: Option<InputSender>,
+    connecting: Option<Connecting>,
+    /// Set when a session starts from the connect screen: the window takes the video's size
+    /// with the first picture.
+    fit_to_video: bool,
     files: Option<crate::FileCommands>,
+    chat: Option<crate::ChatSender>,
     clipboard: Option<crate::window_clipboard::WindowClipboard>,
     /// Live transfers for the title ("↑ report.pdf 37%"), from the last progress event.
     transfers: Option<String>,
     window: Option<Arc<Window>>,
     pixels: Option<Pixels<'static>>,
+    egui: Option<EguiLayer>,
+    overlay: Overlay,
+    redraw: RedrawTimer,
+    /// Where the pointer is over the window, in points (`None`: outside).
+    pointer: Option<egui::Pos2>,
     video_size: Option<(u32, u32)>,
     stats: Option<SessionStats>,
     keyboard_released: bool,
@@ -162,16 +230,32 @@ impl WindowApp {
         sender: InputSender,
         keyboard: KeyboardMode,
     ) -> Self {
+        Self::build(puppet, slot, Some(sender), keyboard)
+    }
+
+    fn build(
+        puppet: String,
+        slot: Arc<FrameSlot>,
+        sender: Option<InputSender>,
+        keyboard: KeyboardMode,
+    ) -> Self {
         Self {
             puppet,
             slot,
             input: WindowInput::new(keyboard),
             sender,
+            connecting: None,
+            fit_to_video: false,
             files: None,
+            chat: None,
             clipboard: None,
             transfers: None,
             window: None,
             pixels: None,
+            egui: None,
+            overlay: Overlay::new(),
+            redraw: RedrawTimer::default(),
+            pointer: None,
             video_size: None,
             stats: None,
             keyboard_released: false,
@@ -180,6 +264,61 @@ impl WindowApp {
             exit_code: None,
             error: None,
         }
+    }
+
+    /// A window that opens on the connect screen: `start` pairs with what the person entered,
+    /// `attach` turns the paired controller into the session the window then shows.
+    pub fn connect_screen(
+        slot: Arc<FrameSlot>,
+        keyboard: KeyboardMode,
+        screen: ConnectScreen,
+        start: StartPairing,
+        attach: AttachSession,
+    ) -> Self {
+        // No session yet: the input sender comes with it.
+        let mut app = Self::build("connect to a puppet".to_owned(), slot, None, keyboard);
+        app.connecting = Some(Connecting {
+            screen,
+            start,
+            attach,
+            attempt: None,
+        });
+        app
+    }
+
+    /// Shows the paired session: from now on the window is the puppet's screen.
+    fn start_session(&mut self, controller: crate::Controller) {
+        let Some(mut connecting) = self.connecting.take() else {
+            return;
+        };
+        let name = controller.puppet_name().map(str::to_owned);
+        let (code, server) = connecting.attempt.take().unwrap_or_default();
+        // Only the part the signaling server routes by: the last three digits are a secret of
+        // this one session.
+        let route: String = code.chars().take(9).collect();
+        let parts = (connecting.attach)(controller, &route);
+        if !route.is_empty() {
+            let mut recent = connecting.screen.recent;
+            recent.remember(RecentPuppet {
+                code: route,
+                name,
+                server,
+                last_used: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+            });
+            if let Err(error) = recent.save() {
+                eprintln!("controller: the recent puppets are not saved: {error}");
+            }
+        }
+        self.puppet = parts.puppet;
+        self.sender = Some(parts.sender);
+        self.files = Some(parts.files);
+        self.chat = Some(parts.chat);
+        self.clipboard = parts.clipboard;
+        self.fit_to_video = true;
+        self.update_title();
+        self.request_redraw();
     }
 
     /// The clipboard is shared with the puppet through `clipboard`.
@@ -191,6 +330,12 @@ impl WindowApp {
     /// Files dropped on the window are offered to the puppet through `files`.
     pub fn with_files(mut self, files: crate::FileCommands) -> Self {
         self.files = Some(files);
+        self
+    }
+
+    /// Chat lines written in the window's chat panel go to the puppet's user through `chat`.
+    pub fn with_chat(mut self, chat: crate::ChatSender) -> Self {
+        self.chat = Some(chat);
         self
     }
 
@@ -228,8 +373,11 @@ impl WindowApp {
     }
 
     fn send_pending_input(&mut self) {
+        let Some(sender) = &self.sender else {
+            return;
+        };
         while let Some(message) = self.input.poll_message() {
-            match self.sender.try_send(&message) {
+            match sender.try_send(&message) {
                 Ok(()) => {}
                 Err(rtcdesk_peer::Error::Full) if message.event.is_droppable() => {
                     tracing::trace!("pointer move dropped: the network is behind");
@@ -285,16 +433,109 @@ impl WindowApp {
             }
         }
         if resized {
+            if std::mem::take(&mut self.fit_to_video) {
+                if let Some(window) = &self.window {
+                    let _ = window.request_inner_size(initial_window_size(self.video_size));
+                }
+            }
             self.update_picture();
         }
         self.render(event_loop);
     }
 
+    /// Draws the picture and, when anything is over it, an egui pass; then carries out what
+    /// the person asked for in it.
     fn render(&mut self, event_loop: &ActiveEventLoop) {
-        if let Some(pixels) = &self.pixels {
-            if let Err(error) = pixels.render() {
-                self.fail(event_loop, format!("cannot draw the window: {error}"));
+        let (Some(pixels), Some(window)) = (&self.pixels, &self.window) else {
+            return;
+        };
+        let mut actions = Vec::new();
+        let mut connect = None;
+        let drawn = match self.egui.as_mut() {
+            Some(layer) if self.connecting.is_some() => {
+                let mut screen = self.connecting.as_mut().map(|c| &mut c.screen);
+                let pass = layer.run(window, |ui| {
+                    if let Some(screen) = screen.as_deref_mut() {
+                        egui::CentralPanel::default().show(ui, |ui| {
+                            connect = screen.show(ui);
+                        });
+                    }
+                });
+                self.redraw.schedule(Instant::now(), pass.repaint_after);
+                pixels.render_with(|encoder, target, context| {
+                    context.scaling_renderer.render(encoder, target);
+                    layer.render(encoder, target, context);
+                    Ok(())
+                })
             }
+            Some(layer) if self.overlay.needs_pass(self.pointer) => {
+                let overlay = &mut self.overlay;
+                let pointer = self.pointer;
+                let pass = layer.run(window, |ui| actions = overlay.show(ui, pointer));
+                self.redraw.schedule(Instant::now(), pass.repaint_after);
+                pixels.render_with(|encoder, target, context| {
+                    context.scaling_renderer.render(encoder, target);
+                    layer.render(encoder, target, context);
+                    Ok(())
+                })
+            }
+            _ => pixels.render(),
+        };
+        if let Err(error) = drawn {
+            return self.fail(event_loop, format!("cannot draw the window: {error}"));
+        }
+        if let (Some(ConnectAction::Connect { code, server }), Some(connecting)) =
+            (connect, self.connecting.as_mut())
+        {
+            connecting.attempt = Some((code.clone(), server.clone()));
+            (connecting.start)(code, server);
+            self.request_redraw();
+        }
+        for action in actions {
+            self.carry_out(event_loop, action);
+        }
+    }
+
+    /// Does what the person asked for in the overlay.
+    fn carry_out(&mut self, event_loop: &ActiveEventLoop, action: OverlayAction) {
+        let files = self.files.as_ref();
+        let answer = match action {
+            OverlayAction::SendChat(text) => {
+                match self.chat.as_ref().map(|chat| chat.try_send(&text)) {
+                    Some(Ok(())) => self.overlay.sent_chat(text),
+                    Some(Err(error)) => self.overlay.chat_not_sent(&text, &error.to_string()),
+                    None => self.overlay.chat_not_sent(&text, "no chat in this session"),
+                }
+                self.request_redraw();
+                return;
+            }
+            OverlayAction::AcceptFile(id) => files.map(|f| f.accept(id)),
+            OverlayAction::DeclineFile(id) => {
+                files.map(|f| f.decline(id, "the controller's user declined"))
+            }
+            OverlayAction::CancelFile(direction, id) => {
+                files.map(|f| f.cancel(direction, id, "the controller's user cancelled"))
+            }
+            OverlayAction::ToggleKeyboard => {
+                self.toggle_keyboard_release();
+                return;
+            }
+            OverlayAction::Disconnect => {
+                self.input.release_all(unix_micros_now());
+                self.send_pending_input();
+                self.exit_code = Some(crate::EXIT_OK);
+                event_loop.exit();
+                return;
+            }
+        };
+        if let Some(Err(error)) = answer {
+            eprintln!("controller: file: {error}");
+        }
+    }
+
+    fn request_redraw(&self) {
+        if let Some(window) = &self.window {
+            window.request_redraw();
         }
     }
 
@@ -304,7 +545,66 @@ impl WindowApp {
             self.input.release_all(unix_micros_now());
             self.send_pending_input();
         }
+        self.overlay.set_keyboard_local(self.keyboard_released);
         self.update_title();
+        self.request_redraw();
+    }
+}
+
+impl WindowApp {
+    /// Shows `event` to egui; says whether egui keeps it (a click on the toolbar, a key typed
+    /// into the chat), so it does not reach the puppet.
+    fn overlay_took(&mut self, event: &WindowEvent) -> bool {
+        let scale = self.window.as_ref().map_or(1.0, |w| w.scale_factor());
+        match event {
+            WindowEvent::CursorMoved { position, .. } => {
+                self.pointer = Some(egui::pos2(
+                    (position.x / scale) as f32,
+                    (position.y / scale) as f32,
+                ));
+            }
+            WindowEvent::CursorLeft { .. } => self.pointer = None,
+            _ => {}
+        }
+        let (Some(layer), Some(window)) = (self.egui.as_mut(), &self.window) else {
+            return false;
+        };
+        let response = layer.handle_event(window, event);
+        if self.connecting.is_some() {
+            // The connect screen is all egui: nothing goes to a puppet, and the window's own
+            // events (close, resize, redraw) are still handled.
+            if response.repaint {
+                window.request_redraw();
+            }
+            return !matches!(
+                event,
+                WindowEvent::CloseRequested
+                    | WindowEvent::Resized(_)
+                    | WindowEvent::RedrawRequested
+                    | WindowEvent::ScaleFactorChanged { .. }
+            );
+        }
+        if !self.overlay.needs_pass(self.pointer) {
+            layer.discard_input(window);
+            return false;
+        }
+        if response.repaint {
+            window.request_redraw();
+        }
+        let (wants_pointer, wants_keyboard) = layer.wants_input();
+        let pointer_over_overlay = wants_pointer
+            && matches!(
+                event,
+                WindowEvent::CursorMoved { .. }
+                    | WindowEvent::MouseInput { .. }
+                    | WindowEvent::MouseWheel { .. }
+            );
+        let typing_into_overlay = wants_keyboard
+            && matches!(
+                event,
+                WindowEvent::KeyboardInput { .. } | WindowEvent::Ime(_)
+            );
+        pointer_over_overlay || typing_into_overlay
     }
 }
 
@@ -324,9 +624,14 @@ impl ApplicationHandler<UserEvent> for WindowApp {
             return;
         }
         let video_size = self.slot.size();
+        let size = if self.connecting.is_some() {
+            PhysicalSize::new(480, 420)
+        } else {
+            initial_window_size(video_size)
+        };
         let attributes = Window::default_attributes()
             .with_title(stats::window_title(&self.puppet, None, None))
-            .with_inner_size(initial_window_size(video_size));
+            .with_inner_size(size);
         let window = match event_loop.create_window(attributes) {
             Ok(window) => Arc::new(window),
             Err(error) => return self.fail(event_loop, format!("cannot open a window: {error}")),
@@ -335,8 +640,14 @@ impl ApplicationHandler<UserEvent> for WindowApp {
         let inner = window.inner_size();
         let (buffer_w, buffer_h) = video_size.unwrap_or((16, 9));
         let surface = SurfaceTexture::new(inner.width.max(1), inner.height.max(1), window.clone());
+        // No sRGB conversion anywhere: the picture's bytes are copied as they are (unorm
+        // texture sampled into a unorm target, the same identity as sRGB both ways), and egui,
+        // which blends in gamma space, draws its true colours (on an sRGB target they wash out).
         let pixels = PixelsBuilder::new(buffer_w, buffer_h, surface)
             .clear_color(pixels::wgpu::Color::BLACK)
+            .texture_format(pixels::wgpu::TextureFormat::Rgba8Unorm)
+            .render_texture_format(pixels::wgpu::TextureFormat::Bgra8Unorm)
+            .surface_texture_format(pixels::wgpu::TextureFormat::Bgra8Unorm)
             .build();
         let mut pixels = match pixels {
             Ok(pixels) => pixels,
@@ -348,6 +659,7 @@ impl ApplicationHandler<UserEvent> for WindowApp {
             }
         };
         pixels.set_scaling_mode(ScalingMode::Fill);
+        self.egui = Some(EguiLayer::new(&window, &pixels));
         self.pixels = Some(pixels);
         self.video_size = video_size;
         self.window = Some(window);
@@ -356,7 +668,24 @@ impl ApplicationHandler<UserEvent> for WindowApp {
         self.show_newest(event_loop);
     }
 
+    fn about_to_wait(&mut self, event_loop: &ActiveEventLoop) {
+        // egui asked for a frame at a set time (a blinking text cursor, an animation).
+        if self.redraw.due(Instant::now()) {
+            self.request_redraw();
+        }
+        event_loop.set_control_flow(match self.redraw.deadline() {
+            Some(at) => ControlFlow::WaitUntil(at),
+            None => ControlFlow::Wait,
+        });
+    }
+
     fn user_event(&mut self, event_loop: &ActiveEventLoop, event: UserEvent) {
+        if let UserEvent::Controller(event) = &event {
+            self.overlay.on_event(event);
+            if self.overlay.needs_pass(self.pointer) {
+                self.request_redraw();
+            }
+        }
         match event {
             UserEvent::Frame => self.show_newest(event_loop),
             UserEvent::Controller(ControllerEvent::FileProgress(live)) => {
@@ -370,6 +699,16 @@ impl ApplicationHandler<UserEvent> for WindowApp {
                 // The next progress event lists what is still running.
                 self.transfers = None;
                 self.update_title();
+            }
+            UserEvent::TypedChat(text) => self.carry_out(event_loop, OverlayAction::SendChat(text)),
+            UserEvent::Paired(Paired(controller)) => self.start_session(*controller),
+            UserEvent::PairingFailed(why) => {
+                if let Some(connecting) = self.connecting.as_mut() {
+                    connecting.screen.connecting = false;
+                    connecting.screen.error = Some(why);
+                    connecting.attempt = None;
+                }
+                self.request_redraw();
             }
             UserEvent::LocalClipboard(text) => {
                 if let Some(clipboard) = self.clipboard.as_mut() {
@@ -419,6 +758,9 @@ impl ApplicationHandler<UserEvent> for WindowApp {
 
     fn window_event(&mut self, event_loop: &ActiveEventLoop, _id: WindowId, event: WindowEvent) {
         let now = unix_micros_now();
+        if self.overlay_took(&event) {
+            return;
+        }
         match &event {
             WindowEvent::CloseRequested => {
                 self.input.release_all(now);

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod screen;
+
 use std::time::Duration;
 
 use rtcdesk_controller::{
