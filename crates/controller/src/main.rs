@@ -211,6 +211,15 @@ enum Keyboard {
     Translate,
 }
 
+impl From<Keyboard> for KeyboardMode {
+    fn from(keyboard: Keyboard) -> Self {
+        match keyboard {
+            Keyboard::Map => KeyboardMode::Map,
+            Keyboard::Translate => KeyboardMode::Translate,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -291,10 +300,7 @@ fn config(args: &Args) -> anyhow::Result<ControllerConfig> {
     if let Some(name) = &args.name {
         config.name = name.clone();
     }
-    config.keyboard = match args.keyboard {
-        Keyboard::Map => KeyboardMode::Map,
-        Keyboard::Translate => KeyboardMode::Translate,
-    };
+    config.keyboard = args.keyboard.into();
     config.accept_timeout = Duration::from_secs(args.accept_timeout);
     config.stun_servers = args
         .stun
@@ -957,10 +963,7 @@ fn connect_screen_app(
         None => rtcdesk_ui::recent::RecentPuppets::default(),
     };
     let screen = rtcdesk_ui::connect::ConnectScreen::new(server, recent);
-    let keyboard = match args.keyboard {
-        Keyboard::Map => KeyboardMode::Map,
-        Keyboard::Translate => KeyboardMode::Translate,
-    };
+    let keyboard = args.keyboard.into();
     let start = {
         let runtime = runtime.handle().clone();
         let proxy = proxy.clone();

@@ -451,27 +451,20 @@ impl WindowApp {
         };
         let mut actions = Vec::new();
         let mut connect = None;
+        // The connect screen is all egui; over a picture, egui runs only when something is
+        // drawn there.
+        let egui_pass = self.connecting.is_some() || self.overlay.needs_pass(self.pointer);
         let drawn = match self.egui.as_mut() {
-            Some(layer) if self.connecting.is_some() => {
+            Some(layer) if egui_pass => {
                 let mut screen = self.connecting.as_mut().map(|c| &mut c.screen);
-                let pass = layer.run(window, |ui| {
-                    if let Some(screen) = screen.as_deref_mut() {
-                        egui::CentralPanel::default().show(ui, |ui| {
-                            connect = screen.show(ui);
-                        });
-                    }
-                });
-                self.redraw.schedule(Instant::now(), pass.repaint_after);
-                pixels.render_with(|encoder, target, context| {
-                    context.scaling_renderer.render(encoder, target);
-                    layer.render(encoder, target, context);
-                    Ok(())
-                })
-            }
-            Some(layer) if self.overlay.needs_pass(self.pointer) => {
                 let overlay = &mut self.overlay;
                 let pointer = self.pointer;
-                let pass = layer.run(window, |ui| actions = overlay.show(ui, pointer));
+                let pass = layer.run(window, |ui| match screen.as_deref_mut() {
+                    Some(screen) => {
+                        egui::CentralPanel::default().show(ui, |ui| connect = screen.show(ui));
+                    }
+                    None => actions = overlay.show(ui, pointer),
+                });
                 self.redraw.schedule(Instant::now(), pass.repaint_after);
                 pixels.render_with(|encoder, target, context| {
                     context.scaling_renderer.render(encoder, target);
@@ -521,16 +514,22 @@ impl WindowApp {
                 return;
             }
             OverlayAction::Disconnect => {
-                self.input.release_all(unix_micros_now());
-                self.send_pending_input();
-                self.exit_code = Some(crate::EXIT_OK);
-                event_loop.exit();
+                self.close(event_loop);
                 return;
             }
         };
         if let Some(Err(error)) = answer {
             eprintln!("controller: file: {error}");
         }
+    }
+
+    /// The user ends the session (window closed, Disconnect, Ctrl-C): everything held on the
+    /// puppet is released first, and the program exits with 0.
+    fn close(&mut self, event_loop: &ActiveEventLoop) {
+        self.input.release_all(unix_micros_now());
+        self.send_pending_input();
+        self.exit_code = Some(crate::EXIT_OK);
+        event_loop.exit();
     }
 
     fn request_redraw(&self) {
@@ -725,13 +724,7 @@ impl ApplicationHandler<UserEvent> for WindowApp {
                     clipboard.set_view_only(on);
                 }
             }
-            UserEvent::Quit => {
-                let now = unix_micros_now();
-                self.input.release_all(now);
-                self.send_pending_input();
-                self.exit_code = Some(crate::EXIT_OK);
-                event_loop.exit();
-            }
+            UserEvent::Quit => self.close(event_loop),
             UserEvent::Controller(ControllerEvent::Stats(stats)) => {
                 self.stats = Some(stats);
                 self.update_title();
@@ -762,13 +755,7 @@ impl ApplicationHandler<UserEvent> for WindowApp {
             return;
         }
         match &event {
-            WindowEvent::CloseRequested => {
-                self.input.release_all(now);
-                self.send_pending_input();
-                self.exit_code = Some(crate::EXIT_OK);
-                event_loop.exit();
-                return;
-            }
+            WindowEvent::CloseRequested => return self.close(event_loop),
             WindowEvent::Resized(size) => {
                 if let Some(pixels) = self.pixels.as_mut() {
                     if size.width > 0 && size.height > 0 {

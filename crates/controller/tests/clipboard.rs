@@ -65,16 +65,7 @@ async fn text_copied_on_either_machine_can_be_pasted_on_the_other() {
         matches!(e, PuppetEvent::SessionConnected { .. })
     })
     .await;
-    let window = tokio::time::timeout(DEADLINE, async {
-        loop {
-            if let Some(window) = find_window(&controller_x) {
-                return window;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .expect("the controller's window shows");
+    let window = common::screen::wait_for_window(&controller_x).await;
 
     // The user comes back to the window: what they copied goes to the puppet.
     let status = controller_x

@@ -13,30 +13,7 @@ use rtcdesk_xvfb::Xvfb;
 
 /// A screenshot of one window as a BGRA frame.
 fn screenshot(xvfb: &Xvfb, window: &str, path: &std::path::Path) -> Option<Frame> {
-    let status = xvfb
-        .command("import")
-        .args(["-window", window])
-        .arg(format!("png24:{}", path.display()))
-        .stderr(Stdio::null())
-        .status()
-        .ok()?;
-    if !status.success() {
-        return None;
-    }
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).ok()?));
-    let mut reader = decoder.read_info().ok()?;
-    let mut buffer = vec![0; reader.output_buffer_size()?];
-    let info = reader.next_frame(&mut buffer).ok()?;
-    let channels = info.color_type.samples();
-    let mut frame = Frame::new(info.width, info.height);
-    for y in 0..info.height as usize {
-        for x in 0..info.width as usize {
-            let src = &buffer[y * info.line_size + x * channels..][..3];
-            let dst = &mut frame.data[y * frame.stride + x * 4..][..4];
-            dst.copy_from_slice(&[src[2], src[1], src[0], 255]);
-        }
-    }
-    Some(frame)
+    common::screen::screenshot(xvfb, window, path).map(|rgb| rgb.to_frame())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -50,16 +50,7 @@ async fn the_connect_screen_explains_a_wrong_code_and_connects_with_the_right_on
         .spawn()
         .expect("the controller binary runs");
     let _child = KillOnDrop(child);
-    let window = tokio::time::timeout(DEADLINE, async {
-        loop {
-            if let Some(window) = find_window(&xvfb) {
-                return window;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .expect("the connect window shows");
+    let window = common::screen::wait_for_window(&xvfb).await;
     xdotool(&xvfb, &["windowfocus", "--sync", &window]);
 
     let empty = ConnectScreen::new(puppet.signal_url().to_owned(), RecentPuppets::default());

@@ -10,7 +10,6 @@
 mod common;
 
 use std::process::Stdio;
-use std::time::Duration;
 
 use common::screen::*;
 use common::*;
@@ -69,16 +68,7 @@ async fn chat_and_a_file_from_the_windows_toolbar_and_panels() {
         PuppetEvent::SessionConnected { session, .. } => session,
         _ => unreachable!(),
     };
-    let window = tokio::time::timeout(DEADLINE, async {
-        loop {
-            if let Some(window) = find_window(&xvfb) {
-                return window;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .expect("the controller's window shows");
+    let window = common::screen::wait_for_window(&xvfb).await;
     xdotool(&xvfb, &["windowfocus", "--sync", &window]);
 
     // The pointer at the top edge brings the toolbar up.

@@ -26,11 +26,22 @@ pub struct Rgb {
 }
 
 impl Rgb {
+    /// The picture as a BGRA frame, for the stamp reader and PSNR.
+    pub fn to_frame(&self) -> rtcdesk_media::Frame {
+        let mut frame = rtcdesk_media::Frame::new(self.width, self.height);
+        for (i, [r, g, b]) in self.data.iter().enumerate() {
+            let (x, y) = (i % self.width as usize, i / self.width as usize);
+            frame.data[y * frame.stride + x * 4..][..4].copy_from_slice(&[*b, *g, *r, 255]);
+        }
+        frame
+    }
+
     fn at(&self, x: u32, y: u32) -> [u8; 3] {
         self.data[(y * self.width + x) as usize]
     }
 }
 
+/// A screenshot of one window (`import`), as RGB.
 pub fn screenshot(xvfb: &Xvfb, window: &str, path: &Path) -> Option<Rgb> {
     let status = xvfb
         .command("import")
@@ -198,4 +209,18 @@ pub async fn wait_answering(xvfb: &Xvfb) {
     })
     .await;
     assert!(answered.is_ok(), "Xvfb {} does not answer", xvfb.display());
+}
+
+/// Waits for the controller's window on `xvfb` and gives its id.
+pub async fn wait_for_window(xvfb: &Xvfb) -> String {
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            if let Some(window) = super::find_window(xvfb) {
+                return window;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the controller's window shows")
 }
