@@ -7,23 +7,20 @@
 //! for as [`OverlayAction`]s, which the window carries out. So it runs the same in a test
 //! harness as in the window.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-use rtcdesk_files::{Direction, TransferEvent};
-use rtcdesk_ui::chat::{ChatAction, ChatPanel};
+use rtcdesk_files::Direction;
+use rtcdesk_ui::chat::{clock, ChatAction, ChatPanel};
 use rtcdesk_ui::egui;
 use rtcdesk_ui::stats::{StatsPanel, StatsView};
 use rtcdesk_ui::toolbar::{toolbar_visible, Toolbar, ToolbarAction};
-use rtcdesk_ui::transfers::{Transfer, TransferAction, TransferList, TransferState};
+use rtcdesk_ui::transfers::{Transfer, TransferAction, TransferList};
 
 use crate::{ControllerEvent, PuppetStats, SessionStats};
 
 /// Points from the window's top edge where the pointer brings the toolbar up: thin, so working
 /// near the top of the puppet's screen (its own menus and tabs) does not keep raising it.
 pub const REVEAL_HEIGHT: f32 = 6.0;
-
-/// Transfers listed at most; the oldest finished ones go first.
-const LISTED_TRANSFERS: usize = 50;
 
 /// The side panel that is open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,12 +63,6 @@ pub struct Overlay {
     bar: Option<egui::Rect>,
     /// Whether the last pass drew anything (then a pass is needed to take it away).
     drew: bool,
-}
-
-/// `HH:MM` of `at`, in UTC (what the rest of the program prints).
-fn clock(at: SystemTime) -> String {
-    let seconds = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) % 86_400;
-    format!("{:02}:{:02}", seconds / 3600, seconds / 60 % 60)
 }
 
 fn local_view(stats: &SessionStats) -> StatsView {
@@ -127,73 +118,16 @@ impl Overlay {
                 self.stats.remote = Some(puppet_view(stats, self.stats.local.resolution));
             }
             ControllerEvent::ViewOnly(on) => self.view_only = *on,
-            ControllerEvent::FileOffered(offer) => self.add_transfer(Transfer {
-                id: offer.id,
-                name: rtcdesk_files::name::safe_name(&offer.name),
-                size: offer.size,
-                done: 0,
-                incoming: false,
-                state: TransferState::Offered,
-            }),
-            ControllerEvent::File(TransferEvent::Offered { offer, safe_name }) => {
-                self.add_transfer(Transfer {
-                    id: offer.id,
-                    name: safe_name.clone(),
-                    size: offer.size,
-                    done: 0,
-                    incoming: true,
-                    state: TransferState::Offered,
-                });
-                self.open(Panel::Files);
-            }
-            ControllerEvent::File(TransferEvent::Accepted { id, offset }) => {
-                if let Some(t) = self.transfer(Direction::Outgoing, *id) {
-                    t.state = TransferState::Moving;
-                    t.done = *offset;
+            ControllerEvent::FileOffered(offer) => self.transfers.offered_by_us(offer),
+            ControllerEvent::File(event) => {
+                let offered_to_us = self.transfers.on_event(event);
+                if offered_to_us {
+                    self.open(Panel::Files);
                 }
             }
-            ControllerEvent::File(TransferEvent::Completed { direction, id, .. }) => {
-                if let Some(t) = self.transfer(*direction, *id) {
-                    t.state = TransferState::Done;
-                    t.done = t.size;
-                }
-            }
-            ControllerEvent::File(TransferEvent::Ended { direction, id, .. }) => {
-                if let Some(t) = self.transfer(*direction, *id) {
-                    t.state = TransferState::Stopped;
-                }
-            }
-            ControllerEvent::FileProgress(live) => {
-                for (offer, direction, progress) in live {
-                    if let Some(t) = self.transfer(*direction, offer.id) {
-                        t.state = TransferState::Moving;
-                        t.done = progress.bytes;
-                    }
-                }
-            }
+            ControllerEvent::FileProgress(live) => self.transfers.on_progress(live),
             _ => {}
         }
-    }
-
-    fn add_transfer(&mut self, transfer: Transfer) {
-        let list = &mut self.transfers.transfers;
-        if list.len() >= LISTED_TRANSFERS {
-            // Forget the oldest finished one; with none finished, the oldest.
-            let finished = list
-                .iter()
-                .position(|t| matches!(t.state, TransferState::Done | TransferState::Stopped));
-            list.remove(finished.unwrap_or(0));
-        }
-        list.push(transfer);
-    }
-
-    fn transfer(&mut self, direction: Direction, id: u32) -> Option<&mut Transfer> {
-        let incoming = direction == Direction::Incoming;
-        self.transfers
-            .transfers
-            .iter_mut()
-            .rev()
-            .find(|t| t.id == id && t.incoming == incoming)
     }
 
     /// A line this side sent, for the chat's history.
@@ -352,7 +286,8 @@ impl Overlay {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rtcdesk_files::{Offer, Progress, Sha256};
+    use rtcdesk_files::{Offer, Progress, Sha256, TransferEvent};
+    use rtcdesk_ui::transfers::{TransferState, LISTED_TRANSFERS};
 
     fn offer(id: u32, name: &str) -> Offer {
         Offer {
@@ -444,7 +379,7 @@ mod tests {
         overlay.on_event(&ControllerEvent::Chat(crate::ChatLine {
             from: "puppet\u{7}".into(),
             text: "hello\u{1b}[2J".into(),
-            at: UNIX_EPOCH + std::time::Duration::from_secs(3600 + 120),
+            at: std::time::UNIX_EPOCH + std::time::Duration::from_secs(3600 + 120),
         }));
         assert_eq!(overlay.unread(), 1);
         assert!(overlay.needs_pass(None), "the unread note is drawn");

@@ -619,6 +619,26 @@ impl SessionTask {
         let _ = self.events.send(ControllerEvent::Ended(reason)).await;
     }
 
+    /// The puppet closed the connection: when it meant to (its user disconnected, it is
+    /// stopping), its `leave` is on its way through the signaling server, a moment behind the
+    /// close that came straight over the network. Waits that long for it, so the user reads
+    /// "the puppet ended the session" rather than "connection lost".
+    async fn why_closed(&mut self) -> EndReason {
+        let left = async {
+            loop {
+                match recv_signal(&mut self.signal).await {
+                    Some(SignalMessage::Left(left)) if left.session == self.session => return true,
+                    Some(_) => {}
+                    None => return false,
+                }
+            }
+        };
+        match tokio::time::timeout(LEFT_AFTER_CLOSE, left).await {
+            Ok(true) => EndReason::PuppetLeft,
+            Ok(false) | Err(_) => EndReason::ConnectionLost,
+        }
+    }
+
     async fn on_peer_event(&mut self, event: PeerEvent) -> Next {
         match event {
             PeerEvent::LocalCandidate { candidate, mid } => {
@@ -682,7 +702,7 @@ impl SessionTask {
                 tracing::warn!(%server, "{reason}");
                 self.ice_report.relay_failed(reason);
             }
-            PeerEvent::Closed => return Next::End(EndReason::ConnectionLost),
+            PeerEvent::Closed => return Next::End(self.why_closed().await),
             PeerEvent::ChannelOpen(Channel::Control) => self.core.control_opened(),
             PeerEvent::Data(channel, message) => {
                 self.core
@@ -930,6 +950,9 @@ async fn first_picture(receiver: &mut Option<oneshot::Receiver<Instant>>) -> Opt
 
 /// The next signaling message, or `None` when the connection is gone; pending forever once it
 /// is (so `select!` keeps serving the peer).
+/// How long after the puppet closed the connection its `leave` may still come.
+const LEFT_AFTER_CLOSE: Duration = Duration::from_secs(1);
+
 pub(crate) async fn recv_signal(signal: &mut Option<SignalClient>) -> Option<SignalMessage> {
     let Some(client) = signal.as_mut() else {
         return std::future::pending().await;

@@ -21,7 +21,7 @@
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use pixels::{Pixels, PixelsBuilder, ScalingMode, SurfaceTexture};
+use pixels::{Pixels, ScalingMode};
 use rtcdesk_input::window::{PictureRect, WindowInput};
 use rtcdesk_media::frame::unix_micros_now;
 use rtcdesk_ui::egui;
@@ -636,26 +636,10 @@ impl ApplicationHandler<UserEvent> for WindowApp {
             Err(error) => return self.fail(event_loop, format!("cannot open a window: {error}")),
         };
         window.set_ime_allowed(true);
-        let inner = window.inner_size();
-        let (buffer_w, buffer_h) = video_size.unwrap_or((16, 9));
-        let surface = SurfaceTexture::new(inner.width.max(1), inner.height.max(1), window.clone());
-        // No sRGB conversion anywhere: the picture's bytes are copied as they are (unorm
-        // texture sampled into a unorm target, the same identity as sRGB both ways), and egui,
-        // which blends in gamma space, draws its true colours (on an sRGB target they wash out).
-        let pixels = PixelsBuilder::new(buffer_w, buffer_h, surface)
-            .clear_color(pixels::wgpu::Color::BLACK)
-            .texture_format(pixels::wgpu::TextureFormat::Rgba8Unorm)
-            .render_texture_format(pixels::wgpu::TextureFormat::Bgra8Unorm)
-            .surface_texture_format(pixels::wgpu::TextureFormat::Bgra8Unorm)
-            .build();
-        let mut pixels = match pixels {
+        let buffer = video_size.unwrap_or((16, 9));
+        let mut pixels = match rtcdesk_ui::surface::window_pixels(window.clone(), buffer) {
             Ok(pixels) => pixels,
-            Err(error) => {
-                return self.fail(
-                    event_loop,
-                    format!("cannot draw into the window (no Vulkan driver? install mesa-vulkan-drivers): {error}"),
-                )
-            }
+            Err(error) => return self.fail(event_loop, error),
         };
         pixels.set_scaling_mode(ScalingMode::Fill);
         self.egui = Some(EguiLayer::new(&window, &pixels));

@@ -65,7 +65,7 @@ async fn text_copied_on_either_machine_can_be_pasted_on_the_other() {
         matches!(e, PuppetEvent::SessionConnected { .. })
     })
     .await;
-    let window = common::screen::wait_for_window(&controller_x).await;
+    let window = common::screen::wait_for_window(&controller_x, common::CONTROLLER_TITLE).await;
 
     // The user comes back to the window: what they copied goes to the puppet.
     let status = controller_x

@@ -13,7 +13,7 @@ use rtcdesk_xvfb::Xvfb;
 
 /// A screenshot of one window as a BGRA frame.
 fn screenshot(xvfb: &Xvfb, window: &str, path: &std::path::Path) -> Option<Frame> {
-    common::screen::screenshot(xvfb, window, path).map(|rgb| rgb.to_frame())
+    common::screen::screenshot(xvfb, window, path).map(|rgb| to_frame(&rgb))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,4 +82,14 @@ async fn a_screenshot_of_the_controller_window_shows_the_puppets_picture() {
         desktop.pointer()
     );
     puppet.shutdown().await;
+}
+
+/// The screenshot as a BGRA frame, for the stamp reader and PSNR.
+fn to_frame(rgb: &common::screen::Rgb) -> rtcdesk_media::Frame {
+    let mut frame = rtcdesk_media::Frame::new(rgb.width, rgb.height);
+    for (i, [r, g, b]) in rgb.pixels().iter().enumerate() {
+        let (x, y) = (i % rgb.width as usize, i / rgb.width as usize);
+        frame.data[y * frame.stride + x * 4..][..4].copy_from_slice(&[*b, *g, *r, 255]);
+    }
+    frame
 }

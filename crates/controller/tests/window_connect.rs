@@ -50,7 +50,7 @@ async fn the_connect_screen_explains_a_wrong_code_and_connects_with_the_right_on
         .spawn()
         .expect("the controller binary runs");
     let _child = KillOnDrop(child);
-    let window = common::screen::wait_for_window(&xvfb).await;
+    let window = common::screen::wait_for_window(&xvfb, common::CONTROLLER_TITLE).await;
     xdotool(&xvfb, &["windowfocus", "--sync", &window]);
 
     let empty = ConnectScreen::new(puppet.signal_url().to_owned(), RecentPuppets::default());

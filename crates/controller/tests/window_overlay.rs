@@ -68,7 +68,7 @@ async fn chat_and_a_file_from_the_windows_toolbar_and_panels() {
         PuppetEvent::SessionConnected { session, .. } => session,
         _ => unreachable!(),
     };
-    let window = common::screen::wait_for_window(&xvfb).await;
+    let window = common::screen::wait_for_window(&xvfb, common::CONTROLLER_TITLE).await;
     xdotool(&xvfb, &["windowfocus", "--sync", &window]);
 
     // The pointer at the top edge brings the toolbar up.

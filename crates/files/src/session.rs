@@ -123,6 +123,12 @@ impl SessionFiles {
         result
     }
 
+    /// Refuses every offer from now on with `reason` (`None`: takes offers again), for a
+    /// session whose role changed; transfers already under way go on.
+    pub fn set_refusal(&mut self, reason: Option<String>) {
+        self.refusal = reason;
+    }
+
     /// This side's user cancels a transfer either way.
     pub fn cancel(&mut self, direction: Direction, id: u32, reason: &str) -> Result<(), FileError> {
         let result = self.transfers.cancel(direction, id, reason);

@@ -21,7 +21,10 @@
 //! - a verified session sends no video and takes no input until the controller's MAC over both
 //!   DTLS fingerprints checks out; a mismatch ends it as [`EndReason::Intercepted`];
 //! - one session controls at a time: a controller let in with control while another session
-//!   (not a room's proctor) has it watches only, and is told so;
+//!   (not a room's proctor) has it watches only, and is told so; the puppet's user may move
+//!   control to another session ([`SessionBook::handle_set_view_only`]), which takes it from
+//!   the one that had it, end any session ([`SessionBook::handle_disconnect`]) or ask for a new
+//!   code ([`SessionBook::handle_new_code`]);
 //! - an unverified session (a browser) is asked about as such, or refused with
 //!   [`SessionBook::require_verified`];
 //! - an unattended puppet ([`SessionBook::unattended`]) registers its permanent device ID and
@@ -69,6 +72,9 @@ pub enum Output {
     ClosePeer(SessionId),
     /// Move the session's video to this stream (a proctor focused or unfocused it).
     SetQuality(SessionId, crate::Quality),
+    /// The session's role changed: refuse (`true`) or take again (`false`) its input,
+    /// clipboard and files, and tell its controller.
+    SetViewOnly(SessionId, bool),
     /// Tell the user interface.
     Event(PuppetEvent),
     /// Connect to the signaling server again, then call
@@ -510,6 +516,79 @@ impl SessionBook {
             view_only,
         });
         self.out.push_back(Output::StartPeer(session.clone()));
+    }
+
+    /// The puppet's user ends `session` (a "Disconnect" button): a controller still being
+    /// asked is refused, a session being set up or running is left. Sessions still verifying
+    /// are not shown to the user and are left to their own deadline.
+    pub fn handle_disconnect(&mut self, session: &SessionId) {
+        match self.sessions.get(session).map(|e| e.stage) {
+            Some(Stage::Asking { .. }) => self.decline(session, "declined by the puppet's user"),
+            Some(Stage::Connecting { .. } | Stage::Binding { .. } | Stage::Connected) => {
+                self.end(session, EndReason::Disconnected, true)
+            }
+            Some(Stage::Verifying { .. }) | None => {}
+        }
+    }
+
+    /// The puppet's user lets `session` only watch (`true`) or gives it control (`false`).
+    /// Control is one session's at a time, so giving it takes it from the session that had it.
+    /// Only sessions let in (set up or running) change; a room's proctor keeps the room's rule.
+    pub fn handle_set_view_only(&mut self, session: &SessionId, view_only: bool) {
+        if self.join.is_some() {
+            return;
+        }
+        let live = |e: &Entry| {
+            matches!(
+                e.stage,
+                Stage::Connecting { .. } | Stage::Binding { .. } | Stage::Connected
+            )
+        };
+        if !self.sessions.get(session).is_some_and(live) {
+            return;
+        }
+        if !view_only {
+            let holders: Vec<SessionId> = self
+                .sessions
+                .iter()
+                .filter(|(id, e)| *id != session && !e.view_only && live(e))
+                .map(|(id, _)| id.clone())
+                .collect();
+            for holder in holders {
+                self.set_role(&holder, true);
+            }
+        }
+        self.set_role(session, view_only);
+    }
+
+    fn set_role(&mut self, session: &SessionId, view_only: bool) {
+        let Some(entry) = self.sessions.get_mut(session) else {
+            return;
+        };
+        if entry.view_only == view_only {
+            return;
+        }
+        entry.view_only = view_only;
+        self.out
+            .push_back(Output::SetViewOnly(session.clone(), view_only));
+        self.event(PuppetEvent::RoleChanged {
+            session: session.clone(),
+            view_only,
+        });
+    }
+
+    /// The puppet's user asks for a new code (the old one was seen by someone it should not
+    /// have been): registers again, which retires the old code at once; sessions go on. A
+    /// device ID and a room code are not the puppet's to change, and without signaling the
+    /// puppet registers anew once it is back anyway.
+    pub fn handle_new_code(&mut self) {
+        if self.shut_down || self.join.is_some() || self.unattended.is_some() || !self.signaling_up
+        {
+            return;
+        }
+        self.secret = None;
+        self.failed_runs = 0;
+        self.register();
     }
 
     /// The name of the controller that has control, other than `except`: a session accepted
@@ -1641,6 +1720,105 @@ mod tests {
         drain(&mut book);
         book.handle_decision(&"third".into(), Decision::Control, now);
         assert!(!book.view_only(&"third".into()));
+    }
+
+    #[test]
+    fn giving_control_to_a_watcher_takes_it_from_the_one_that_had_it() {
+        let (mut book, now) = book();
+        for id in ["first", "second"] {
+            incoming(&mut book, id, now);
+            book.handle_decision(&id.into(), Decision::Control, now);
+        }
+        drain(&mut book);
+        assert!(book.view_only(&"second".into()));
+        book.handle_set_view_only(&"second".into(), false);
+        let out = drain(&mut book);
+        assert_eq!(
+            out,
+            vec![
+                Output::SetViewOnly("first".into(), true),
+                Output::Event(PuppetEvent::RoleChanged {
+                    session: "first".into(),
+                    view_only: true
+                }),
+                Output::SetViewOnly("second".into(), false),
+                Output::Event(PuppetEvent::RoleChanged {
+                    session: "second".into(),
+                    view_only: false
+                }),
+            ]
+        );
+        assert!(book.view_only(&"first".into()));
+        assert!(!book.view_only(&"second".into()));
+        // Asking again for what already is changes nothing; taking control away is one step.
+        book.handle_set_view_only(&"second".into(), false);
+        assert!(drain(&mut book).is_empty());
+        book.handle_set_view_only(&"second".into(), true);
+        assert_eq!(drain(&mut book).len(), 2);
+        assert!(book.view_only(&"second".into()) && book.view_only(&"first".into()));
+    }
+
+    #[test]
+    fn a_controller_still_being_asked_cannot_be_given_control_early() {
+        let (mut book, now) = book();
+        incoming(&mut book, "ringing", now);
+        drain(&mut book);
+        book.handle_set_view_only(&"ringing".into(), false);
+        book.handle_set_view_only(&"unknown".into(), false);
+        assert!(drain(&mut book).is_empty());
+    }
+
+    #[test]
+    fn the_user_disconnects_a_session_or_refuses_one_still_asking() {
+        let (mut book, now) = book();
+        incoming(&mut book, "running", now);
+        book.handle_decision(&"running".into(), Decision::Control, now);
+        incoming(&mut book, "ringing", now);
+        drain(&mut book);
+        book.handle_disconnect(&"running".into());
+        let out = drain(&mut book);
+        assert!(sent(&out)
+            .iter()
+            .any(|m| matches!(m, SignalMessage::Leave(l) if l.session == "running".into())));
+        assert!(out.contains(&Output::ClosePeer("running".into())));
+        assert!(out.contains(&Output::Event(PuppetEvent::SessionEnded {
+            session: "running".into(),
+            reason: EndReason::Disconnected
+        })));
+        book.handle_disconnect(&"ringing".into());
+        let out = drain(&mut book);
+        assert!(sent(&out)
+            .iter()
+            .any(|m| matches!(m, SignalMessage::Reject(r) if r.session == "ringing".into())));
+        assert!(book.sessions().is_empty());
+        // Twice, or for a session that is gone: nothing more.
+        book.handle_disconnect(&"running".into());
+        assert!(drain(&mut book).is_empty());
+    }
+
+    #[test]
+    fn a_new_code_registers_again_and_sessions_go_on() {
+        let (mut book, now) = book();
+        incoming(&mut book, "running", now);
+        book.handle_decision(&"running".into(), Decision::Control, now);
+        drain(&mut book);
+        let old = book.pairing_code().unwrap();
+        book.handle_new_code();
+        let out = drain(&mut book);
+        assert!(matches!(sent(&out)[..], [SignalMessage::Register(_)]));
+        assert_eq!(book.sessions().len(), 1, "the running session goes on");
+        book.handle_signal(
+            Registered {
+                code: ControlCode::from_number(987_654_321).unwrap(),
+                expires_in: 600,
+                ice_servers: Vec::new(),
+                device: false,
+            }
+            .into(),
+            now,
+        );
+        let new = book.pairing_code().unwrap();
+        assert_ne!(new.route, old.route);
     }
 
     #[test]

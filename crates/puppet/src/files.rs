@@ -28,6 +28,12 @@ pub(crate) enum FileRequest {
         id: u32,
         accept: bool,
     },
+    /// Stop a transfer under way (or take back an offer) with `session`'s controller.
+    Cancel {
+        session: SessionId,
+        direction: rtcdesk_files::Direction,
+        id: u32,
+    },
 }
 
 /// Why a file request was not taken.
@@ -87,6 +93,21 @@ impl PuppetFiles {
             session,
             id,
             accept,
+        })
+    }
+
+    /// Stops transfer `id` with `session`'s controller, in `direction` (ids are per
+    /// direction), or takes back this side's offer; the controller is told.
+    pub fn cancel(
+        &self,
+        session: SessionId,
+        direction: rtcdesk_files::Direction,
+        id: u32,
+    ) -> Result<(), FilesError> {
+        self.push(FileRequest::Cancel {
+            session,
+            direction,
+            id,
         })
     }
 }

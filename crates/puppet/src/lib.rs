@@ -46,6 +46,7 @@
 pub mod attempts;
 pub mod bitrate;
 mod clipboard;
+mod controls;
 pub mod core;
 pub mod exchange;
 mod files;
@@ -69,6 +70,7 @@ use rtcdesk_signal::client::{default_name, ClientSide};
 use rtcdesk_signal::tls::TlsOptions;
 use tokio::sync::{mpsc, watch};
 
+pub use controls::{ControlError, PuppetControls};
 pub use core::{MAX_FAILED_RUNS, UNVERIFIED_REFUSED};
 pub use exchange::{ChatError, ChatSender};
 pub use files::{FilesError, PuppetFiles};
@@ -149,6 +151,13 @@ pub enum AcceptPolicy {
         /// How long the question waits for an answer.
         timeout: Duration,
     },
+    /// Ask the application's own dialog (the puppet's window): each request comes out as
+    /// [`PuppetEvent::Incoming`] and is answered with [`PuppetControls::decide`]; no answer
+    /// within `timeout` is a refusal.
+    Application {
+        /// How long a request waits for an answer.
+        timeout: Duration,
+    },
     /// Ask a function (a test, or an embedding program's own dialog). It is called on a
     /// blocking thread, so it may wait for a person; it returns the session's role or a
     /// refusal.
@@ -162,6 +171,10 @@ impl std::fmt::Debug for AcceptPolicy {
             AcceptPolicy::Prompt { timeout } => {
                 f.debug_struct("Prompt").field("timeout", timeout).finish()
             }
+            AcceptPolicy::Application { timeout } => f
+                .debug_struct("Application")
+                .field("timeout", timeout)
+                .finish(),
             AcceptPolicy::Callback(_) => f.write_str("Callback(..)"),
         }
     }
@@ -332,6 +345,8 @@ pub enum EndReason {
     InputOverload,
     /// The puppet is shutting down.
     Shutdown,
+    /// The puppet's user ended it ([`PuppetControls::disconnect`]).
+    Disconnected,
 }
 
 impl std::fmt::Display for EndReason {
@@ -347,6 +362,7 @@ impl std::fmt::Display for EndReason {
             EndReason::NotVerified => "the controller did not confirm the encrypted connection",
             EndReason::InputOverload => "the controller sent too much input",
             EndReason::Shutdown => "the puppet is shutting down",
+            EndReason::Disconnected => "you disconnected it",
         })
     }
 }
@@ -422,6 +438,15 @@ pub enum PuppetEvent {
     SessionConnected {
         /// Its session.
         session: SessionId,
+    },
+    /// The puppet's user changed what a running session may do
+    /// ([`PuppetControls::set_view_only`]); giving one session control takes it from another,
+    /// so this comes for both. Its controller is told.
+    RoleChanged {
+        /// Its session.
+        session: SessionId,
+        /// Whether it now only watches.
+        view_only: bool,
     },
     /// A session that had started is over; everything its controller held is released.
     SessionEnded {
@@ -593,6 +618,7 @@ pub struct Puppet {
     shared: Arc<Shared>,
     chat: ChatSender,
     files: PuppetFiles,
+    controls: PuppetControls,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     server: Option<rtcdesk_signal::server::Server>,
@@ -668,13 +694,15 @@ impl Puppet {
         self.files.clone()
     }
 
+    /// A handle for the puppet's user's say over sessions (answer a request, disconnect, switch
+    /// view-only, a new code), for any thread.
+    pub fn controls(&self) -> PuppetControls {
+        self.controls.clone()
+    }
+
     /// The controllers asking, connecting or connected now.
     pub fn sessions(&self) -> Vec<SessionInfo> {
-        self.shared
-            .sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.controls.sessions()
     }
 
     /// Leaves cleanly: sends `leave` for every session, closes every WebRTC session (releasing

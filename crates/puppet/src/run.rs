@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::attempts::AttemptGuard;
+use crate::controls::{PuppetControls, UserRequest};
 use crate::core::{Output, SessionBook};
 use crate::exchange::ChatSender;
 use crate::files::{FileRequest, PuppetFiles};
@@ -114,6 +115,7 @@ pub(crate) async fn start(config: PuppetConfig) -> Result<Puppet, Error> {
     let consent_timeout = match &config.accept {
         AcceptPolicy::All => Duration::from_secs(10),
         AcceptPolicy::Prompt { timeout } => *timeout + CONSENT_SLACK,
+        AcceptPolicy::Application { timeout } => *timeout + CONSENT_SLACK,
         AcceptPolicy::Callback(_) => CALLBACK_CONSENT_TIMEOUT,
     };
     let mut book = SessionBook::new(config.name.clone(), consent_timeout, config.connect_timeout);
@@ -203,6 +205,7 @@ pub(crate) async fn start(config: PuppetConfig) -> Result<Puppet, Error> {
         },
     };
     let (decisions_tx, decisions_rx) = mpsc::channel(64);
+    let (controls, user_requests) = PuppetControls::new(decisions_tx.clone(), shared.clone());
     let (files, file_requests) = PuppetFiles::new();
     let asker = Asker::new(
         config.accept.clone(),
@@ -234,6 +237,7 @@ pub(crate) async fn start(config: PuppetConfig) -> Result<Puppet, Error> {
         reports: reports_rx,
         decisions: decisions_rx,
         file_requests,
+        user_requests,
         reconnected: reconnected_rx,
     };
     let task = tokio::spawn(shell.run(inbox, stop_rx, pipeline, injector));
@@ -246,6 +250,7 @@ pub(crate) async fn start(config: PuppetConfig) -> Result<Puppet, Error> {
         shared,
         chat,
         files,
+        controls,
         stop: Some(stop_tx),
         task: Some(task),
         server,
@@ -418,6 +423,8 @@ impl Asker {
                     }
                 }
             }
+            // The application asks its user: the book's `Incoming` event is the question.
+            AcceptPolicy::Application { .. } => {}
             AcceptPolicy::Callback(callback) => {
                 let callback = callback.clone();
                 let decisions = self.decisions.clone();
@@ -460,6 +467,7 @@ struct Inbox {
     reports: mpsc::Receiver<SessionReport>,
     decisions: mpsc::Receiver<(SessionId, Decision)>,
     file_requests: mpsc::Receiver<FileRequest>,
+    user_requests: mpsc::Receiver<UserRequest>,
     reconnected: mpsc::Receiver<Reconnected>,
 }
 
@@ -585,6 +593,7 @@ impl Shell {
             mut reports,
             mut decisions,
             mut file_requests,
+            mut user_requests,
             mut reconnected,
         } = inbox;
         loop {
@@ -634,6 +643,7 @@ impl Shell {
                     }
                 },
                 Some(request) = file_requests.recv() => self.file_request(request).await,
+                Some(request) = user_requests.recv() => self.user_request(request),
                 Some((session, decision)) = decisions.recv() => {
                     self.book.handle_decision(&session, decision, Instant::now());
                 }
@@ -731,6 +741,28 @@ impl Shell {
                 self.command(&session, SessionCommand::AnswerFile { id, accept })
                     .await
             }
+            FileRequest::Cancel {
+                session,
+                direction,
+                id,
+            } => {
+                self.command(&session, SessionCommand::CancelFile { direction, id })
+                    .await
+            }
+        }
+    }
+
+    /// Puts the user's request about a session (or the code) to the book.
+    fn user_request(&mut self, request: UserRequest) {
+        match request {
+            UserRequest::Disconnect(session) => self.book.handle_disconnect(&session),
+            UserRequest::SetViewOnly(session, false) if self.context.view_only => {
+                tracing::info!(%session, "--view-only: nobody may control");
+            }
+            UserRequest::SetViewOnly(session, view_only) => {
+                self.book.handle_set_view_only(&session, view_only)
+            }
+            UserRequest::NewCode => self.book.handle_new_code(),
         }
     }
 
@@ -802,6 +834,10 @@ impl Shell {
                 }
                 Output::SetQuality(session, quality) => {
                     self.command(&session, SessionCommand::SetQuality(quality))
+                        .await;
+                }
+                Output::SetViewOnly(session, view_only) => {
+                    self.command(&session, SessionCommand::SetViewOnly(view_only))
                         .await;
                 }
                 Output::ClosePeer(session) => {

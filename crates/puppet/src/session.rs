@@ -60,6 +60,13 @@ pub(crate) enum SessionCommand {
     SendFile(std::path::PathBuf),
     /// The user's answer to the controller's offer `id`.
     AnswerFile { id: u32, accept: bool },
+    /// The user stops transfer `id` in `direction`, or takes back an offer.
+    CancelFile {
+        direction: rtcdesk_files::Direction,
+        id: u32,
+    },
+    /// The user changed the session's role: only watch (`true`), or control.
+    SetViewOnly(bool),
     /// Close the peer and end.
     Close,
 }
@@ -100,9 +107,13 @@ fn current_screen(context: &SessionContext) -> ScreenArea {
     }
 }
 
-fn input_config(context: &SessionContext, keyboard: KeyboardMode) -> SessionConfig {
+fn input_config(
+    context: &SessionContext,
+    keyboard: KeyboardMode,
+    view_only: bool,
+) -> SessionConfig {
     let mut config = SessionConfig::new(current_screen(context));
-    config.view_only = context.view_only;
+    config.view_only = view_only;
     config.keyboard = keyboard;
     config
 }
@@ -146,7 +157,7 @@ async fn drive(
         .endpoint
         .start_session(context.peer_config.clone())?;
     let mut input = PuppetInput::new(
-        input_config(context, KeyboardMode::Map),
+        input_config(context, KeyboardMode::Map, context.view_only),
         context.injector.clone(),
     );
     let report = |message: SignalMessage| context.reports.send(SessionReport::Signal(message));
@@ -238,6 +249,27 @@ async fn drive(
                     if let Err(error) = answer {
                         tracing::info!(%session, id, %error, "answer to a file offer not taken");
                     }
+                }
+                Some(SessionCommand::CancelFile { direction, id }) => {
+                    if let Err(error) = viewer.cancel(direction, id) {
+                        tracing::info!(%session, id, %error, "cancel of a transfer not taken");
+                    }
+                }
+                Some(SessionCommand::SetViewOnly(view_only)) => {
+                    viewer.set_view_only(view_only);
+                    // A fresh input policy in the new role; the old one releases what the
+                    // controller held, so nothing stays pressed once it may only watch.
+                    let keyboard = input.session().config().keyboard;
+                    input.end();
+                    input = PuppetInput::new(
+                        input_config(context, keyboard, view_only),
+                        context.injector.clone(),
+                    );
+                    clipboard = context
+                        .clipboard
+                        .as_ref()
+                        .filter(|_| !view_only)
+                        .map(|share| share.subscribe());
                 }
                 Some(SessionCommand::Close) | None => break None,
             },
@@ -358,8 +390,10 @@ fn carry_out(
                 if input.session().config().keyboard != mode {
                     // A fresh policy in the new mode; the old one releases what it held.
                     input.end();
-                    *input =
-                        PuppetInput::new(input_config(context, mode), context.injector.clone());
+                    *input = PuppetInput::new(
+                        input_config(context, mode, viewer.view_only()),
+                        context.injector.clone(),
+                    );
                 }
             }
             ViewerOutput::Clipboard(text) => {

@@ -54,6 +54,11 @@ pub enum ViewerOutput {
     Clipboard(String),
 }
 
+/// Why a view-only session's file offers are refused.
+fn refusal(view_only: bool) -> Option<String> {
+    view_only.then(|| "this session is view-only: it cannot send files".to_owned())
+}
+
 /// The session's core. See the module documentation for its rules.
 #[derive(Debug)]
 pub struct Viewer {
@@ -74,11 +79,7 @@ impl Viewer {
     pub fn new(view_only: bool, folder: Option<DownloadFolder>, now: Instant) -> Self {
         Self {
             view_only,
-            files: SessionFiles::new(
-                folder,
-                view_only.then(|| "this session is view-only: it cannot send files".to_owned()),
-                Limits::default(),
-            ),
+            files: SessionFiles::new(folder, refusal(view_only), Limits::default()),
             outputs: VecDeque::new(),
             control_open: false,
             next_heartbeat: now + HEARTBEAT,
@@ -95,6 +96,29 @@ impl Viewer {
         self.next_heartbeat = now + HEARTBEAT;
         if self.view_only {
             let message = ControlMessage::ViewOnly { on: true };
+            self.outputs.push_back(ViewerOutput::Send(
+                Channel::Control,
+                Message::Text(message.encode()),
+            ));
+        }
+    }
+
+    /// Whether the session only watches now.
+    pub fn view_only(&self) -> bool {
+        self.view_only
+    }
+
+    /// The puppet's user changed the session's role: from now on its clipboard and file
+    /// offers are refused (or taken again), and its controller is told at once, so it shows
+    /// it. (Its input is the shell's to refuse: see [`Viewer::view_only`].)
+    pub fn set_view_only(&mut self, view_only: bool) {
+        if self.view_only == view_only {
+            return;
+        }
+        self.view_only = view_only;
+        self.files.set_refusal(refusal(view_only));
+        if self.control_open {
+            let message = ControlMessage::ViewOnly { on: view_only };
             self.outputs.push_back(ViewerOutput::Send(
                 Channel::Control,
                 Message::Text(message.encode()),
@@ -160,6 +184,19 @@ impl Viewer {
     /// (resuming one a broken session left).
     pub fn accept(&mut self, id: u32, now: Instant) -> Result<(), rtcdesk_files::FileError> {
         let result = self.files.accept(id, now);
+        self.collect_file_events();
+        result
+    }
+
+    /// The puppet's user stops transfer `id` in `direction`, or takes back an offer.
+    pub fn cancel(
+        &mut self,
+        direction: rtcdesk_files::Direction,
+        id: u32,
+    ) -> Result<(), rtcdesk_files::FileError> {
+        let result = self
+            .files
+            .cancel(direction, id, "the puppet's user cancelled");
         self.collect_file_events();
         result
     }
@@ -515,6 +552,49 @@ mod tests {
             "{sent:?}"
         );
         assert!(viewer.accept(1, now).is_err());
+    }
+
+    #[test]
+    fn a_role_changed_mid_session_is_told_and_enforced_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = Instant::now();
+        let folder = DownloadFolder::new(dir.path()).expect("folder");
+        let mut viewer = Viewer::new(false, Some(folder), now);
+        viewer.control_opened(now);
+        drain(&mut viewer);
+        // Given control taken away, then the controller hears it, and its clipboard and
+        // files are refused while the puppet's clipboard no longer goes to it.
+        viewer.set_view_only(true);
+        assert!(viewer.view_only());
+        assert_eq!(
+            control_sent(&drain(&mut viewer)),
+            vec![ControlMessage::ViewOnly { on: true }]
+        );
+        viewer.set_view_only(true);
+        assert!(drain(&mut viewer).is_empty(), "no news, no message");
+        control(
+            &mut viewer,
+            &ControlMessage::Clipboard { text: "x".into() },
+            now,
+        );
+        control(&mut viewer, &offer_message(1, b"abc"), now);
+        viewer.send_clipboard(ControlMessage::Clipboard { text: "y".into() }.encode());
+        let sent = control_sent(&drain(&mut viewer));
+        assert!(
+            matches!(sent.as_slice(), [ControlMessage::FileDecline { id: 1, .. }]),
+            "{sent:?}"
+        );
+        // Given control back, then offers are asked about again.
+        viewer.set_view_only(false);
+        assert_eq!(
+            control_sent(&drain(&mut viewer)),
+            vec![ControlMessage::ViewOnly { on: false }]
+        );
+        control(&mut viewer, &offer_message(2, b"abc"), now);
+        assert!(drain(&mut viewer).iter().any(|o| matches!(
+            o,
+            ViewerOutput::File(rtcdesk_files::TransferEvent::Offered { .. })
+        )));
     }
 
     #[test]

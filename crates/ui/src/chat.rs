@@ -3,6 +3,7 @@
 //! the toolbar's chat button and on the badge over the picture).
 
 use std::collections::VecDeque;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use egui::{Key, RichText, Ui};
 
@@ -12,6 +13,12 @@ pub const KEPT_LINES: usize = 500;
 
 /// Characters of one line drawn (a longer line is cut: the rest is in the log).
 const SHOWN_CHARS: usize = 4096;
+
+/// `HH:MM` of `at`, in UTC (what the rest of the programs print).
+pub fn clock(at: SystemTime) -> String {
+    let seconds = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) % 86_400;
+    format!("{:02}:{:02}", seconds / 3600, seconds / 60 % 60)
+}
 
 /// One line as shown.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,5 +1,6 @@
-//! The puppet's accept/reject dialog: names the controller asking and counts down; when the
-//! count reaches zero the request is rejected, so an unattended puppet never lets anyone in.
+//! The puppet's accept/reject dialog: names the controller asking, says whether it proved it
+//! holds the whole code, and counts down; when the count reaches zero the request is
+//! rejected, so a puppet left alone never lets anyone in.
 
 use std::time::{Duration, Instant};
 
@@ -8,8 +9,10 @@ use egui::{RichText, Ui};
 /// The person's answer (or the countdown's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConsentAnswer {
-    /// Let the controller in.
+    /// Let the controller in, with control.
     Accept,
+    /// Let it in to watch only: no input, clipboard or files.
+    ViewOnly,
     /// Refuse (also when the countdown ran out).
     Reject,
 }
@@ -21,16 +24,26 @@ pub struct ConsentDialog {
     pub session: String,
     /// The name the controller gave.
     pub from: String,
+    /// Whether it proved it holds the whole code (verified end to end); a browser, or someone
+    /// given only the first nine digits, did not, and the dialog says so.
+    pub verified: bool,
     /// When the request is rejected unanswered.
     pub deadline: Instant,
 }
 
 impl ConsentDialog {
     /// A request from `from` for `session`, rejected after `timeout` from `now`.
-    pub fn new(session: String, from: String, now: Instant, timeout: Duration) -> Self {
+    pub fn new(
+        session: String,
+        from: String,
+        verified: bool,
+        now: Instant,
+        timeout: Duration,
+    ) -> Self {
         Self {
             session,
             from,
+            verified,
             deadline: now + timeout,
         }
     }
@@ -56,10 +69,22 @@ impl ConsentDialog {
             self.from.as_str()
         };
         ui.label(RichText::new(format!("{from} asks to connect.")).size(18.0));
+        if self.verified {
+            ui.label("They hold your whole code (verified end to end).");
+        } else {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                "NOT verified end to end: a browser, or someone with only the first 9 digits. \
+                 Accept only if you expect them.",
+            );
+        }
         ui.label(format!("Rejected automatically in {left} s."));
         ui.horizontal(|ui| {
             if ui.button("Accept").clicked() {
                 answer = Some(ConsentAnswer::Accept);
+            }
+            if ui.button("Watch only").clicked() {
+                answer = Some(ConsentAnswer::ViewOnly);
             }
             if ui.button("Reject").clicked() {
                 answer = Some(ConsentAnswer::Reject);
@@ -78,7 +103,8 @@ mod tests {
     #[test]
     fn the_countdown_rounds_up_and_ends_at_zero() {
         let t0 = Instant::now();
-        let dialog = ConsentDialog::new("s".into(), "ana".into(), t0, Duration::from_secs(30));
+        let dialog =
+            ConsentDialog::new("s".into(), "ana".into(), true, t0, Duration::from_secs(30));
         assert_eq!(dialog.seconds_left(t0), 30);
         assert_eq!(dialog.seconds_left(t0 + Duration::from_millis(29_001)), 1);
         assert_eq!(dialog.seconds_left(t0 + Duration::from_secs(31)), 0);

@@ -11,7 +11,8 @@
 //! - puppet: [`code::CodeView`], [`consent::ConsentDialog`], [`controllers::ControllerList`];
 //! - both: [`transfers::TransferList`] (incoming files with accept/decline and progress) and
 //!   [`chat::ChatPanel`] (the session's lines, with an unread count);
-//! - [`layer::EguiLayer`] draws any of them over a `pixels` frame on pixels' own wgpu device,
+//! - [`layer::EguiLayer`] draws any of them over a `pixels` frame on pixels' own wgpu device
+//!   (made with [`surface::window_pixels`]),
 //!   and [`timer::RedrawTimer`] tells the event loop when egui wants its next frame.
 
 pub mod chat;
@@ -22,6 +23,7 @@ pub mod controllers;
 pub mod layer;
 pub mod recent;
 pub mod stats;
+pub mod surface;
 pub mod timer;
 pub mod toolbar;
 pub mod transfers;

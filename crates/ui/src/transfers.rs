@@ -2,6 +2,10 @@
 //! accepted and outgoing ones show a progress bar.
 
 use egui::Ui;
+use rtcdesk_files::{Direction, Offer, Progress, TransferEvent};
+
+/// Transfers listed at most; the oldest finished ones go first.
+pub const LISTED_TRANSFERS: usize = 50;
 
 /// Where a transfer stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +73,94 @@ pub fn size_text(bytes: u64) -> String {
 }
 
 impl TransferList {
+    /// This side offered a file (`offer.id` is an outgoing id): it waits for the other side.
+    pub fn offered_by_us(&mut self, offer: &Offer) {
+        self.add(Transfer {
+            id: offer.id,
+            name: rtcdesk_files::name::safe_name(&offer.name),
+            size: offer.size,
+            done: 0,
+            incoming: false,
+            state: TransferState::Offered,
+        });
+    }
+
+    /// Folds a transfer event in. Returns `true` for a file offered to us, which waits for
+    /// this side's user: the window shows the list then.
+    pub fn on_event(&mut self, event: &TransferEvent) -> bool {
+        match event {
+            TransferEvent::Offered { offer, safe_name } => {
+                self.add(Transfer {
+                    id: offer.id,
+                    name: safe_name.clone(),
+                    size: offer.size,
+                    done: 0,
+                    incoming: true,
+                    state: TransferState::Offered,
+                });
+                return true;
+            }
+            TransferEvent::Accepted { id, offset } => {
+                if let Some(t) = self.find(Direction::Outgoing, *id) {
+                    t.state = TransferState::Moving;
+                    t.done = *offset;
+                }
+            }
+            TransferEvent::Completed { direction, id, .. } => {
+                if let Some(t) = self.find(*direction, *id) {
+                    t.state = TransferState::Done;
+                    t.done = t.size;
+                }
+            }
+            TransferEvent::Ended { direction, id, .. } => {
+                if let Some(t) = self.find(*direction, *id) {
+                    t.state = TransferState::Stopped;
+                }
+            }
+            _ => {}
+        }
+        false
+    }
+
+    /// Bytes moved so far of each live transfer.
+    pub fn on_progress(&mut self, live: &[(Offer, Direction, Progress)]) {
+        for (offer, direction, progress) in live {
+            if let Some(t) = self.find(*direction, offer.id) {
+                t.state = TransferState::Moving;
+                t.done = progress.bytes;
+            }
+        }
+    }
+
+    /// Whether an offer to us waits for an answer.
+    pub fn waiting_for_answer(&self) -> bool {
+        self.transfers
+            .iter()
+            .any(|t| t.incoming && t.state == TransferState::Offered)
+    }
+
+    /// Adds a row, keeping at most [`LISTED_TRANSFERS`]: the oldest finished one goes (with
+    /// none finished, the oldest).
+    fn add(&mut self, transfer: Transfer) {
+        if self.transfers.len() >= LISTED_TRANSFERS {
+            let finished = self
+                .transfers
+                .iter()
+                .position(|t| matches!(t.state, TransferState::Done | TransferState::Stopped));
+            self.transfers.remove(finished.unwrap_or(0));
+        }
+        self.transfers.push(transfer);
+    }
+
+    /// The newest row for transfer `id` in `direction` (ids are per direction).
+    fn find(&mut self, direction: Direction, id: u32) -> Option<&mut Transfer> {
+        let incoming = direction == Direction::Incoming;
+        self.transfers
+            .iter_mut()
+            .rev()
+            .find(|t| t.id == id && t.incoming == incoming)
+    }
+
     /// Draws one row per file.
     pub fn show(&self, ui: &mut Ui) -> Option<TransferAction> {
         let mut action = None;

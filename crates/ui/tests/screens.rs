@@ -156,6 +156,7 @@ fn the_accept_dialog_names_the_controller_counts_down_and_answers() {
         dialog: ConsentDialog::new(
             "s1".into(),
             "Ana's laptop".into(),
+            true,
             t0,
             Duration::from_secs(30),
         ),
@@ -193,6 +194,8 @@ fn the_accept_dialog_names_the_controller_counts_down_and_answers() {
     harness.get_by_label("Rejected automatically in 30 s.");
     harness.get_by_role_and_label(Role::Button, "Accept");
     harness.get_by_role_and_label(Role::Button, "Reject");
+    harness.get_by_role_and_label(Role::Button, "Watch only");
+    harness.get_by_label("They hold your whole code (verified end to end).");
     harness.get_by_label("helpdesk");
     screenshot(&mut harness, "accept");
 

@@ -12,6 +12,9 @@
 //! ```
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "screen")]
+pub mod screen;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;

@@ -3,7 +3,8 @@
 
 #![allow(dead_code)]
 
-pub mod screen;
+#[allow(unused_imports)]
+pub use rtcdesk_xvfb::screen;
 
 use std::time::Duration;
 
@@ -138,17 +139,11 @@ impl Drop for KillOnDrop {
 
 /// The window with "rtcdesk" in its title on `xvfb`, once it is mapped.
 pub fn find_window(xvfb: &rtcdesk_xvfb::Xvfb) -> Option<String> {
-    let output = xvfb
-        .command("xdotool")
-        .args(["search", "--onlyvisible", "--name", "rtcdesk"])
-        .output()
-        .ok()?;
-    String::from_utf8(output.stdout)
-        .ok()?
-        .lines()
-        .next()
-        .map(str::to_owned)
+    rtcdesk_xvfb::screen::find_window(xvfb, CONTROLLER_TITLE)
 }
+
+/// What every controller window's title starts with.
+pub const CONTROLLER_TITLE: &str = "rtcdesk";
 
 /// Waits for the first picture matching `want`.
 pub async fn wait_picture(

@@ -189,6 +189,24 @@ impl SyntheticDesktop {
         self.lock().typed.clone()
     }
 
+    /// Waits until the text field's content satisfies `want`, or `timeout` passes; gives the
+    /// content either way. Input reaches the desktop on another thread (the injector's), so a
+    /// test waits on the change itself instead of polling. Blocks the calling thread.
+    pub fn wait_typed(&self, timeout: Duration, want: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.lock();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if want(&state.typed) || left.is_zero() {
+                return state.typed.clone();
+            }
+            state = match self.state.1.wait_timeout(state, left) {
+                Ok((state, _)) => state,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+
     /// Which buttons are held.
     pub fn buttons_held(&self) -> Vec<Button> {
         let state = self.lock();

@@ -1,6 +1,8 @@
-//! Reading the real window off a private Xvfb and comparing it with what egui's kittest harness
+//! Reading a real window off a private Xvfb and comparing it with what egui's kittest harness
 //! draws of the same screen: where to click comes from the harness (same fonts, same layout),
-//! and the harness's picture is what the window must show there before a test clicks.
+//! and the harness's picture is what the window must show there before a test clicks. For the
+//! window tests of both programs (feature `screen`); `import` and `xdotool` do the looking and
+//! the clicking, as a person would.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -8,10 +10,11 @@ use std::time::Duration;
 
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
-use rtcdesk_ui::egui;
-use rtcdesk_xvfb::Xvfb;
 
-use super::DEADLINE;
+use crate::Xvfb;
+
+/// How long a window may take to show what is waited for.
+pub const SHOWN_WITHIN: Duration = Duration::from_secs(10);
 
 /// The harness's frame adds this margin around the ui it is given.
 pub const HARNESS_MARGIN: f32 = 8.0;
@@ -26,14 +29,9 @@ pub struct Rgb {
 }
 
 impl Rgb {
-    /// The picture as a BGRA frame, for the stamp reader and PSNR.
-    pub fn to_frame(&self) -> rtcdesk_media::Frame {
-        let mut frame = rtcdesk_media::Frame::new(self.width, self.height);
-        for (i, [r, g, b]) in self.data.iter().enumerate() {
-            let (x, y) = (i % self.width as usize, i / self.width as usize);
-            frame.data[y * frame.stride + x * 4..][..4].copy_from_slice(&[*b, *g, *r, 255]);
-        }
-        frame
+    /// The pixels, row by row.
+    pub fn pixels(&self) -> &[[u8; 3]] {
+        &self.data
     }
 
     fn at(&self, x: u32, y: u32) -> [u8; 3] {
@@ -88,7 +86,9 @@ pub fn harness_of_size<S>(
         .with_size(size)
         .wgpu()
         .build_ui_state(move |u, s: &mut S| ui(u, s), state);
-    harness.run();
+    // A fixed number of passes, enough for the layout to settle: a screen with a countdown
+    // asks for frames without end.
+    harness.run_steps(3);
     harness
 }
 
@@ -144,23 +144,28 @@ pub fn difference(a: &Rgb, b: &Rgb, rect: egui::Rect) -> f64 {
     sum as f64 / count.max(1) as f64
 }
 
+/// Where the window tests keep their screenshots: `target/ui-screenshots/` (a test binary
+/// runs from `target/<profile>/deps/`), beside the ui crate's own.
 pub fn screenshot_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("..")
-        .join("ui-screenshots");
-    std::fs::create_dir_all(&dir).expect("the screenshot folder");
+    let target = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.to_path_buf()))
+        .unwrap_or_else(std::env::temp_dir);
+    let dir = target.join("ui-screenshots");
+    let _ = std::fs::create_dir_all(&dir);
     dir
 }
 
 /// Waits until the window shows, inside `rect`, what the harness drew there (an external
 /// program's window: no event says it was drawn, so the screen is read until it does). The
-/// last screenshot is kept as `name.png`.
+/// last screenshot is kept as `name.png` in [`screenshot_dir`].
 pub async fn wait_until_shown(xvfb: &Xvfb, window: &str, want: &Rgb, rect: egui::Rect, name: &str) {
     let path = screenshot_dir().join(format!("{name}.png"));
+    let path = path.as_path();
     let mut last = f64::MAX;
-    let shown = tokio::time::timeout(DEADLINE, async {
+    let shown = tokio::time::timeout(SHOWN_WITHIN, async {
         loop {
-            if let Some(shot) = screenshot(xvfb, window, &path) {
+            if let Some(shot) = screenshot(xvfb, window, path) {
                 last = difference(&shot, want, rect);
                 if last < 10.0 {
                     return;
@@ -194,7 +199,7 @@ pub fn click(xvfb: &Xvfb, window: &str, at: egui::Pos2) {
 /// Waits until `xvfb` answers a client (`xdpyinfo`): a program started right after the server
 /// (the connect window opens at once) must not race the server's start on a loaded machine.
 pub async fn wait_answering(xvfb: &Xvfb) {
-    let answered = tokio::time::timeout(DEADLINE, async {
+    let answered = tokio::time::timeout(SHOWN_WITHIN, async {
         loop {
             let status = xvfb
                 .command("xdpyinfo")
@@ -211,16 +216,30 @@ pub async fn wait_answering(xvfb: &Xvfb) {
     assert!(answered.is_ok(), "Xvfb {} does not answer", xvfb.display());
 }
 
-/// Waits for the controller's window on `xvfb` and gives its id.
-pub async fn wait_for_window(xvfb: &Xvfb) -> String {
-    tokio::time::timeout(DEADLINE, async {
+/// The first visible window whose title contains `title`.
+pub fn find_window(xvfb: &Xvfb, title: &str) -> Option<String> {
+    let output = xvfb
+        .command("xdotool")
+        .args(["search", "--onlyvisible", "--name", title])
+        .output()
+        .ok()?;
+    String::from_utf8(output.stdout)
+        .ok()?
+        .lines()
+        .next()
+        .map(str::to_owned)
+}
+
+/// Waits for a visible window whose title contains `title` and gives its id.
+pub async fn wait_for_window(xvfb: &Xvfb, title: &str) -> String {
+    tokio::time::timeout(SHOWN_WITHIN, async {
         loop {
-            if let Some(window) = super::find_window(xvfb) {
+            if let Some(window) = find_window(xvfb, title) {
                 return window;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })
     .await
-    .expect("the controller's window shows")
+    .unwrap_or_else(|_| panic!("no window titled {title:?} shows"))
 }
