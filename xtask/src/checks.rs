@@ -6,19 +6,31 @@ use std::process::Command;
 
 use crate::{cargo, step, workspace_root};
 
-/// Libraries a program must not link (DESIGN.md's table): the puppet injects input and has no
-/// window; the controller has a window and injects nothing. rtcdesk-input keeps each side
-/// behind a feature (`inject`, `window`) so that this holds.
-pub const FORBIDDEN_LINKS: &[(&str, &str)] =
-    &[("rtcdesk-puppet", "winit"), ("rtcdesk-controller", "enigo")];
+/// What a program must not link (DESIGN.md's table): the controller injects nothing, so no
+/// enigo and not rtcdesk-input's injecting side; the puppet has a window of its own (code,
+/// consent, chat) but never the controller's key capture, rtcdesk-input's `window` feature.
+/// rtcdesk-input keeps each side behind a feature (`inject`, `window`) so that this holds.
+/// Each entry is a crate name, or a `CRATE feature "NAME"` line of `cargo tree -e features`.
+pub const FORBIDDEN_LINKS: &[(&str, &str)] = &[
+    ("rtcdesk-puppet", "rtcdesk-input feature \"window\""),
+    ("rtcdesk-controller", "enigo"),
+    ("rtcdesk-controller", "rtcdesk-input feature \"inject\""),
+];
 
 /// Fails when a program's normal dependency tree (what its binary links; dev-dependencies
-/// excluded) holds a library it must not link.
+/// excluded) holds a library, or a library's feature, it must not link.
 pub fn check_sides() -> Result<(), String> {
-    for (package, library) in FORBIDDEN_LINKS {
+    for (package, forbidden) in FORBIDDEN_LINKS {
         let output = cargo()
             .args([
-                "tree", "--locked", "-p", package, "-e", "normal", "--prefix", "none",
+                "tree",
+                "--locked",
+                "-p",
+                package,
+                "-e",
+                "normal,features",
+                "--prefix",
+                "none",
             ])
             .output()
             .map_err(|e| format!("cargo tree: could not start: {e}"))?;
@@ -29,22 +41,23 @@ pub fn check_sides() -> Result<(), String> {
             ));
         }
         let tree = String::from_utf8_lossy(&output.stdout);
-        if let Some(line) = linked(&tree, library) {
+        if let Some(line) = linked(&tree, forbidden) {
             return Err(format!(
-                "{package} links {library} ({line}); see `cargo tree -p {package} -e normal -i {library}` \
+                "{package} links {forbidden} ({line}); see `cargo tree -p {package} -e normal,features -i rtcdesk-input` \
                  and keep the other side's feature of rtcdesk-input off"
             ));
         }
-        println!("    {package} does not link {library}");
+        println!("    {package} does not link {forbidden}");
     }
     Ok(())
 }
 
-/// The line of a `cargo tree --prefix none` listing that names `library`, if any.
-fn linked<'a>(tree: &'a str, library: &str) -> Option<&'a str> {
+/// The line of a `cargo tree --prefix none` listing that names `item` (a crate, or a crate's
+/// `feature "NAME"` line), if any.
+fn linked<'a>(tree: &'a str, item: &str) -> Option<&'a str> {
     tree.lines()
         .map(str::trim)
-        .find(|line| line.split(' ').next() == Some(library))
+        .find(|line| *line == item || (!item.contains(' ') && line.split(' ').next() == Some(item)))
 }
 
 /// A Rust version as `rust-version` writes it: major, minor, patch (0 when left out).
@@ -254,6 +267,12 @@ mod tests {
             "a longer name is another crate"
         );
         assert_eq!(linked(tree, "x11rb"), Some("x11rb v0.13.2 (*)"));
+        let features = "rtcdesk-input feature \"inject\"\nrtcdesk-input v0.1.0 (/w/crates/input)\n";
+        assert_eq!(linked(features, "rtcdesk-input feature \"window\""), None);
+        assert_eq!(
+            linked(features, "rtcdesk-input feature \"inject\""),
+            Some("rtcdesk-input feature \"inject\"")
+        );
     }
 
     #[test]

@@ -190,6 +190,7 @@ pub fn demo(args: &[String]) -> Result<(), String> {
     };
 
     let result = run(&options, &bin, &out, &display, &mut processes)
+        .and_then(|()| puppet_window(&bin, &out, &display, &mut processes))
         .and_then(|()| unattended(&bin, &out, &mut processes));
     processes.stop_all();
     result?;
@@ -263,6 +264,9 @@ fn run(
     let mut puppet = Command::new(bin.join("puppet"));
     puppet
         .args(["--source", &options.source, "--accept-all"])
+        // Its terminal is what the demo types the puppet user's chat line into (the window
+        // gets its own part below).
+        .arg("--no-window")
         .arg("--accept-files")
         .arg("--download-dir")
         .arg(out.join("received-by-puppet"))
@@ -332,7 +336,7 @@ fn run(
         Some(route) => format!("{} {} {}", &route[0..3], &route[3..6], &route[6..9]),
         None => code.clone(),
     };
-    let window = find_window(display, &grouped, processes)?;
+    let window = find_window(display, &grouped, processes, "controller")?;
     println!("==> controller window {window} is up");
     let x = XTools {
         display: display.to_string(),
@@ -453,6 +457,126 @@ fn run(
         if !status.is_some_and(|s| s.success()) {
             return Err(format!(
                 "the {name} did not exit with 0 ({status:?}); see out/demo/{name}.log"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Where the puppet window's "Accept" is (points from its top left corner at scale 1), as
+/// the window draws a dialog for a verified controller: the dialog is the first thing in it.
+/// `crates/puppet/tests/window.rs` finds the button by its label and checks the window shows
+/// it; if the layout moves, the demo says that accepting failed.
+const ACCEPT_AT: (u32, u32) = (38, 108);
+
+/// The puppet's own window, as the person being helped sees it: the control code, the dialog
+/// when a helper asks to connect, "Accept", and the helper in the list with its chat line.
+fn puppet_window(
+    bin: &Path,
+    out: &Path,
+    display: &str,
+    processes: &mut Processes,
+) -> Result<(), String> {
+    let dir = out.join("puppet-window");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let mut child = Command::new(bin.join("puppet"))
+        .args(["--source", "synthetic", "--synthetic-size", "640x360"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--name",
+            "rtcdesk demo front desk",
+        ])
+        .arg("--no-clipboard")
+        .env("DISPLAY", display)
+        .env("RUST_LOG", log_filter())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log_file(&dir, "puppet.log")?)
+        .spawn()
+        .map_err(|e| format!("could not start the puppet with its window: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no puppet stdout")?;
+    let pid = processes.add("window puppet", child);
+    let lines = lines_of(stdout, dir.join("puppet-output.txt"));
+    let wait_line = |what: &str, want: &dyn Fn(&str) -> bool| -> Result<String, String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let line = lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .map_err(|_| {
+                    format!(
+                        "the puppet with its window did not say {what} within 30 s; see {}",
+                        dir.display()
+                    )
+                })?;
+            if want(&line) {
+                return Ok(line);
+            }
+        }
+    };
+    let code = wait_line("its control code", &|l| l.starts_with("Control code:"))?;
+    let code = code["Control code:".len()..].trim().replace(' ', "");
+    let url = wait_line("its signaling URL", &|l| l.starts_with("Signaling:"))?;
+    let url = url["Signaling:".len()..].trim().to_string();
+    let window = find_window(display, "rtcdesk puppet", processes, "window puppet")?;
+    let x = XTools {
+        display: display.to_string(),
+        window: window.clone(),
+    };
+    x.run(&["windowfocus", "--sync", &window])?;
+    std::thread::sleep(Duration::from_millis(500));
+    x.screenshot(&out.join("07-puppet-window.png"))?;
+    println!("==> the puppet's window shows its code {code}");
+
+    // A helper dials (a headless controller that says hello and leaves after a while).
+    let controller = Command::new(bin.join("controller"))
+        .args(["--signal", &url, "--name", "demo helper"])
+        .args(["--chat", "hello, I am the helper you called"])
+        .args(["--headless", "--seconds", "6", "--out"])
+        .arg(dir.join("helper"))
+        .arg(&code)
+        .env("RUST_LOG", log_filter())
+        .stdin(Stdio::null())
+        .stdout(log_file(&dir, "helper-output.txt")?)
+        .stderr(log_file(&dir, "helper.log")?)
+        .spawn()
+        .map_err(|e| format!("could not start the helper: {e}"))?;
+    processes.add("helper", controller);
+    wait_line("that the helper asks", &|l| {
+        l.contains("is asking to connect")
+    })?;
+    std::thread::sleep(Duration::from_millis(500));
+    x.screenshot(&out.join("08-puppet-asks.png"))?;
+    x.run(&[
+        "mousemove",
+        "--window",
+        &window,
+        &ACCEPT_AT.0.to_string(),
+        &ACCEPT_AT.1.to_string(),
+    ])?;
+    x.run(&["click", "1"])?;
+    wait_line("that the helper was accepted", &|l| {
+        l.contains("accepted; connecting")
+    })
+    .map_err(|e| format!("clicking Accept in the puppet's window did nothing: {e}"))?;
+    wait_line("that the helper is connected", &|l| {
+        l.starts_with("Connected:")
+    })?;
+    std::thread::sleep(Duration::from_millis(1500));
+    x.screenshot(&out.join("09-puppet-connected.png"))?;
+    println!("==> accepted in the puppet's window: the helper is listed, its chat line shown");
+    let helper = wait_exit(processes, "helper", Duration::from_secs(20));
+    let _ = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status();
+    let puppet = wait_exit(processes, "window puppet", Duration::from_secs(10));
+    drop(lines);
+    for (name, status) in [("helper", helper), ("puppet with its window", puppet)] {
+        if !status.is_some_and(|s| s.success()) {
+            return Err(format!(
+                "the {name} did not exit with 0 ({status:?}); see {}",
+                dir.display()
             ));
         }
     }
@@ -707,17 +831,19 @@ fn lines_of(stdout: ChildStdout, copy: PathBuf) -> mpsc::Receiver<String> {
     rx
 }
 
-/// Waits for the controller's window, found by a part of its title.
+/// Waits for the window of `program` (a process the demo started), found by a part of its
+/// title.
 fn find_window(
     display: &str,
     title_part: &str,
     processes: &mut Processes,
+    program: &str,
 ) -> Result<String, String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        if let Some(status) = processes.exited("controller") {
+        if let Some(status) = processes.exited(program) {
             return Err(format!(
-                "the controller exited ({status}) before its window showed; see out/demo/controller.log"
+                "the {program} exited ({status}) before its window showed; see out/demo/*.log"
             ));
         }
         let found = Command::new("xdotool")
@@ -732,7 +858,9 @@ fn find_window(
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    Err("the controller window did not appear within 60 s; see out/demo/controller.log".into())
+    Err(format!(
+        "the {program} window did not appear within 60 s; see out/demo/*.log"
+    ))
 }
 
 struct XTools {

@@ -473,6 +473,7 @@ impl Servers {
             name,
             Command::new(dirs.binary("puppet"))
                 .args(["--source", "synthetic", "--accept-all", "--name", name])
+                .arg("--no-window")
                 .args(extra)
                 .env("RUST_LOG", PUPPET_LOG),
             &dirs.logs,

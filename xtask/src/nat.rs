@@ -226,6 +226,7 @@ fn drive(
         "--synthetic-size=640x360".into(),
         "--accept-all".into(),
         "--name=nat-lab".into(),
+        "--no-window".into(),
     ];
     let mut puppet = Proc::spawn(
         "puppet",

@@ -48,6 +48,7 @@ pub mod bitrate;
 mod clipboard;
 mod controls;
 pub mod core;
+pub mod desk;
 pub mod exchange;
 mod files;
 mod injector;
@@ -58,6 +59,7 @@ mod session;
 mod terminal;
 pub mod unattended;
 pub mod viewer;
+pub mod window;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -18,9 +18,12 @@ use rtcdesk_signal::tls::TlsOptions;
 
 /// Share this computer's screen with a controller and let it control the mouse and keyboard.
 ///
-/// The puppet prints a control code. Someone runs `controller CODE` on another computer, you
-/// accept on this terminal, and they see your screen and control it. Several controllers may be
-/// connected at once. Ctrl-C ends every session and exits.
+/// On a desktop the puppet opens a window with its control code. Someone runs `controller`
+/// on another computer and enters the code, you accept in the window, and they see your
+/// screen and control it. The window lists who is connected (disconnect each, or let them only
+/// watch), takes files they send (accept or decline), and has a chat. Closing it ends every
+/// session. Without a display, or with --no-window, the same happens in this terminal: it
+/// prints the code and asks there. Ctrl-C ends every session and exits.
 ///
 /// For a machine nobody sits at, `puppet set-password` once, then `puppet --unattended`: it
 /// keeps a permanent device ID, and `controller --device ID` gets in with the password.
@@ -143,7 +146,7 @@ struct Args {
     #[arg(long)]
     require_verified: bool,
 
-    /// Seconds to wait for an answer at the accept prompt before rejecting.
+    /// Seconds to wait for an answer in the accept dialog (or prompt) before rejecting.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     prompt_timeout: u64,
 
@@ -170,16 +173,23 @@ struct Args {
     download_dir: Option<PathBuf>,
 
     /// Accept every file a controller offers, without asking (for scripts). Without it, the
-    /// terminal asks `accept NAME (SIZE) from "CONTROLLER"? [y/N]`; with no terminal to ask on,
-    /// offers are declined. View-only sessions never may send files.
+    /// window asks with Accept and Decline (or the terminal: `accept NAME (SIZE) from
+    /// "CONTROLLER"? [y/N]`); with neither to ask on, offers are declined. View-only sessions
+    /// never may send files.
     #[arg(long)]
     accept_files: bool,
 
     /// A file to offer to each controller once it is connected; repeatable. Its user is asked
-    /// to accept it. While running, type `/send PATH` to offer a file to every connected
-    /// controller.
+    /// to accept it. While running, drop a file onto the window (or type `/send PATH` in the
+    /// terminal) to offer it to every connected controller.
     #[arg(long, value_name = "FILE")]
     send: Vec<PathBuf>,
+
+    /// Stay in this terminal even on a desktop: print the code and ask here (`y`, `v` or `n`),
+    /// type chat lines, `/send PATH`. Without a display (no DISPLAY or WAYLAND_DISPLAY) this
+    /// is how the puppet runs anyway, and so it does with --unattended and --join.
+    #[arg(long)]
+    no_window: bool,
 
     /// Do not share the clipboard. By default text a controller copies lands on this
     /// machine's clipboard, and text copied here during a session goes to the controllers
@@ -452,7 +462,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(run(args));
+    let result = if wants_window(&args) {
+        run_window(&runtime, args)
+    } else {
+        runtime.block_on(run(args))
+    };
     // The terminal's stdin read blocks a thread until a line comes: do not wait for it.
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     match result {
@@ -464,21 +478,151 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> Result<()> {
-    let send = args.send.clone();
-    let unattended = args.unattended;
+/// Whether the puppet opens its window: on a desktop, unless told not to, and not for
+/// unattended access (nobody is there to look) or a room member (the terminal says who
+/// watches).
+fn wants_window(args: &Args) -> bool {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    let display = set("DISPLAY") || set("WAYLAND_DISPLAY");
+    display && !args.no_window && !args.unattended && args.join.is_none()
+}
+
+/// Whoever starts the puppet by hand is its owner looking: tell them about wrong passwords
+/// (a service only logs them), and mark them seen unless this is the service.
+fn tell_owner(args: &Args) {
     let store = DeviceStore::new(args.config_dir.clone());
-    let config = config(args)?;
-    // Whoever starts the puppet by hand is its owner looking: tell them about wrong passwords
-    // (a service only logs them).
     if let Ok(log) = store.attempts() {
         if let Some(line) = log.summary() {
             println!("{line}.");
-            if !unattended {
+            if !args.unattended {
                 let _ = store.set_attempts(&AttemptLog { unseen: 0, ..log });
             }
         }
     }
+}
+
+/// The puppet with its window: the window runs on this (the main) thread, the puppet on the
+/// runtime beside it. Closing the window, or Ctrl-C, ends every session.
+fn run_window(runtime: &tokio::runtime::Runtime, args: Args) -> Result<()> {
+    use rtcdesk_puppet::desk::Desk;
+    use rtcdesk_puppet::window::{DeskEvent, DeskHandles, PuppetWindow};
+    let event_loop = match winit::event_loop::EventLoop::<DeskEvent>::with_user_event().build() {
+        Ok(event_loop) => event_loop,
+        Err(error) => {
+            eprintln!("puppet: cannot open a window ({error}); asking in this terminal instead");
+            return runtime.block_on(run(args));
+        }
+    };
+    tell_owner(&args);
+    let send = args.send.clone();
+    let view_only = args.view_only;
+    let mut config = config(args)?;
+    // The window asks, and takes chat lines: stdin stays unread.
+    config.terminal_chat = false;
+    config.answer_files = true;
+    let timeout = match config.accept {
+        AcceptPolicy::Prompt { timeout } => {
+            config.accept = AcceptPolicy::Application { timeout };
+            timeout
+        }
+        _ => Duration::from_secs(30),
+    };
+    let accept_all = matches!(config.accept, AcceptPolicy::All);
+    let puppet = runtime
+        .block_on(Puppet::start(config))
+        .context("could not start")?;
+    // Printed too, for whoever started it from a terminal (and for scripts).
+    println!("Control code: {}", puppet.pairing_code());
+    println!("Signaling:    {}", puppet.signal_url());
+    for url in puppet.lan_urls() {
+        println!(
+            "From the LAN: controller --signal {url} {}",
+            code_digits(&puppet.pairing_code())
+        );
+    }
+    if accept_all {
+        println!("Every controller with the code is accepted (--accept-all).");
+    }
+    println!("The window asks before anyone connects; closing it ends every session.");
+    let desk = Desk::new(
+        &puppet.pairing_code(),
+        puppet.signal_url().to_owned(),
+        puppet.lan_urls().to_vec(),
+        timeout,
+        !view_only,
+    );
+    let handles = DeskHandles {
+        controls: puppet.controls(),
+        chat: puppet.chat_sender(),
+        files: puppet.files(),
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    let serving = runtime.spawn(serve_window(
+        puppet,
+        event_loop.create_proxy(),
+        stop_rx,
+        send,
+    ));
+    let mut app = PuppetWindow::new(desk, handles);
+    let ran = event_loop.run_app(&mut app);
+    println!("Leaving…");
+    let _ = stop_tx.send(());
+    let _ = runtime.block_on(serving);
+    println!("Bye.");
+    ran.context("the window's event loop failed")?;
+    match app.error() {
+        Some(error) => bail!("{error} (--no-window runs the puppet in this terminal)"),
+        None => Ok(()),
+    }
+}
+
+/// Hands the puppet's events to the window until it closes (or Ctrl-C), then shuts the
+/// puppet down.
+async fn serve_window(
+    mut puppet: Puppet,
+    proxy: winit::event_loop::EventLoopProxy<rtcdesk_puppet::window::DeskEvent>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+    send: Vec<PathBuf>,
+) {
+    use rtcdesk_puppet::window::DeskEvent;
+    let files = puppet.files();
+    let controls = puppet.controls();
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tokio::signal::ctrl_c() => {
+                let _ = proxy.send_event(DeskEvent::Stopped(None));
+                break;
+            }
+            event = puppet.next_event() => match event {
+                Some(event) => {
+                    if let PuppetEvent::SessionConnected { session } = &event {
+                        for path in &send {
+                            if let Err(error) = files.send_to(session.clone(), path.clone()) {
+                                eprintln!("cannot send {}: {error}", path.display());
+                            }
+                        }
+                    }
+                    print_event(&puppet, &event, false);
+                    if proxy.send_event(DeskEvent::Puppet(event, controls.sessions())).is_err() {
+                        break;
+                    }
+                }
+                None => {
+                    let _ = proxy.send_event(DeskEvent::Stopped(Some("the puppet stopped".into())));
+                    break;
+                }
+            },
+        }
+    }
+    puppet.shutdown().await;
+}
+
+async fn run(args: Args) -> Result<()> {
+    let send = args.send.clone();
+    let unattended = args.unattended;
+    tell_owner(&args);
+    let config = config(args)?;
     let accept_all = matches!(config.accept, AcceptPolicy::All);
     let require_verified = config.require_verified;
     let joining = config.join.is_some();

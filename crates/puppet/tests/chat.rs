@@ -29,6 +29,8 @@ async fn lines_typed_on_the_puppets_terminal_are_chat() {
             "front desk",
         ])
         .args(["--synthetic-size", "320x180", "--accept-all", "--fps", "10"])
+        // Its terminal is what this test types into, on a desktop too.
+        .arg("--no-window")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

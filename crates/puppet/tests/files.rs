@@ -76,6 +76,7 @@ async fn the_puppet_binary_sends_asks_before_taking_and_sends_on_request() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_puppet"))
         .args(["--signal", &url, "--source", "synthetic"])
         .args(["--synthetic-size", "320x180", "--accept-all", "--fps", "10"])
+        .arg("--no-window")
         .arg("--download-dir")
         .arg(&puppet_dir)
         .arg("--send")

@@ -51,6 +51,7 @@ async fn start_puppet(signal_url: &str) -> (PuppetProcess, PairingCode) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_puppet"))
         .args(["--signal", signal_url, "--source", "synthetic"])
         .args(["--synthetic-size", "320x180", "--accept-all", "--fps", "10"])
+        .arg("--no-window")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
